@@ -1,0 +1,3 @@
+from scribe_tui.cli import main
+
+raise SystemExit(main())

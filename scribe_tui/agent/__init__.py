@@ -1,0 +1,1 @@
+"""The investigation loop, providers, steering, checkpoints and transcript (no Textual here)."""

@@ -1,0 +1,94 @@
+"""Command-line entry point: argument parsing and the headless front end.
+
+Start-up stays fast: torch, transformers, anthropic and textual are imported only
+inside the command that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from scribe_tui import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class UsageError(Exception):
+    """Bad input from the command line; printed as one line, exit code 2."""
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--auto", action="store_true", help="run headless, no TUI")
+    parser.add_argument("--json", action="store_true", help="with --auto: print events as JSON")
+    parser.add_argument("--agent", choices=["claude", "autopilot"], help="who investigates")
+    parser.add_argument("--claude-model", metavar="ID", help="Claude model name")
+    parser.add_argument("--max-turns", type=int, metavar="N")
+    parser.add_argument("--max-cost", type=float, metavar="USD")
+    parser.add_argument("--max-minutes", type=float, metavar="MIN")
+    parser.add_argument("--checkpoint-every", type=int, metavar="N", help="0 disables")
+    parser.add_argument(
+        "--confirm-checkpoints", action="store_true", help="wait for a person at checkpoints"
+    )
+    parser.add_argument("--seed", type=int, help="autopilot seed")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="config TOML to use")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scribe-tui",
+        description="An AI agent does interpretability research in a real Jupyter notebook "
+        "while you watch and steer.",
+    )
+    parser.add_argument("--version", action="version", version=f"scribe-tui {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    investigate = commands.add_parser("investigate", help="start an investigation")
+    investigate.add_argument("task", help='what to find out, e.g. "find the secret"')
+    investigate.add_argument(
+        "--model", metavar="ID", help="subject model: organism:NAME, a local path, or a hub id"
+    )
+    investigate.add_argument("--mode", choices=["local", "modal", "blackbox"])
+    investigate.add_argument("--notebooks-dir", type=Path, metavar="DIR")
+    investigate.add_argument("--name", metavar="NAME", help="experiment name (notebook slug)")
+    _add_run_options(investigate)
+
+    resume = commands.add_parser("resume", help="continue an interrupted investigation")
+    resume.add_argument("notebook", type=Path)
+    _add_run_options(resume)
+
+    listing = commands.add_parser("list", help="the notebook index")
+    listing.add_argument("--notebooks-dir", type=Path, metavar="DIR")
+
+    organisms = commands.add_parser(
+        "organisms", help="train, verify and list the bundled model organisms", add_help=False
+    )
+    organisms.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            parser.print_help()
+            return EXIT_OK
+        if args.command == "organisms":
+            from scribe_tui.organisms.cli import main as organisms_main
+
+            return organisms_main(args.args)
+        if args.command == "list":
+            from scribe_tui.notebook_index import print_index
+
+            return print_index(args.notebooks_dir)
+        from scribe_tui.headless import run_command
+
+        return run_command(args)
+    except UsageError as exc:
+        print(f"scribe-tui: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,1 @@
+"""Bundled tiny subject models with planted secrets, and their trainer."""

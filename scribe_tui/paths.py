@@ -1,0 +1,30 @@
+"""Where scribe-tui finds its packaged files and keeps its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from platformdirs import PlatformDirs
+
+_DIRS = PlatformDirs("scribe-tui", appauthor=False)
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def prompts_dir() -> Path:
+    """The prompts folder: packaged inside the wheel, or at the repository root in a checkout."""
+    for candidate in (_PACKAGE / "prompts", _PACKAGE.parent / "prompts"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("prompts/ not found; reinstall scribe-tui")
+
+
+def config_file() -> Path:
+    """The user's TOML config file (may not exist)."""
+    return Path(_DIRS.user_config_dir) / "config.toml"
+
+
+def state_dir() -> Path:
+    """Private per-user runtime state (host sockets and keys); created with mode 0700."""
+    path = Path(_DIRS.user_runtime_dir if _DIRS.user_runtime_dir else _DIRS.user_state_dir)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path

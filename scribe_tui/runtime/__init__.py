@@ -1,0 +1,1 @@
+"""Kernels, notebooks, the model host, InterpClient and GPU probes (no Textual here)."""

@@ -1,0 +1,1 @@
+"""Textual widgets and styles for the interactive front end."""
