@@ -26,7 +26,7 @@ class Config:
     agent: str | None = None  # None: claude when ANTHROPIC_API_KEY is set, else autopilot
     model: str = "organism:taboo"
     mode: str = "local"
-    claude_model: str = "claude-sonnet-4-5"
+    claude_model: str | None = None  # None: the provider's default
     thinking_budget: int | None = None
     notebooks_dir: str = "notebooks"
     cell_timeout: float = 600.0
