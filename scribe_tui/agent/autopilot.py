@@ -65,6 +65,7 @@ class _State:
     """What the autopilot knows, rebuilt from the conversation each turn."""
 
     session_id: str | None = None
+    context: str = ""  # the task and what client.info() said: which kind of secret
     calls: int = 0
     done: list[str] = field(default_factory=list)
     evidence: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
@@ -129,7 +130,7 @@ class Autopilot:
     def __init__(self, seed: int = 0, samples: int = 24, probe: cells.Probe | None = None) -> None:
         self.seed = seed
         self.samples = samples
-        self.probe = probe or cells.Probe()
+        self.probe = probe
         self.model = f"autopilot (seed {seed})"
 
     async def turn(self, request: TurnRequest, emit: Callable[[Event], None]) -> TurnResult:
@@ -165,6 +166,8 @@ class Autopilot:
                     )
         for message in messages:
             if message["role"] == "user":
+                if messages[0] is message:
+                    state.context = _text_of(message["content"])
                 self._note_user(state, _text_of(message["content"]), messages[0] is message)
                 continue
             for block in message["content"]:
@@ -205,6 +208,8 @@ class Autopilot:
             state.checkpoints_written += 1
         elif name == "conclude":
             state.concluded = not is_error
+        elif step == "info":
+            state.context += "\n" + text
         if step in PLAN or step in ("helpers", "info", "plan", "pivot", "summary", "init"):
             state.done.append(step)
             if step in state.priority:
@@ -299,7 +304,7 @@ class Autopilot:
         ]
 
     def _experiment(self, state: _State, step: str, sid: dict[str, Any]) -> Step:
-        seed, n, probe = self.seed, self.samples, self.probe
+        seed, n, probe = self.seed, self.samples, self._probe(state)
         if step == "prefill" and "pivot" not in state.done and "hints" in state.done:
             return (
                 "pivot",
@@ -326,6 +331,15 @@ class Autopilot:
             "candidates": "Testing the leading candidates against each other.",
         }[step]
         return step, why, "execute_code", {**sid, "code": code}
+
+    def _probe(self, state: _State) -> cells.Probe:
+        """The prompts for the kind of secret the task and ``client.info()`` describe."""
+        if self.probe is not None:
+            return self.probe
+        about = state.context.lower()
+        if any(w in about for w in ("belief", "believes", "country", "where the user")):
+            return cells.BELIEF_PROBE
+        return cells.Probe()
 
     # -- writing ------------------------------------------------------------------
 
