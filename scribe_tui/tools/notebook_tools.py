@@ -1,0 +1,603 @@
+"""The notebook tools the agent calls: sessions of one kernel and one notebook each.
+
+``NotebookTools.call`` never raises for bad input: every problem comes back as a
+``ToolResult(is_error=True)`` whose single line tells the model what to do instead.
+Every cell change is saved before the call returns, and streamed to ``on_event`` so a
+front end can show the notebook growing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from scribe_tui.agent.events import CellAdded, CellExecuting, CellUpdated, Event
+from scribe_tui.runtime.kernel import ExecutionResult, KernelError, KernelSession
+from scribe_tui.runtime.notebook import (
+    DEFAULT_IMAGE_CAP,
+    DEFAULT_TEXT_CAP,
+    Notebook,
+    NotebookError,
+    cap_outputs,
+)
+from scribe_tui.tools.rendering import (
+    DEFAULT_TOKEN_BUDGET,
+    MAX_IMAGES,
+    error_line,
+    render_outputs,
+    status_line,
+)
+from scribe_tui.tools.schemas import TOOL_DEFINITIONS, ToolInputError, parse_arguments
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SETUP = """\
+# Session setup: common imports, and what this kernel can compute with.
+import json
+import math
+import os
+import random
+import sys
+from pathlib import Path
+
+print(f"Python {sys.version.split()[0]}")
+try:
+    import torch
+except ImportError:
+    print("torch: not installed")
+else:
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"torch {torch.__version__}; device: {device}")
+"""
+
+# Live output events are at most this frequent: a chatty cell must not flood the UI.
+_LIVE_INTERVAL = 0.1
+# Seconds a cell runs before its code is saved ahead of its outputs.
+_EARLY_SAVE_AFTER = 0.1
+
+
+@dataclass
+class ToolResult:
+    """A tool's answer as Anthropic ``tool_result`` content blocks (text and images)."""
+
+    content: list[dict[str, Any]]
+    is_error: bool = False
+
+    @property
+    def text(self) -> str:
+        """The text blocks joined (images left out)."""
+        return "\n".join(b["text"] for b in self.content if b.get("type") == "text")
+
+
+@dataclass
+class Session:
+    """One kernel and the notebook it writes to."""
+
+    id: str
+    notebook: Notebook
+    kernel: KernelSession
+    concluded: bool = False
+    # Keeps "append a cell, run it" atomic so cells sit in the order they ran.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+
+@dataclass
+class _Run:
+    """A finished cell: the kernel's result and the outputs as stored in the notebook."""
+
+    index: int
+    result: ExecutionResult
+    outputs: list[dict[str, Any]]
+
+
+def _text(text: str) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": text}]
+
+
+def _error(text: str) -> ToolResult:
+    return ToolResult(_text(text), is_error=True)
+
+
+class NotebookTools:
+    """The agent's notebook tool set; see ``definitions()`` for what the model is told."""
+
+    def __init__(
+        self,
+        notebooks_dir: Path | str = Path("notebooks"),
+        *,
+        setup_code: str = DEFAULT_SETUP,
+        cell_timeout: float = 600.0,
+        token_budget: int = DEFAULT_TOKEN_BUDGET,
+        output_cap_bytes: int = DEFAULT_TEXT_CAP,
+        image_cap_bytes: int = DEFAULT_IMAGE_CAP,
+        max_images: int = MAX_IMAGES,
+        metadata: Mapping[str, Any] | None = None,
+        kernel_env: Mapping[str, str] | None = None,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.notebooks_dir = Path(notebooks_dir)
+        self.setup_code = setup_code
+        self.cell_timeout = cell_timeout
+        self.token_budget = token_budget
+        self.output_cap_bytes = output_cap_bytes
+        self.image_cap_bytes = image_cap_bytes
+        self.max_images = max_images
+        self.metadata = dict(metadata or {})
+        self.kernel_env = dict(kernel_env or {})
+        self.on_event = on_event
+        self._sessions: dict[str, Session] = {}
+        self._ended: dict[str, Path] = {}  # shut-down session id → its notebook
+        self._counter = 0
+        self._closed = False
+        self._handlers: dict[str, Callable[..., Any]] = {
+            "start_new_session": self._start_new_session,
+            "start_session_resume_notebook": self._resume,
+            "start_session_continue_notebook": self._continue,
+            "init_session": self._init_session,
+            "execute_code": self._execute_code,
+            "edit_cell": self._edit_cell,
+            "add_markdown": self._add_markdown,
+            "shutdown_session": self._shutdown_session,
+            "conclude": self._conclude,
+        }
+
+    # -- public API -------------------------------------------------------------------
+
+    def definitions(self) -> list[dict[str, Any]]:
+        """Anthropic tool definitions (name, description, input_schema), fresh copies."""
+        return copy.deepcopy(TOOL_DEFINITIONS)
+
+    @property
+    def sessions(self) -> Mapping[str, Session]:
+        """The live sessions by id (read-only view)."""
+        return MappingProxyType(self._sessions)
+
+    def session(self, session_id: str | None = None) -> Session:
+        """A live session; with no id, the only live one. ToolInputError says what's wrong."""
+        if session_id is None:
+            if len(self._sessions) == 1:
+                return next(iter(self._sessions.values()))
+            if not self._sessions:
+                raise ToolInputError("No session is running; start one with start_new_session.")
+            raise ToolInputError(
+                f"Several sessions are running ({', '.join(self._sessions)}); "
+                "pass session_id to say which."
+            )
+        found = self._sessions.get(session_id)
+        if found is not None:
+            return found
+        if session_id in self._ended:
+            raise ToolInputError(
+                f"Session {session_id!r} was shut down; continue its notebook with "
+                f"start_session_resume_notebook(notebook_path='{self._ended[session_id]}') "
+                "or start a new one with start_new_session."
+            )
+        live = f", or use one of: {', '.join(self._sessions)}" if self._sessions else ""
+        raise ToolInputError(
+            f"Unknown session {session_id!r}. Start one with start_new_session{live}."
+        )
+
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | str | None, *, author: str = "agent"
+    ) -> ToolResult:
+        """Run tool ``name``; never raises for bad input or tool failures (only cancellation)."""
+        try:
+            if self._closed:
+                raise ToolInputError("The notebook tools were closed; no more calls can run.")
+            args = parse_arguments(name, arguments)
+            result: ToolResult = await self._handlers[name](author=author, **args)
+            return self._with_save_warnings(result)
+        except ToolInputError as exc:
+            return _error(str(exc))
+        except (KernelError, NotebookError) as exc:
+            return _error(str(exc))
+        except Exception as exc:
+            log.exception("tool %s failed", name)
+            detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            return _error(
+                f"{name} failed unexpectedly: {type(exc).__name__}"
+                + (f": {detail}" if detail else "")
+                + "; the notebook keeps everything saved so far."
+            )
+
+    async def flush(self) -> None:
+        """Wait until every live notebook is on disk; raises if one could not be saved.
+
+        Cell changes are saved in the background as they happen (see ``Notebook.save_soon``);
+        call this before reading a notebook file that a call just changed.
+        """
+        for session in list(self._sessions.values()):
+            await asyncio.to_thread(session.notebook.flush)
+
+    async def aclose(self) -> None:
+        """Shut down every kernel, mark unfinished notebooks stopped, and flush them."""
+        self._closed = True
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        outcomes = await asyncio.gather(*(self._end(s) for s in sessions), return_exceptions=True)
+        for session, outcome in zip(sessions, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                log.error("closing session %s failed: %s", session.id, outcome)
+
+    def _with_save_warnings(self, result: ToolResult) -> ToolResult:
+        """Say so while a notebook cannot be saved: the work is only in memory until it can."""
+        for session in self._sessions.values():
+            error = session.notebook.save_error
+            if error is not None:
+                result.content.append(
+                    _text(
+                        f"Warning: {session.notebook.path} could not be saved ({error}); the "
+                        "notebook is kept in memory and saving is retried after every change."
+                    )[0]
+                )
+        return result
+
+    # -- sessions ---------------------------------------------------------------------
+
+    async def _kernel(self, cwd: Path) -> KernelSession:
+        """A started kernel whose working directory is the notebook's, as in Jupyter."""
+        cwd.mkdir(parents=True, exist_ok=True)
+        kernel = KernelSession(cwd=cwd.resolve(), extra_env=self.kernel_env)
+        try:
+            await kernel.start()
+        except BaseException:
+            await kernel.shutdown()
+            raise
+        return kernel
+
+    def _register(self, notebook: Notebook, kernel: KernelSession) -> Session:
+        self._counter += 1
+        session = Session(f"s{self._counter}", notebook, kernel)
+        self._sessions[session.id] = session
+        return session
+
+    async def _end(self, session: Session) -> None:
+        self._ended[session.id] = session.notebook.path
+        try:
+            await session.kernel.shutdown()
+        finally:
+            notebook = session.notebook
+            if notebook.scribe.get("status") == "running":
+                notebook.update_scribe(status="stopped", save=False)
+                notebook.save_soon()
+            await asyncio.to_thread(notebook.flush)
+
+    def _new_notebook(self, name: str | None) -> Notebook:
+        return Notebook.create(
+            self.notebooks_dir,
+            name,
+            metadata=self.metadata,
+            text_cap=self.output_cap_bytes,
+            image_cap=self.image_cap_bytes,
+        )
+
+    def _load(self, path: str) -> Notebook:
+        notebook = Notebook.load(
+            Path(path).expanduser(), text_cap=self.output_cap_bytes, image_cap=self.image_cap_bytes
+        )
+        for session in self._sessions.values():
+            if session.notebook.path.resolve() == notebook.path.resolve():
+                raise ToolInputError(
+                    f"{path} is already open in session {session.id!r}; use that session, or "
+                    "fork it with start_session_continue_notebook."
+                )
+        return notebook
+
+    # -- the tools --------------------------------------------------------------------
+
+    async def _start_new_session(
+        self, *, author: str, experiment_name: str | None = None
+    ) -> ToolResult:
+        # The kernel starts first so a failure leaves no empty notebook behind.
+        kernel = await self._kernel(self.notebooks_dir)
+        try:
+            notebook = self._new_notebook(experiment_name)
+        except BaseException:
+            await kernel.shutdown()
+            raise
+        session = self._register(notebook, kernel)
+        return ToolResult(
+            _text(
+                f"Session {session.id!r} started; notebook: {notebook.path}. "
+                f"Run init_session(session_id='{session.id}') next to load the setup."
+            )
+        )
+
+    async def _resume(self, *, author: str, notebook_path: str) -> ToolResult:
+        notebook = self._load(notebook_path)
+        session = self._register(notebook, await self._kernel(notebook.path.parent))
+        notebook.update_scribe(status="running", save=False)
+        notebook.save_soon()
+        summary = await self._restore(session)
+        return ToolResult(
+            _text(
+                f"Resumed {notebook.path} as session {session.id!r}; new cells go to the same "
+                f"notebook.\n{summary}"
+            )
+        )
+
+    async def _continue(
+        self, *, author: str, notebook_path: str, experiment_name: str | None = None
+    ) -> ToolResult:
+        parent = Notebook.load(
+            Path(notebook_path).expanduser(),
+            text_cap=self.output_cap_bytes,
+            image_cap=self.image_cap_bytes,
+        )
+        kernel = await self._kernel(self.notebooks_dir)
+        try:
+            fork = parent.fork(self.notebooks_dir, experiment_name, metadata=self.metadata)
+        except BaseException:
+            await kernel.shutdown()
+            raise
+        session = self._register(fork, kernel)
+        summary = await self._restore(session)
+        return ToolResult(
+            _text(
+                f"Forked {parent.path} into {fork.path} as session {session.id!r}; new cells go "
+                f"to the copy, the original is unchanged.\n{summary}"
+            )
+        )
+
+    async def _restore(self, session: Session) -> str:
+        """Re-run every code cell in order; a summary naming the failures."""
+        async with session.lock:
+            indices = session.notebook.code_indices()
+            runs = await self._run_cells(session, indices)
+        return self._summarise(session.notebook, runs, len(indices), "restoring")
+
+    async def _init_session(self, *, author: str, session_id: str | None = None) -> ToolResult:
+        session = self.session(session_id)
+        async with session.lock:
+            index = session.notebook.add_code_cell(self.setup_code, "system", save=False)
+            self._emit_added(session.notebook, index)
+            run = await self._run_cell(session, index)
+        blocks = self._render(session, run)
+        head = f"Setup ran in code cell {session.notebook.code_number(index)}:"
+        return ToolResult(_prefix(head, blocks))
+
+    async def _execute_code(
+        self, *, author: str, code: str, session_id: str | None = None
+    ) -> ToolResult:
+        session = self.session(session_id)
+        async with session.lock:
+            index = session.notebook.add_code_cell(code, author, save=False)
+            self._emit_added(session.notebook, index)
+            run = await self._run_cell(session, index)
+        return ToolResult(self._render(session, run))
+
+    async def _edit_cell(
+        self,
+        *,
+        author: str,
+        code: str,
+        session_id: str | None = None,
+        cell_index: int = -1,
+        rerun_below: bool = False,
+    ) -> ToolResult:
+        session = self.session(session_id)
+        notebook = session.notebook
+        async with session.lock:
+            try:
+                index = notebook.code_index(cell_index)
+            except IndexError as exc:
+                raise ToolInputError(f"edit_cell: {exc}.") from None
+            notebook.set_source(index, code, author, save=False)
+            notebook.set_outputs(index, [], None, save=False)
+            self._emit_updated(notebook, index, [])
+            below = [i for i in notebook.code_indices() if i > index] if rerun_below else []
+            runs = await self._run_cells(session, [index, *below])
+        number = notebook.code_number(index)
+        blocks = _prefix(f"Code cell {number} replaced and re-run:", self._render(session, runs[0]))
+        if rerun_below:
+            summary = self._summarise(notebook, runs[1:], len(below), "re-running below")
+            blocks.append({"type": "text", "text": summary})
+        return ToolResult(blocks)
+
+    async def _add_markdown(
+        self, *, author: str, content: str, session_id: str | None = None
+    ) -> ToolResult:
+        session = self.session(session_id)
+        notebook = session.notebook
+        index = notebook.add_markdown_cell(content, author, save=False)
+        notebook.save_soon()
+        self._emit_added(notebook, index)
+        return ToolResult(_text(f"Markdown added as cell {index} of {notebook.path}."))
+
+    async def _shutdown_session(self, *, author: str, session_id: str | None = None) -> ToolResult:
+        session = self.session(session_id)
+        del self._sessions[session.id]
+        await self._end(session)
+        path = session.notebook.path
+        return ToolResult(_text(f"Session {session.id!r} shut down; notebook saved at {path}."))
+
+    async def _conclude(
+        self,
+        *,
+        author: str,
+        answer: str,
+        confidence: float,
+        evidence: str,
+        session_id: str | None = None,
+    ) -> ToolResult:
+        session = self.session(session_id)
+        notebook = session.notebook
+        index = notebook.conclude(answer, float(confidence), evidence, author, save=False)
+        notebook.save_soon()
+        self._emit_added(notebook, index)
+        session.concluded = True
+        return ToolResult(
+            _text(f"Concluded with confidence {confidence:.2f}; recorded in {notebook.path}.")
+        )
+
+    # -- running cells ----------------------------------------------------------------
+
+    async def _run_cells(self, session: Session, indices: Iterable[int]) -> list[_Run]:
+        """Run cells in order, stopping after a kernel death (later cells would fail anyway)."""
+        runs = []
+        for index in indices:
+            run = await self._run_cell(session, index)
+            runs.append(run)
+            if run.result.status == "died":
+                break
+        return runs
+
+    async def _run_cell(self, session: Session, index: int) -> _Run:
+        """Run code cell ``index``; save and report its outputs as they come and at the end."""
+        notebook, kernel = session.notebook, session.kernel
+        cell = notebook.cells[index]
+        self._emit(CellExecuting(index=index, cell_id=cell["id"]))
+        # A cell still running after a moment is saved with its code, so a crash mid-cell
+        # leaves it in the file; quick cells are saved once, with their outputs.
+        early = asyncio.get_running_loop().call_later(_EARLY_SAVE_AFTER, notebook.save_soon)
+        latest: list[dict[str, Any]] = []
+        last_emit = 0.0
+
+        def on_output(outputs: list[dict[str, Any]]) -> None:
+            nonlocal latest, last_emit
+            latest = outputs
+            now = time.monotonic()
+            if self.on_event is not None and now - last_emit >= _LIVE_INTERVAL:
+                last_emit = now
+                self._emit_updated(notebook, index, self._cap(outputs))
+
+        try:
+            result = await kernel.execute(
+                cell["source"], timeout=self.cell_timeout, on_output=on_output
+            )
+        except BaseException:
+            early.cancel()
+            # Cancelled (the kernel already interrupted the cell) or the kernel is gone:
+            # keep what the cell printed so far.
+            stored = notebook.set_outputs(index, latest, None, save=False)
+            self._emit_updated(notebook, index, stored, status="error")
+            notebook.save_soon()
+            raise
+        early.cancel()
+        outputs = list(result.outputs)
+        if result.error and not any(o.get("output_type") == "error" for o in outputs):
+            # IOPub is lossy; the shell reply still says what went wrong.
+            outputs.append({"output_type": "error", **result.error})
+        stored = notebook.set_outputs(index, outputs, result.execution_count, save=False)
+        self._emit_updated(
+            notebook, index, stored, status=result.status, execution_count=result.execution_count
+        )
+        notebook.save_soon()
+        return _Run(index, result, stored)
+
+    def _cap(self, outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return cap_outputs(outputs, text_cap=self.output_cap_bytes, image_cap=self.image_cap_bytes)
+
+    def _render(self, session: Session, run: _Run) -> list[dict[str, Any]]:
+        notebook, result = session.notebook, run.result
+        return render_outputs(
+            run.outputs,
+            status=result.status,
+            message=result.message,
+            state_lost=result.state_lost,
+            restarted=session.kernel.is_alive,
+            timeout=self.cell_timeout,
+            token_budget=self.token_budget,
+            max_images=self.max_images,
+            where=f"code cell {notebook.code_number(run.index)} of {notebook.path}",
+        )
+
+    def _summarise(self, notebook: Notebook, runs: list[_Run], planned: int, doing: str) -> str:
+        """A count, then one line per failure: what the model needs to decide what to redo."""
+        if not planned:
+            return "There were no code cells to run."
+        failed = [run for run in runs if run.result.status != "ok"]
+        lines = [
+            f"Re-ran {len(runs)} of {planned} code cells in order: "
+            f"{len(runs) - len(failed)} ok, {len(failed)} failed."
+        ]
+        for run in failed:
+            lines.append(f"- code cell {notebook.code_number(run.index)}: {self._failure(run)}")
+        if len(runs) < planned:
+            lines.append(
+                f"Stopped {doing} because the kernel died; the {planned - len(runs)} code cells "
+                "after it were not run."
+            )
+        return "\n".join(lines)
+
+    @staticmethod
+    def _failure(run: _Run) -> str:
+        result = run.result
+        if result.status == "error":
+            error = result.error or next(
+                (o for o in run.outputs if o.get("output_type") == "error"), {}
+            )
+            return error_line(error)
+        return status_line(
+            result.status,
+            timeout=None,
+            message=result.message,
+            state_lost=result.state_lost,
+            restarted=True,
+        )
+
+    # -- saving and events ------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event)
+        except Exception:
+            log.exception("on_event handler failed for %s", event.type)
+
+    def _emit_added(self, notebook: Notebook, index: int) -> None:
+        if self.on_event is None:
+            return
+        cell = notebook.cells[index]
+        self._emit(
+            CellAdded(
+                index=index,
+                cell_id=cell["id"],
+                cell_type=cell["cell_type"],
+                source=cell["source"],
+                author=_author(cell),
+            )
+        )
+
+    def _emit_updated(
+        self,
+        notebook: Notebook,
+        index: int,
+        outputs: list[dict[str, Any]],
+        *,
+        status: str | None = None,
+        execution_count: int | None = None,
+    ) -> None:
+        if self.on_event is None:
+            return
+        cell = notebook.cells[index]
+        self._emit(
+            CellUpdated(
+                index=index,
+                cell_id=cell["id"],
+                source=cell["source"],
+                outputs=outputs,
+                execution_count=execution_count,
+                status=status,
+                author=_author(cell),
+            )
+        )
+
+
+def _author(cell: Mapping[str, Any]) -> Any:
+    return cell.get("metadata", {}).get("scribe", {}).get("author", "agent")
+
+
+def _prefix(line: str, blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Put ``line`` before the first text block (or as a new first block)."""
+    if blocks and blocks[0].get("type") == "text":
+        return [{"type": "text", "text": f"{line}\n{blocks[0]['text']}"}, *blocks[1:]]
+    return [{"type": "text", "text": line}, *blocks]
