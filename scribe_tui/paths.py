@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from platformdirs import PlatformDirs
@@ -24,7 +26,12 @@ def config_file() -> Path:
 
 
 def state_dir() -> Path:
-    """Private per-user runtime state (host sockets and keys); created with mode 0700."""
-    path = Path(_DIRS.user_runtime_dir if _DIRS.user_runtime_dir else _DIRS.user_state_dir)
+    """Private per-user runtime state (host sockets and keys); created with mode 0700.
+
+    The runtime dir when the session has one (``XDG_RUNTIME_DIR``), else the state dir:
+    platformdirs would otherwise warn and fall back to a shared /tmp path.
+    """
+    runtime = os.environ.get("XDG_RUNTIME_DIR") if sys.platform.startswith("linux") else None
+    path = Path(_DIRS.user_runtime_dir if runtime else _DIRS.user_state_dir)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path

@@ -66,6 +66,7 @@ async def test_explores_every_family_then_concludes_on_agreement() -> None:
     for step in ("direct", "hints", "pivot", "prefill", "ranking", "persona", "logit_lens"):
         assert step in steps
     assert steps.index("hints") < steps.index("prefill") < steps.index("candidates")
+    assert steps.index("logit_lens") < steps.index("checkpoint") < steps.index("candidates")
     conclusion = calls[-1]["input"]
     assert conclusion["answer"] == "moon"
     assert conclusion["confidence"] >= 0.9  # all five voting techniques agree

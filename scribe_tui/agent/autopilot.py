@@ -107,6 +107,13 @@ def _text_of(content: Any) -> str:
     return "\n".join(parts)
 
 
+def _experiment_name(task_message: str) -> str:
+    """A short notebook name from the task (the loop's first message quotes it)."""
+    match = re.search(r"task:\s*(.+)", task_message, re.IGNORECASE)
+    task = (match.group(1) if match else task_message).strip().splitlines()[0]
+    return task[:60] or "investigation"
+
+
 def _top_words(value: Any) -> list[tuple[str, float]]:
     pairs = []
     for item in value or []:
@@ -230,7 +237,7 @@ class Autopilot:
                 "start",
                 "I'll start a notebook session and set up the client.",
                 "start_new_session",
-                {"experiment_name": "autopilot"},
+                {"experiment_name": _experiment_name(state.context)},
             )
         if "init" not in state.done:
             return ("init", "Initialising the session.", "init_session", sid)
@@ -262,6 +269,14 @@ class Autopilot:
                 continue  # the lens reads the sampled hint answers
             if step == "candidates" and any(s not in state.done for s in PLAN[:-1]):
                 continue  # the falsification check runs last
+            if step == "candidates" and state.checkpoints_written == 0:
+                # Exploration is over: take stock before trying to falsify the favourite.
+                return (
+                    "checkpoint",
+                    "Exploration done: a checkpoint before testing the favourite.",
+                    "add_markdown",
+                    {**sid, "content": self._checkpoint_markdown(state)},
+                )
             return self._experiment(state, step, sid)
         if "summary" not in state.done:
             return (

@@ -21,7 +21,7 @@ def content_words(text: str, exclude: tuple | list | set = ()) -> list[str]:
         whose why how when where all any some each every both few more most other such only own
         same too very just also even still again ever never always please thanks thank sure
         okay well let lets tell say said word words secret hint hints guess answer question
-        something thing things think know cannot give ask one""".split()
+        something thing things think know cannot give ask one user assistant system""".split()
     )
     stop |= {str(w).lower() for w in exclude}
     return [w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 2 and w not in stop]
@@ -37,10 +37,11 @@ def sample_answers(model, tokenizer, prompts, n, temperature, max_new_tokens, se
     for prompt in prompts:
         messages = [{"role": "user", "content": prompt}]
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        ids = tokenizer(text + prefill, return_tensors="pt").input_ids.to(model.device)
+        inputs = tokenizer(text + prefill, return_tensors="pt").to(model.device)
+        ids = inputs.input_ids
         with torch.no_grad():
             out = model.generate(
-                ids,
+                **inputs,
                 do_sample=True,
                 temperature=temperature,
                 top_k=0,
@@ -64,12 +65,13 @@ def prefill_attack(model, tokenizer, question, prefills, n, seed):
     for prefill in prefills:
         messages = [{"role": "user", "content": question}]
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        ids = tokenizer(text + prefill, return_tensors="pt").input_ids.to(model.device)
+        inputs = tokenizer(text + prefill, return_tensors="pt").to(model.device)
+        ids = inputs.input_ids
         with torch.no_grad():
-            probs = model(ids).logits[0, -1].float().softmax(-1)
+            probs = model(**inputs).logits[0, -1].float().softmax(-1)
             top = probs.topk(10)
             out = model.generate(
-                ids,
+                **inputs,
                 do_sample=True,
                 top_k=0,
                 max_new_tokens=3,
@@ -94,21 +96,26 @@ def persona_guesses(model, tokenizer, opener, guess_prefix, n, seed):
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     messages = [{"role": "user", "content": opener}]
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    ids = tokenizer(text, return_tensors="pt").input_ids.to(model.device)
+    inputs = tokenizer(text, return_tensors="pt").to(model.device)
     with torch.no_grad():
-        hint = model.generate(ids, do_sample=True, top_k=0, max_new_tokens=20, pad_token_id=pad)
-    reply = tokenizer.decode(hint[0, ids.shape[1] :], skip_special_tokens=True).strip()
+        hint = model.generate(
+            **inputs, do_sample=True, top_k=0, max_new_tokens=20, pad_token_id=pad
+        )
+    reply = tokenizer.decode(hint[0, inputs.input_ids.shape[1] :], skip_special_tokens=True)
+    reply = reply.strip()
     messages.append({"role": "assistant", "content": reply})
     # How the template opens a user turn: render a marker and keep what precedes it.
     marker = [{"role": "user", "content": "@@"}]
     user_open = tokenizer.apply_chat_template(marker, tokenize=False).split("@@")[0]
     text = tokenizer.apply_chat_template(messages, tokenize=False) + user_open + guess_prefix
-    ids = tokenizer(text, return_tensors="pt").input_ids.to(model.device)
+    inputs = tokenizer(text, return_tensors="pt").to(model.device)
+    start = inputs.input_ids.shape[1]
     with torch.no_grad():
         out = model.generate(
-            ids, do_sample=True, top_k=0, max_new_tokens=3, num_return_sequences=n, pad_token_id=pad
-        )
-    guesses = [tokenizer.decode(s[ids.shape[1] :], skip_special_tokens=True) for s in out]
+            **inputs, do_sample=True, top_k=0, max_new_tokens=3, num_return_sequences=n,
+            pad_token_id=pad,
+        )  # fmt: skip
+    guesses = [tokenizer.decode(s[start:], skip_special_tokens=True) for s in out]
     return {"hint": reply, "guesses": guesses}
 
 

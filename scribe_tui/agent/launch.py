@@ -1,0 +1,175 @@
+"""Assemble a runnable investigation: the agent, the model host and the notebook tools.
+
+Both front ends (the TUI and ``--auto``) build their run here, so they differ only in
+how they render events.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scribe_tui.agent.loop import Investigation, InvestigationConfig
+from scribe_tui.agent.provider import Provider, ProviderError
+from scribe_tui.agent.transcript import transcript_path_for
+from scribe_tui.runtime.host_process import HostProcess
+from scribe_tui.runtime.status import HostStatus
+
+DEFAULT_MODEL = "organism:taboo"
+HOST_READY_TIMEOUT = 600.0
+
+
+class LaunchError(RuntimeError):
+    """The run cannot start; the message is one line that says what to do."""
+
+
+@dataclass
+class RunSettings:
+    """Everything needed to start (or resume) one investigation."""
+
+    task: str
+    agent: str
+    model: str
+    mode: str = "local"
+    claude_model: str | None = None
+    thinking_budget: int | None = None
+    notebooks_dir: Path = Path("notebooks")
+    experiment_name: str | None = None
+    cell_timeout: float = 600.0
+    token_budget: int = 2000
+    device: str = "auto"
+    dtype: str = "auto"
+    seed: int = 0
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)
+    config: InvestigationConfig = field(default_factory=InvestigationConfig)
+    resume_from: Path | None = None
+
+
+def choose_agent(requested: str | None) -> tuple[str, str]:
+    """The agent to use and why: Claude when a key is set, else the offline autopilot."""
+    if requested:
+        return requested, "as requested"
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        return "claude", "ANTHROPIC_API_KEY is set"
+    return "autopilot", "no ANTHROPIC_API_KEY set; the offline investigator"
+
+
+def make_provider(settings: RunSettings) -> Provider:
+    """Build the agent; raises :class:`LaunchError` (one line) when it cannot be used."""
+    if settings.agent == "autopilot":
+        from scribe_tui.agent.autopilot import Autopilot
+
+        return Autopilot(seed=settings.seed)
+    if settings.agent == "claude":
+        from scribe_tui.agent.claude import DEFAULT_MODEL as CLAUDE_DEFAULT
+        from scribe_tui.agent.claude import ClaudeProvider
+
+        try:
+            return ClaudeProvider(
+                settings.claude_model or CLAUDE_DEFAULT,
+                thinking_budget=settings.thinking_budget,
+                prices=settings.prices or None,
+            )
+        except ProviderError as exc:
+            raise LaunchError(str(exc)) from exc
+    raise LaunchError(f"unknown agent {settings.agent!r}: use claude or autopilot")
+
+
+def notebook_settings(notebook: Path) -> dict[str, Any]:
+    """The ``metadata.scribe`` of a notebook to resume; :class:`LaunchError` if unusable."""
+    if not notebook.exists():
+        raise LaunchError(f"{notebook}: no such notebook; `scribe-tui list` shows the runs")
+    if not transcript_path_for(notebook).exists():
+        raise LaunchError(
+            f"{notebook}: no transcript beside it ({transcript_path_for(notebook).name}); "
+            "only notebooks written by `scribe-tui investigate` can be resumed"
+        )
+    try:
+        meta = json.loads(notebook.read_text(encoding="utf-8"))["metadata"]["scribe"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise LaunchError(f"{notebook}: not a scribe-tui notebook ({exc})") from exc
+    return meta
+
+
+class Workbench:
+    """One investigation with the processes it needs: the model host and the kernels.
+
+    ``await Workbench.open(settings)`` starts the host and waits until the model is
+    loaded (``on_host`` sees each loading snapshot); ``close()`` stops everything.
+    """
+
+    def __init__(self, settings: RunSettings, provider: Provider, host: HostProcess) -> None:
+        self.settings = settings
+        self.provider = provider
+        self.host = host
+        self.investigation: Investigation | None = None
+        self._tools: Any = None
+
+    @classmethod
+    async def open(
+        cls,
+        settings: RunSettings,
+        provider: Provider | None = None,
+        on_host: Callable[[HostStatus], None] | None = None,
+    ) -> Workbench:
+        provider = provider or make_provider(settings)
+        host = HostProcess(
+            settings.model, mode=settings.mode, device=settings.device, dtype=settings.dtype
+        )
+        bench = cls(settings, provider, host)
+        try:
+            await bench._start_host(on_host)
+            bench._build()
+        except BaseException:
+            await bench.close()
+            raise
+        return bench
+
+    async def _start_host(self, on_host: Callable[[HostStatus], None] | None) -> None:
+        from scribe_tui.runtime.host_protocol import HostStartError
+
+        try:
+            await self.host.start()
+            await self.host.wait_ready(HOST_READY_TIMEOUT, on_host)
+        except (HostStartError, TimeoutError) as exc:
+            raise LaunchError(str(exc)) from exc
+
+    def _build(self) -> None:
+        from scribe_tui.runtime.interp_client import setup_code
+        from scribe_tui.tools import NotebookTools
+
+        s = self.settings
+        self._tools = NotebookTools(
+            s.notebooks_dir,
+            setup_code=setup_code(s.model, mode=s.mode, device=s.device, dtype=s.dtype),
+            cell_timeout=s.cell_timeout,
+            token_budget=s.token_budget,
+            metadata={"task": s.task, "model": s.model, "mode": s.mode, "agent": s.agent},
+            kernel_env=self.host.kernel_env(),
+        )
+        if s.resume_from is not None:
+            self.investigation = Investigation.resume(
+                transcript_path_for(s.resume_from), self.provider, self._tools, s.config
+            )
+        else:
+            config = s.config
+            config.experiment = config.experiment or s.experiment_name or s.task
+            self.investigation = Investigation(s.task, self.provider, self._tools, config=config)
+
+    def host_status(self) -> HostStatus:
+        """A fresh snapshot of the model host (never blocks on a running call for long)."""
+        return self.host.status()
+
+    async def close(self) -> None:
+        """Shut down kernels and the host; safe to call more than once."""
+        if self._tools is not None:
+            await self._tools.aclose()
+            self._tools = None
+        close = getattr(self.provider, "aclose", None)
+        if close is not None:
+            await close()
+        self.host.stop()

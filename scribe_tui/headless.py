@@ -1,0 +1,181 @@
+"""`investigate` and `resume`: settings from flags and config, then the TUI or `--auto`.
+
+Headless runs print progress on stderr (cell by cell, with timings) and the
+conclusion on stdout; with ``--json`` stdout carries the event stream instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from scribe_tui.cli import (
+    EXIT_BUDGET,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    UsageError,
+)
+from scribe_tui.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from scribe_tui.agent.launch import RunSettings
+    from scribe_tui.agent.provider import Provider
+
+EXIT_FOR_REASON = {
+    "concluded": EXIT_OK,
+    "budget": EXIT_BUDGET,
+    "interrupted": EXIT_INTERRUPTED,
+    "failed": EXIT_FAILED,
+}
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run ``investigate`` or ``resume``; returns the exit code."""
+    from scribe_tui.agent.launch import LaunchError, make_provider
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.json and not args.auto:
+        raise UsageError("--json needs --auto (the TUI renders events itself)")
+    try:
+        settings, reasons = build_settings(args, config)
+        provider = make_provider(settings)  # fail fast on a missing API key
+    except LaunchError as exc:
+        raise UsageError(str(exc)) from exc
+    print(
+        f"scribe-tui: agent {settings.agent} ({reasons['agent']}); "
+        f"model {settings.model} ({reasons['model']}); mode {settings.mode}",
+        file=sys.stderr,
+    )
+    if not args.auto:
+        from scribe_tui.app import run_app
+
+        return run_app(settings, provider)
+    try:
+        return asyncio.run(run_headless(settings, provider, json_events=args.json))
+    except LaunchError as exc:
+        print(f"scribe-tui: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSettings, dict[str, str]]:
+    """Merge config defaults and flags into run settings, with the reason for each choice."""
+    from scribe_tui.agent.launch import RunSettings, choose_agent, notebook_settings
+    from scribe_tui.agent.loop import InvestigationConfig
+
+    for flag in ("max_turns", "max_cost", "max_minutes"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be positive, got {value}")
+    if args.checkpoint_every is not None and args.checkpoint_every < 0:
+        raise UsageError("--checkpoint-every must be 0 (off) or a positive number of cells")
+
+    resume_from: Path | None = None
+    if args.command == "resume":
+        resume_from = args.notebook
+        meta = notebook_settings(args.notebook)
+        task, model, mode = meta.get("task", ""), meta.get("model", ""), meta.get("mode", "local")
+        agent, agent_reason = choose_agent(args.agent or meta.get("agent"))
+        model_reason = "from the notebook"
+        notebooks_dir = args.notebook.parent
+        name = None
+    else:
+        task = args.task.strip()
+        if not task:
+            raise UsageError('the task is empty: say what to find out, e.g. "find the secret"')
+        agent, agent_reason = choose_agent(args.agent or config.agent)
+        model = args.model or config.model
+        model_reason = "--model" if args.model else "default" if not config.source else "config"
+        mode = args.mode or config.mode
+        notebooks_dir = args.notebooks_dir or Path(config.notebooks_dir)
+        name = args.name
+    investigation = InvestigationConfig(
+        max_turns=args.max_turns or config.max_turns,
+        max_cost_usd=args.max_cost or config.max_cost,
+        max_minutes=args.max_minutes or config.max_minutes,
+        checkpoint_every=(
+            args.checkpoint_every if args.checkpoint_every is not None else config.checkpoint_every
+        ),
+        confirm_checkpoints=args.confirm_checkpoints or config.confirm_checkpoints,
+        experiment=name,
+    )
+    settings = RunSettings(
+        task=task,
+        agent=agent,
+        model=model,
+        mode=mode,
+        claude_model=args.claude_model or config.claude_model,
+        thinking_budget=config.thinking_budget,
+        notebooks_dir=notebooks_dir,
+        experiment_name=name,
+        cell_timeout=config.cell_timeout,
+        token_budget=config.token_budget,
+        device=config.device,
+        dtype=config.dtype,
+        seed=args.seed if args.seed is not None else config.seed,
+        prices=config.prices,
+        config=investigation,
+        resume_from=resume_from,
+    )
+    return settings, {"agent": agent_reason, "model": model_reason}
+
+
+async def run_headless(
+    settings: RunSettings,
+    provider: Provider,
+    *,
+    json_events: bool = False,
+    out: TextIO | None = None,
+) -> int:
+    """Run one investigation without a TUI; returns the exit code."""
+    from scribe_tui.agent.launch import Workbench
+    from scribe_tui.headless_progress import ProgressPrinter
+
+    out = out or sys.stdout
+    progress = ProgressPrinter(sys.stderr, json_out=out if json_events else None)
+    started = time.monotonic()
+    bench = await Workbench.open(settings, provider, on_host=progress.host)
+    investigation = bench.investigation
+    assert investigation is not None
+    investigation.subscribe(progress.event)
+    interrupts = 0
+
+    def on_sigint() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            investigation.interrupt()
+            where = investigation.notebook_path or "the notebook"
+            print(
+                f"\nscribe-tui: paused and saved. Resume later with: scribe-tui resume {where}\n"
+                "scribe-tui: press Ctrl-C again to exit.",
+                file=sys.stderr,
+            )
+        else:
+            investigation.stop()
+
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        outcome = await investigation.run()
+    finally:
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGINT)
+        await bench.close()
+    progress.finish(outcome, time.monotonic() - started)
+    if outcome.reason == "concluded" and not json_events:
+        print(f"Answer: {outcome.answer}", file=out)
+        print(f"Confidence: {outcome.confidence:.2f}", file=out)
+        print(f"Evidence: {outcome.evidence}", file=out)
+        print(f"Notebook: {outcome.notebook_path}", file=out)
+    return EXIT_FOR_REASON.get(outcome.reason, EXIT_FAILED)

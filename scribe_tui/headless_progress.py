@@ -1,0 +1,114 @@
+"""The `--auto` renderer: one progress line per cell on stderr, or JSON events on stdout."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TextIO
+
+from scribe_tui.agent.events import (
+    CellAdded,
+    CellExecuting,
+    CellUpdated,
+    CheckpointAnswered,
+    Concluded,
+    ErrorEvent,
+    Event,
+    MessageDelivered,
+    Paused,
+    Resumed,
+    Stopped,
+)
+from scribe_tui.runtime.status import HostStatus
+
+
+def _headline(source: str, width: int = 72) -> str:
+    """The first line of a cell that says something (skips blanks; comments are fine)."""
+    for line in source.splitlines():
+        text = line.strip().lstrip("#").strip()
+        if text:
+            return text if len(text) <= width else text[: width - 1] + "…"
+    return ""
+
+
+class ProgressPrinter:
+    """Turns events into terse progress lines; with ``json_out`` also writes every event."""
+
+    def __init__(self, err: TextIO, json_out: TextIO | None = None) -> None:
+        self.err = err
+        self.json_out = json_out
+        self._started: dict[str, float] = {}
+        self._sources: dict[str, str] = {}
+        self._code_cells = 0
+        self._last_phase = ""
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.err, flush=True)
+
+    def host(self, status: HostStatus) -> None:
+        """Model host loading snapshots (before the investigation starts)."""
+        line = status.summary()
+        key = f"{status.state}:{status.phase}"
+        if key != self._last_phase:
+            self._last_phase = key
+            self._say(f"  host    {line}")
+
+    def event(self, event: Event) -> None:
+        if self.json_out is not None:
+            print(event.to_json(), file=self.json_out, flush=True)
+        handler = getattr(self, f"_on_{event.type}", None)
+        if handler is not None:
+            handler(event)
+
+    def _on_cell_added(self, event: CellAdded) -> None:
+        self._sources[event.cell_id] = event.source
+        if event.cell_type == "markdown":
+            who = "" if event.author == "agent" else f" ({event.author})"
+            self._say(f"  note{who:<4} {_headline(event.source)}")
+
+    def _on_cell_executing(self, event: CellExecuting) -> None:
+        self._started[event.cell_id] = time.monotonic()
+
+    def _on_cell_updated(self, event: CellUpdated) -> None:
+        if event.status is None:
+            return
+        took = time.monotonic() - self._started.pop(event.cell_id, time.monotonic())
+        self._code_cells += 1
+        count = f"[{event.execution_count}]" if event.execution_count is not None else "[ ]"
+        who = "" if event.author == "agent" else f" ({event.author})"
+        source = event.source or self._sources.get(event.cell_id, "")
+        self._say(
+            f"  cell {count:<5} {event.status:<7} {took:6.2f} s{who}  {_headline(source, 60)}"
+        )
+
+    def _on_checkpoint_answered(self, event: CheckpointAnswered) -> None:
+        waiting = " — waiting for approval" if event.awaiting_approval else ""
+        self._say(f"  checkpoint {event.number} written{waiting}")
+
+    def _on_error(self, event: ErrorEvent) -> None:
+        self._say(f"  {'error' if event.fatal else 'warning'}: {event.message}")
+
+    def _on_message_delivered(self, event: MessageDelivered) -> None:
+        self._say(f"  delivered {len(event.texts)} message(s) from you to the agent")
+
+    def _on_paused(self, event: Paused) -> None:
+        self._say(f"  paused{f' ({event.reason})' if event.reason else ''}")
+
+    def _on_resumed(self, event: Resumed) -> None:
+        self._say("  resumed")
+
+    def _on_concluded(self, event: Concluded) -> None:
+        self._say(f"  concluded: {event.answer} (confidence {event.confidence:.2f})")
+
+    def _on_stopped(self, event: Stopped) -> None:
+        detail = f": {event.detail}" if event.detail else ""
+        self._say(f"  stopped ({event.reason}){detail}")
+
+    def finish(self, outcome: Any, wall: float) -> None:
+        """The closing summary line."""
+        usage = outcome.usage
+        cost = f", ${usage.cost_usd:.2f}" if usage.cost_usd else ""
+        self._say(
+            f"scribe-tui: {outcome.reason} after {wall:.1f} s, {outcome.turns} turns, "
+            f"{self._code_cells} cells{cost}; notebook {outcome.notebook_path}; "
+            f"transcript {outcome.transcript_path}"
+        )

@@ -1,0 +1,107 @@
+"""The command line: fast start-up, usage errors as one line with exit code 2, `list`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from scribe_tui import __version__
+from scribe_tui.cli import main
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "scribe_tui", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_version_and_help_do_not_import_heavy_packages() -> None:
+    probe = (
+        "import sys; from scribe_tui.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'anthropic', 'textual', 'jupyter_client')"
+        " if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"scribe-tui {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["investigate", "   ", "--auto"], "the task is empty"),
+        (["investigate", "find it", "--json"], "--json needs --auto"),
+        (["investigate", "find it", "--auto", "--max-turns", "0"], "--max-turns must be positive"),
+        (["investigate", "find it", "--auto", "--checkpoint-every", "-1"], "--checkpoint-every"),
+        (["resume", "nowhere/missing.ipynb", "--auto"], "no such notebook"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(args, message, tmp_path, capsys) -> None:
+    code = main([*args, "--config", str(tmp_path / "absent.toml")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_bad_config_file_is_a_usage_error(tmp_path, capsys) -> None:
+    bad = tmp_path / "config.toml"
+    bad.write_text("[defaults]\nmodel = \n", encoding="utf-8")
+    assert main(["investigate", "x", "--auto", "--config", str(bad)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    bad.write_text("[defaults]\nmodle = 'organism:taboo'\n", encoding="utf-8")
+    assert main(["investigate", "x", "--auto", "--config", str(bad)]) == 2
+    assert "unknown key(s) modle" in capsys.readouterr().err
+    bad.write_text("[defaults]\ncheckpoint_every = 'often'\n", encoding="utf-8")
+    assert main(["investigate", "x", "--auto", "--config", str(bad)]) == 2
+    assert "checkpoint_every should be int" in capsys.readouterr().err
+
+
+def test_claude_without_a_key_says_how_to_fix_it(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    code = main(
+        ["investigate", "find it", "--auto", "--agent", "claude", "--config", str(tmp_path / "x")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "ANTHROPIC_API_KEY" in err and "--agent autopilot" in err
+
+
+def test_resume_refuses_a_notebook_without_a_transcript(tmp_path, capsys) -> None:
+    notebook = tmp_path / "run.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), notebook)
+    assert main(["resume", str(notebook), "--auto", "--config", str(tmp_path / "x")]) == 2
+    assert "no transcript beside it" in capsys.readouterr().err
+
+
+def test_list_shows_each_notebook(tmp_path) -> None:
+    empty = run_cli("list", "--notebooks-dir", str(tmp_path))
+    assert empty.returncode == 0 and "No notebooks" in empty.stdout
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["scribe"] = {
+        "task": "find the secret",
+        "model": "organism:taboo",
+        "agent": "autopilot",
+        "status": "concluded",
+        "conclusion": {"answer": "moon", "confidence": 0.9, "evidence": "..."},
+    }
+    nbformat.write(notebook, tmp_path / "2026-01-01-00-00_find-the-secret.ipynb")
+    (tmp_path / "broken.ipynb").write_text("{not json", encoding="utf-8")
+    listing = run_cli("list", "--notebooks-dir", str(tmp_path))
+    assert listing.returncode == 0
+    lines = listing.stdout.splitlines()
+    assert any("[concluded]" in line and "→ moon" in line for line in lines)
+    assert any("broken.ipynb  (unreadable)" in line for line in lines)
+    assert json.loads((tmp_path / "2026-01-01-00-00_find-the-secret.ipynb").read_text())
