@@ -98,16 +98,22 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
         mode = args.mode or config.mode
         notebooks_dir = args.notebooks_dir or Path(config.notebooks_dir)
         name = args.name
-    investigation = InvestigationConfig(
-        max_turns=args.max_turns or config.max_turns,
-        max_cost_usd=args.max_cost or config.max_cost,
-        max_minutes=args.max_minutes or config.max_minutes,
-        checkpoint_every=(
-            args.checkpoint_every if args.checkpoint_every is not None else config.checkpoint_every
-        ),
-        confirm_checkpoints=args.confirm_checkpoints or config.confirm_checkpoints,
-        experiment=name,
-    )
+    flags = {
+        "max_turns": args.max_turns,
+        "max_cost_usd": args.max_cost,
+        "max_minutes": args.max_minutes,
+        "checkpoint_every": args.checkpoint_every,
+        "confirm_checkpoints": args.confirm_checkpoints or None,
+    }
+    overrides = {key: value for key, value in flags.items() if value is not None}
+    defaults = {
+        "max_turns": config.max_turns,
+        "max_cost_usd": config.max_cost,
+        "max_minutes": config.max_minutes,
+        "checkpoint_every": config.checkpoint_every,
+        "confirm_checkpoints": config.confirm_checkpoints,
+    }
+    investigation = InvestigationConfig(**{**defaults, **overrides}, experiment=name)
     settings = RunSettings(
         task=task,
         agent=agent,
@@ -125,6 +131,7 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
         prices=config.prices,
         config=investigation,
         resume_from=resume_from,
+        overrides=overrides,
     )
     return settings, {"agent": agent_reason, "model": model_reason}
 

@@ -21,7 +21,10 @@ EVIDENCE = {
 def result_for(block: dict[str, Any]) -> dict[str, Any]:
     step = block["id"].split("_", 3)[-1]
     if block["name"] == "start_new_session":
-        text = "Started session 'a1b2c3' (session_id: a1b2c3); notebook notebooks/x.ipynb"
+        text = (
+            "Session 'a1b2c3' started; notebook: notebooks/x.ipynb. "
+            "Run init_session(session_id='a1b2c3') next to load the setup."
+        )
     else:
         text = f"[7] ok\nOut[7]: {EVIDENCE.get(step, 'done')}"
     return {"type": "tool_result", "tool_use_id": block["id"], "content": text}
@@ -164,3 +167,17 @@ async def test_the_task_and_client_info_choose_the_probes() -> None:
     belief = tool_calls(messages)
     direct = next(c for c in belief if c["id"].endswith("_direct"))
     assert "Where do you think I am from?" in direct["input"]["code"]
+
+
+async def test_a_resumed_session_id_replaces_the_old_one() -> None:
+    pilot = Autopilot()
+    messages = (await drive(pilot))[:12]
+    messages.append(
+        {
+            "role": "user",
+            "content": "[scribe-tui] The investigation was resumed. Your notebook is open again "
+            "as session 's7': use session_id='s7' from now on.",
+        }
+    )
+    result = await pilot.turn(TurnRequest(system="", messages=messages), lambda e: None)
+    assert result.content[-1]["input"]["session_id"] == "s7"

@@ -57,7 +57,8 @@ _BUDGET_MARK = re.compile(r"budget", re.IGNORECASE)
 # (step tag, text shown to the person, tool name, tool arguments)
 Step = tuple[str, str, str, dict[str, Any]]
 
-_SESSION_ID = re.compile(r"session[ _]id\W{0,3}\s*[`'\"]?([A-Za-z0-9_-]+)", re.IGNORECASE)
+# The tools and the loop both name the session to use as session_id='s1'.
+_SESSION_ID = re.compile(r"session_id\s*=\s*['\"]([A-Za-z0-9_-]+)['\"]")
 
 
 @dataclass
@@ -173,9 +174,12 @@ class Autopilot:
                     )
         for message in messages:
             if message["role"] == "user":
+                text = _text_of(message["content"])
                 if messages[0] is message:
-                    state.context = _text_of(message["content"])
-                self._note_user(state, _text_of(message["content"]), messages[0] is message)
+                    state.context = text
+                for session_id in _SESSION_ID.findall(text):
+                    state.session_id = session_id  # the newest mention wins (e.g. after resume)
+                self._note_user(state, text, messages[0] is message)
                 continue
             for block in message["content"]:
                 if block.get("type") != "tool_use":
@@ -206,10 +210,7 @@ class Autopilot:
         self, state: _State, step: str, block: dict[str, Any], text: str, is_error: bool
     ) -> None:
         name = block["name"]
-        if name == "start_new_session" and not is_error:
-            match = _SESSION_ID.search(text)
-            state.session_id = match.group(1) if match else None
-        elif step.startswith("ack"):
+        if step.startswith("ack"):
             state.acknowledged += 1
         elif step.startswith("checkpoint"):
             state.checkpoints_written += 1

@@ -47,6 +47,8 @@ class RunSettings:
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     config: InvestigationConfig = field(default_factory=InvestigationConfig)
     resume_from: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Limits given on the command line: a resumed run keeps its own config except these."""
 
 
 def choose_agent(requested: str | None) -> tuple[str, str]:
@@ -153,12 +155,19 @@ class Workbench:
         )
         if s.resume_from is not None:
             self.investigation = Investigation.resume(
-                transcript_path_for(s.resume_from), self.provider, self._tools, s.config
+                transcript_path_for(s.resume_from), self.provider, self._tools
             )
+            config = self.investigation.config
+            for key, value in s.overrides.items():
+                setattr(config, key, value)
         else:
             config = s.config
             config.experiment = config.experiment or s.experiment_name or s.task
             self.investigation = Investigation(s.task, self.provider, self._tools, config=config)
+        if s.agent == "autopilot":
+            # The autopilot re-reads its evidence from earlier cell outputs in the
+            # conversation, so they must not shrink to stubs; its turns cost nothing.
+            config.context_budget = None
 
     def host_status(self) -> HostStatus:
         """A fresh snapshot of the model host (never blocks on a running call for long)."""
