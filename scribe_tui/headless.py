@@ -25,7 +25,10 @@ from scribe_tui.cli import (
 from scribe_tui.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from scribe_tui.agent.launch import RunSettings
+    from scribe_tui.agent.loop import Investigation
     from scribe_tui.agent.provider import Provider
 
 EXIT_FOR_REASON = {
@@ -57,9 +60,7 @@ def run_command(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if not args.auto:
-        from scribe_tui.app import run_app
-
-        return run_app(settings, provider)
+        return run_interactive(settings, provider)
     try:
         return asyncio.run(run_headless(settings, provider, json_events=args.json))
     except LaunchError as exc:
@@ -134,6 +135,36 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
         overrides=overrides,
     )
     return settings, {"agent": agent_reason, "model": model_reason}
+
+
+def run_interactive(settings: RunSettings, provider: Provider) -> int:
+    """Run one investigation in the TUI; returns the exit code."""
+    from scribe_tui.agent.launch import Workbench
+    from scribe_tui.agent.status_board import StatusBoard
+    from scribe_tui.app import run_app
+
+    board = StatusBoard()
+
+    @contextlib.asynccontextmanager
+    async def opened() -> AsyncIterator[Investigation]:
+        # Runs in the app's worker, after the first frame: loading shows in the status bar.
+        bench = await Workbench.open(settings, provider, on_host=board.host_update)
+        assert bench.investigation is not None
+        bench.investigation.subscribe(board.event)
+        board.poll(bench.host)
+        try:
+            yield bench.investigation
+        finally:
+            board.close()
+            await bench.close()
+
+    return run_app(
+        opened,
+        title=settings.task,
+        subject=settings.model,
+        status=board.snapshot,
+        notebook=settings.resume_from,
+    )
 
 
 async def run_headless(

@@ -97,6 +97,16 @@ def notebook_settings(notebook: Path) -> dict[str, Any]:
     return meta
 
 
+def subject_briefing(model_spec: str) -> str | None:
+    """The public description of a model organism (what an investigator is told), if any."""
+    from scribe_tui.organisms.registry import UnknownOrganism, organism_info
+
+    try:
+        return organism_info(model_spec).description
+    except (UnknownOrganism, OSError, ValueError, KeyError):
+        return None
+
+
 class Workbench:
     """One investigation with the processes it needs: the model host and the kernels.
 
@@ -163,7 +173,11 @@ class Workbench:
         else:
             config = s.config
             config.experiment = config.experiment or s.experiment_name or s.task
-            self.investigation = Investigation(s.task, self.provider, self._tools, config=config)
+            task = s.task
+            about = subject_briefing(s.model)
+            if about:
+                task = f"{task}\n\nWhat you are told about the subject model: {about}"
+            self.investigation = Investigation(task, self.provider, self._tools, config=config)
         if s.agent == "autopilot":
             # The autopilot re-reads its evidence from earlier cell outputs in the
             # conversation, so they must not shrink to stubs; its turns cost nothing.

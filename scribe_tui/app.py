@@ -1,0 +1,692 @@
+"""The interactive front end: a Textual app that renders an investigation and steers it.
+
+The investigation runs in an async worker on the app's event loop. The worker never
+touches widgets: every event the loop emits is posted as an :class:`AgentEvent`
+message, and the app's handlers own all state (the harlequin pattern). The person's
+actions go back through :class:`~scribe_tui.agent.controls.InvestigationControls`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from rich.text import Text
+from textual import events, on, work
+from textual.app import App, ComposeResult, SuspendNotSupported
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, Footer, Input, Static
+from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
+
+from scribe_tui.agent import events as ev
+from scribe_tui.agent.controls import InvestigationControls
+from scribe_tui.ui.agent_pane import AgentPane
+from scribe_tui.ui.checkpoints import CheckpointCard, CheckpointPane, Decision
+from scribe_tui.ui.commands import SLASH_COMMANDS, ScribeCommands
+from scribe_tui.ui.notebook import NotebookPane
+from scribe_tui.ui.prompt import PromptInput
+from scribe_tui.ui.render import cell_to_markdown
+from scribe_tui.ui.screens import CellEditorScreen, HelpScreen, MessageScreen
+from scribe_tui.ui.status import AGENT_STATES, StatusBar, human_count, human_duration
+
+EXIT_OK, EXIT_FAILED, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 3, 130
+EXIT_CODES = {
+    "concluded": EXIT_OK,
+    "failed": EXIT_FAILED,
+    "budget": EXIT_BUDGET,
+    "interrupted": EXIT_INTERRUPTED,
+}
+MIN_SIZE = (80, 20)
+#: On quit: how long the loop gets to stop by itself after ``interrupt``, then after cancel.
+QUIT_GRACE_S, QUIT_CLEANUP_S = 2.0, 10.0
+
+
+class RunnableInvestigation(InvestigationControls, Protocol):
+    """The controls plus ``run()``, which drives the investigation to its end."""
+
+    async def run(self) -> Any:
+        """Run until concluded, failed or out of budget; returns the loop's outcome."""
+
+
+InvestigationSource = (
+    RunnableInvestigation
+    | Callable[[], Awaitable[RunnableInvestigation]]
+    | Callable[[], AbstractAsyncContextManager[RunnableInvestigation]]
+)
+StatusSource = Callable[[], "ev.Status | None"]
+
+
+class AgentEvent(Message):
+    """An investigation event, carried from the worker to the app's handlers."""
+
+    def __init__(self, event: ev.Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class InvestigationStarted(Message):
+    """The investigation exists; its controls can be used from now on."""
+
+    def __init__(self, controls: RunnableInvestigation) -> None:
+        super().__init__()
+        self.controls = controls
+
+
+class ScribeApp(App[int]):
+    """Watch an investigation's notebook grow; pause, edit, redirect it.
+
+    ``investigation`` is a built investigation (controls + ``run()``), an async
+    factory returning one, or a factory returning an async context manager that
+    yields one (and closes the kernels and host it owns on exit, quit included).
+    Factories run in the worker, so slow set-up (loading the subject model) happens
+    after the first frame. ``status``, if given, is polled every second for a fresh
+    :class:`~scribe_tui.agent.events.Status` (GPU memory between events).
+    """
+
+    CSS_PATH = "ui/scribe.tcss"
+    COMMANDS = App.COMMANDS | {ScribeCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "interrupt", "Interrupt"),
+        Binding("f2", "toggle_pause", "Pause/Resume"),
+        Binding("f3", "checkpoint", "Checkpoint"),
+        Binding("f4", "edit_cell", "Edit cell"),
+        Binding("f5", "edit_external", "$EDITOR", show=False),
+        Binding("f6", "new_cell", "New cell"),
+        Binding("f1", "help", "Help"),
+        Binding("ctrl+q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        investigation: InvestigationSource,
+        *,
+        title: str,
+        notebook: Path | None = None,
+        subject: str = "",
+        status: StatusSource | None = None,
+        cursor_blink: bool = True,
+    ) -> None:
+        super().__init__()
+        self.title = title
+        self._notebook_path = notebook
+        self.controls: RunnableInvestigation | None = None
+        self.stop_reason: str | None = None
+        self.conclusion: ev.Concluded | None = None
+        self.failure: str | None = None
+        self._source = investigation
+        self._status_source = status
+        self._cursor_blink = cursor_blink
+        self._pending: list[str] = []
+        self._agent_worker: Worker[Any] | None = None
+        self._quitting = False
+        self.notebook = NotebookPane(id="notebook")
+        self.agent = AgentPane(id="agent")
+        self.checkpoints = CheckpointPane(id="checkpoints")
+        self.status_bar = StatusBar(subject, id="status")
+        self.prompt = PromptInput(id="prompt")
+
+    # -- layout -------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            yield self.notebook
+            with Vertical(id="side"):
+                yield self.agent
+                yield self.checkpoints
+        yield Static(id="too-small")
+        yield self.prompt
+        yield self.status_bar
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.notebook.border_title = f"Notebook · {self.title}"
+        self._show_notebook_path()
+        self.agent.border_title = "Agent"
+        self.checkpoints.border_title = "Checkpoints"
+        self.prompt.cursor_blink = self._cursor_blink
+        self.prompt.focus()
+        self._check_size(self.size.width, self.size.height)
+        self.set_interval(1.0, self._tick)
+        self._agent_worker = self._run_investigation()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._check_size(event.size.width, event.size.height)
+        self._show_notebook_path()
+
+    def _check_size(self, width: int, height: int) -> None:
+        """Swap the layout for a message when the terminal is too small to be useful."""
+        small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        main = self.screen_stack[0]
+        main.set_class(small, "-too-small")
+        if small:
+            main.query_one("#too-small", Static).update(
+                f"The terminal is {width}×{height}; scribe-tui needs at least "
+                f"{MIN_SIZE[0]}×{MIN_SIZE[1]}.\nEnlarge the window (the investigation keeps "
+                "running), or press Ctrl+Q to save and quit."
+            )
+
+    def _show_notebook_path(self) -> None:
+        """The notebook's path on the pane's border; the file name survives truncation."""
+        if self.notebook_path is None:
+            return
+        path = Path(self.notebook_path)
+        with contextlib.suppress(ValueError):
+            path = path.resolve().relative_to(Path.cwd())
+        shown = str(path)
+        room = max(20, self.notebook.size.width - 6 if self.notebook.size.width else 60)
+        if len(shown) > room:
+            shown = "…" + shown[-(room - 1) :]
+        self.notebook.border_subtitle = shown
+
+    # -- the investigation worker -------------------------------------------------
+
+    @work(group="agent", exit_on_error=False)
+    async def _run_investigation(self) -> Any:
+        source = self._source
+        if hasattr(source, "run") and hasattr(source, "subscribe"):
+            return await self._drive(source)  # type: ignore[arg-type]
+        opened = source()  # type: ignore[operator]
+        if hasattr(opened, "__aenter__"):  # owns processes: closed however the run ends
+            async with opened as investigation:
+                return await self._drive(investigation)
+        return await self._drive(await opened)
+
+    async def _drive(self, investigation: RunnableInvestigation) -> Any:
+        investigation.subscribe(lambda event: self.post_message(AgentEvent(event)))
+        self.post_message(InvestigationStarted(investigation))
+        return await investigation.run()
+
+    @property
+    def notebook_path(self) -> Path | None:
+        """The notebook being written: as given, else as the investigation reports it."""
+        return self._notebook_path or getattr(self.controls, "notebook_path", None)
+
+    def on_investigation_started(self, message: InvestigationStarted) -> None:
+        self.controls = message.controls
+        self._set_state("running")
+        for text in self._pending:
+            message.controls.send(text)
+        self._pending.clear()
+
+    async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group == "person" and event.state == WorkerState.ERROR:
+            self.notify(f"{worker.name} failed: {worker.error}", severity="error", timeout=10)
+        if worker is not self._agent_worker:
+            return
+        if event.state == WorkerState.ERROR:
+            self.failure = f"{type(worker.error).__name__}: {worker.error}"
+            self._set_state("failed")
+            await self.agent.note(Text(f"The investigation failed: {self.failure}"), "error")
+            self.notify(self.failure, title="Investigation failed", severity="error", timeout=30)
+        elif event.state == WorkerState.SUCCESS:
+            await self.agent.end_streams()
+            if self.stop_reason is None:
+                reason = getattr(worker.result, "reason", worker.result)
+                self.stop_reason = (
+                    reason
+                    if isinstance(reason, str)
+                    else ("concluded" if self.conclusion else "failed")
+                )
+            if self.status_bar.agent_state not in ("concluded", "failed"):
+                self._set_state("concluded" if self.stop_reason == "concluded" else "stopped")
+
+    # -- events -> widgets -----------------------------------------------------------
+
+    async def on_agent_event(self, message: AgentEvent) -> None:
+        event = message.event
+        match event:
+            case ev.TextDelta(text=text):
+                await self.agent.text_delta(text)
+            case ev.ThinkingDelta(text=text):
+                await self.agent.thinking_delta(text)
+            case ev.TurnStarted(turn=turn):
+                await self.agent.note(Text(f"── turn {turn} ──"), "turn")
+            case ev.TurnFinished():
+                await self.agent.end_streams()
+            case ev.ToolCallStarted():
+                await self.agent.tool_started(event)
+            case ev.ToolCallFinished():
+                await self.agent.tool_finished(event)
+            case ev.CellAdded():
+                self.notebook.add_cell(event)
+                self._show_notebook_path()  # the agent may just have started a session
+            case ev.CellExecuting():
+                self.notebook.cell_executing(event)
+            case ev.CellUpdated():
+                self.notebook.update_cell(event)
+            case ev.CheckpointRequested(number=number, experiments=experiments):
+                self.checkpoints.card(number, experiments)
+                await self.agent.note(f"checkpoint {number} requested", "info")
+            case ev.CheckpointAnswered(number=number, content=content, awaiting_approval=wait):
+                self.checkpoints.card(number).answered(content, wait)
+                if wait:
+                    self._checkpoint_waiting(self.checkpoints.card(number))
+            case ev.CheckpointDecided(number=number, decision=decision, message=text):
+                self.checkpoints.card(number).decided(decision, text)
+                self._after_checkpoint()
+                await self.agent.note(f"checkpoint {number}: {decision} {text}".rstrip(), "info")
+            case ev.MessageQueued(text=text):
+                await self.agent.message_queued(text)
+                self.status_bar.set_queued(self.agent.queued_count)
+            case ev.MessageDelivered(texts=texts):
+                await self.agent.messages_delivered(texts)
+                self.status_bar.set_queued(self.agent.queued_count)
+            case ev.Status():
+                self._apply_status(event)
+            case ev.Paused(reason=reason):
+                self._set_state("paused")
+                await self.agent.note(f"paused{f' ({reason})' if reason else ''} · F2 resumes")
+            case ev.Resumed():
+                self._set_state("running")
+                await self.agent.note("resumed")
+            case ev.ErrorEvent(message=text, fatal=fatal):
+                await self.agent.note(Text(f"✗ {text}"), "error")
+                self.notify(text, severity="error", timeout=10 if fatal else 5)
+                if fatal:
+                    self.failure = text
+                    self._set_state("failed")
+            case ev.Concluded(answer=answer, confidence=confidence, evidence=evidence):
+                self.conclusion = event
+                self._set_state("concluded")
+                await self.agent.note(
+                    Text.assemble(
+                        ("Concluded: ", "bold"),
+                        (answer, "bold"),
+                        f"  (confidence {confidence:.0%})\n",
+                        (evidence, "dim"),
+                    ),
+                    "concluded",
+                )
+                self.notify(
+                    f"{answer} ({confidence:.0%}). Ctrl+Q quits.",
+                    title="Investigation concluded",
+                    timeout=15,
+                )
+            case ev.Stopped(reason=reason, detail=detail):
+                self.stop_reason = reason
+                if reason != "concluded":
+                    state = "failed" if reason == "failed" else "stopped"
+                    self._set_state(state)
+                    await self.agent.note(f"stopped: {reason} {detail}".rstrip(), "info")
+
+    def _apply_status(self, status: ev.Status) -> None:
+        self.status_bar.set_status(status)
+        state = status.agent_state
+        if "wait" in state:
+            state = "waiting"
+        settled = self.status_bar.agent_state in ("concluded", "failed")
+        # A waiting checkpoint outranks a "running" snapshot taken just before it.
+        stale = self.checkpoints.awaiting is not None and state == "running"
+        if state in AGENT_STATES and not settled and not stale:
+            self.status_bar.set_agent_state(state)
+
+    def _set_state(self, state: str) -> None:
+        self.status_bar.set_agent_state(state)
+
+    def _checkpoint_waiting(self, card: CheckpointCard) -> None:
+        """Make a waiting checkpoint impossible to miss: colour, bell, toast, focus."""
+        self._set_state("waiting")
+        self.checkpoints.add_class("-awaiting")
+        self.checkpoints.scroll_to_widget(card, animate=False)
+        self.bell()
+        self.notify(
+            "Approve (a), pivot with a message (p), or continue (c).",
+            title=f"Checkpoint {card.number} is waiting for you",
+            severity="warning",
+            timeout=10,
+        )
+        if not self.prompt.value:  # never steal focus from a half-typed message
+            card.query_one("#approve", Button).focus()
+
+    def _after_checkpoint(self) -> None:
+        if self.checkpoints.awaiting is None:
+            self.checkpoints.remove_class("-awaiting")
+            if self.status_bar.agent_state == "waiting":
+                self._set_state("running")
+            if self.focused is None or self.checkpoints in self.focused.ancestors:
+                self.prompt.focus()
+
+    def _tick(self) -> None:
+        if self._status_source is not None:
+            try:
+                status = self._status_source()
+            except Exception as exc:  # a broken probe must not take the UI down
+                self._status_source = None
+                self.notify(f"status probe stopped: {exc}", severity="warning")
+            else:
+                if status is not None:
+                    self._apply_status(status)
+                    return
+        self.status_bar.redraw()
+
+    # -- the prompt ---------------------------------------------------------------------
+
+    @on(Input.Submitted, "#prompt")
+    async def _on_prompt(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        self.prompt.clear()
+        if not text:
+            return
+        self.prompt.remember(text)
+        if text.startswith("/"):
+            await self._slash(text)
+        else:
+            self.send(text)
+
+    def send(self, text: str) -> None:
+        """Queue a message for the agent (held here until the investigation exists)."""
+        if self.controls is None:
+            self._pending.append(text)
+            self.notify("The investigation is starting; your message will be queued.")
+        else:
+            self.controls.send(text)
+
+    async def _slash(self, text: str) -> None:
+        name, _, argument = text.partition(" ")
+        command = SLASH_COMMANDS.get(name.lower())
+        argument = argument.strip()
+        if command is None:
+            self.notify(f"Unknown command {name}; /help lists them.", severity="warning")
+        elif name == "/pivot":
+            self._decide("pivot", argument or None)
+        elif name == "/run" and argument:
+            self._person_work(self._controls().run_code(argument), "run")
+        elif name == "/edit" and argument:
+            if self._select_by_count(argument):
+                await self.run_action("edit_cell")
+        else:
+            await self.run_action(command.action)
+
+    def _select_by_count(self, argument: str) -> bool:
+        """``/edit 3`` selects the cell shown as ``[3]``."""
+        for cell in self.notebook.cells:
+            if argument.isdigit() and cell.execution_count == int(argument):
+                self.notebook.select(cell.index)
+                return True
+        self.notify(f"No cell [{argument}] in the notebook.", severity="warning")
+        return False
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def _controls(self) -> RunnableInvestigation:
+        if self.controls is None:
+            raise RuntimeError("the investigation has not started yet")
+        return self.controls
+
+    def _live(self) -> bool:
+        """True when there is a running investigation to steer (else says why not)."""
+        if self.controls is None:
+            self.notify("The investigation is still starting.", severity="warning")
+            return False
+        if self._agent_worker is not None and self._agent_worker.is_finished:
+            self.notify("The investigation has ended.", severity="warning")
+            return False
+        return True
+
+    def action_interrupt(self) -> None:
+        if self._live():
+            self._controls().interrupt()
+            self.notify("Interrupted; the agent is paused. F2 or /resume continues.")
+
+    def action_pause(self) -> None:
+        if self._live():
+            self._controls().pause()
+            self.notify("Pausing after the current step.")
+
+    def action_resume(self) -> None:
+        if self._live():
+            self._controls().resume()
+
+    def action_toggle_pause(self) -> None:
+        if self.status_bar.agent_state == "paused":
+            self.action_resume()
+        else:
+            self.action_pause()
+
+    def action_checkpoint(self) -> None:
+        if self._live():
+            self._controls().request_checkpoint()
+            self.notify("Checkpoint requested; the agent writes it at the next boundary.")
+
+    def action_approve(self) -> None:
+        self._decide("approve")
+
+    def action_pivot(self) -> None:
+        self._decide("pivot", self.prompt.value.strip() or None)
+
+    def action_continue_checkpoint(self) -> None:
+        self._decide("continue")
+
+    def on_checkpoint_card_decide(self, message: CheckpointCard.Decide) -> None:
+        self._decide(message.decision)
+
+    def _decide(self, decision: Decision, message: str | None = None) -> None:
+        card = self.checkpoints.awaiting
+        if card is None:
+            self.notify("No checkpoint is waiting for a decision.", severity="warning")
+            return
+        if decision == "pivot" and not message:
+            if self.prompt.value.strip():
+                message = self.prompt.value.strip()
+            else:
+
+                def got(text: str | None) -> None:
+                    if text:
+                        self._decide("pivot", text)
+
+                self.push_screen(
+                    MessageScreen(
+                        f"Pivot from checkpoint {card.number}: where should the agent go instead?",
+                        cursor_blink=self._cursor_blink,
+                    ),
+                    got,
+                )
+                return
+        if decision == "pivot":
+            self.prompt.clear()
+        self._controls().decide_checkpoint(card.number, decision, message or "")
+        card.decided(decision, message or "")
+        self._after_checkpoint()
+
+    def action_edit_cell(self) -> None:
+        cell = self.notebook.selected_cell
+        if cell is None or cell.cell_type != "code":
+            self.notify("Select a code cell first (Tab to the notebook, ↑/↓).", severity="warning")
+            return
+        code_index = self.notebook.code_index(cell.index)
+
+        def done(code: str | None) -> None:
+            if code is not None:
+                self._person_work(self._controls().edit_cell(code_index, code), "edit")
+
+        title = f"Edit cell [{cell.execution_count or ' '}] and re-run it"
+        self.push_screen(
+            CellEditorScreen(title, cell.source, cursor_blink=self._cursor_blink), done
+        )
+
+    def action_edit_external(self) -> None:
+        cell = self.notebook.selected_cell
+        if cell is None or cell.cell_type != "code":
+            self.notify("Select a code cell first.", severity="warning")
+            return
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        with tempfile.TemporaryDirectory(prefix="scribe-") as folder:
+            path = Path(folder) / f"cell_{cell.index}.py"
+            path.write_text(cell.source, encoding="utf-8")
+            try:
+                with self.suspend():
+                    subprocess.run([*shlex.split(editor), str(path)], check=False)
+            except SuspendNotSupported:
+                self.notify(
+                    "This terminal cannot hand over to $EDITOR; use F4.", severity="warning"
+                )
+                return
+            except OSError as exc:
+                self.notify(f"Could not start {editor}: {exc}", severity="error")
+                return
+            code = path.read_text(encoding="utf-8")
+        if code == cell.source:
+            self.notify("Cell unchanged; nothing re-run.")
+            return
+        index = self.notebook.code_index(cell.index)
+        self._person_work(self._controls().edit_cell(index, code), "edit")
+
+    def action_new_cell(self) -> None:
+        def done(code: str | None) -> None:
+            if code and code.strip():
+                self._person_work(self._controls().run_code(code), "run")
+
+        self.push_screen(
+            CellEditorScreen(
+                "New cell of your own: it runs in the same kernel", cursor_blink=self._cursor_blink
+            ),
+            done,
+        )
+
+    def _person_work(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a person's cell in a worker; the notebook updates from the loop's events."""
+        if not self._live():
+            work.close()
+            return
+        self.run_worker(work, name=name, group="person", exit_on_error=False)
+
+    def action_open_images(self) -> None:
+        cell = self.notebook.selected_cell
+        images = cell.images() if cell is not None else []
+        if not images:
+            self.notify("The selected cell has no images.", severity="warning")
+            return
+        assert cell is not None
+        folder = Path(tempfile.mkdtemp(prefix="scribe-images-"))
+        paths = []
+        for n, png in enumerate(images):
+            path = folder / f"cell{cell.index}_{n}.png"
+            path.write_bytes(png)
+            paths.append(path)
+        opener = shutil.which("xdg-open") or shutil.which("open")
+        if opener is not None and (os.environ.get("DISPLAY") or sys.platform == "darwin"):
+            for path in paths:
+                subprocess.Popen(
+                    [opener, str(path)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+        self.copy_to_clipboard(str(paths[0]))
+        self.notify("\n".join(str(p) for p in paths), title="Saved (path copied)", timeout=10)
+
+    def action_cost(self) -> None:
+        s = self.status_bar.status
+        self.notify(
+            f"turn {s.turn} · {human_count(s.input_tokens)} in / "
+            f"{human_count(s.output_tokens)} out tokens · ${s.cost_usd:.2f} · "
+            f"{human_duration(self.status_bar.elapsed)} elapsed",
+            title="Cost so far",
+        )
+
+    def action_export(self) -> None:
+        if self.notebook_path is not None:
+            target = Path(self.notebook_path).with_suffix(".md")
+        else:
+            target = Path.cwd() / "scribe-notebook.md"
+        body = "\n".join(cell_to_markdown(cell) for cell in self.notebook.cells)
+        try:
+            target.write_text(f"# {self.title}\n\n{body}", encoding="utf-8")
+        except OSError as exc:
+            self.notify(f"Export failed: {exc}", severity="error")
+            return
+        self.copy_to_clipboard(str(target))
+        self.notify(str(target), title="Exported as Markdown (path copied)")
+
+    def action_focus_notebook(self) -> None:
+        self.notebook.focus()
+
+    def action_focus_prompt(self) -> None:
+        self.prompt.focus()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    # -- quitting --------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        """Quit; mid-run, interrupt the loop and let it stop (it has saved every step)."""
+        worker = self._agent_worker
+        if worker is None or worker.is_finished:
+            self.exit(self.exit_code, return_code=self.exit_code)
+            return
+        if self._quitting:
+            return
+        self._quitting = True
+        self._set_state("stopping")
+        self.notify("Interrupting the agent and saving…", timeout=QUIT_CLEANUP_S)
+        self.run_worker(self._stop_investigation(worker), group="quit", exit_on_error=False)
+
+    async def _stop_investigation(self, worker: Worker[Any]) -> None:
+        if self.controls is not None:
+            self.controls.interrupt()
+        for stage in ("grace", "cancel"):
+            with contextlib.suppress(asyncio.TimeoutError, WorkerFailed, WorkerCancelled):
+                await asyncio.wait_for(
+                    worker.wait(), QUIT_GRACE_S if stage == "grace" else QUIT_CLEANUP_S
+                )
+            if worker.is_finished:
+                break
+            worker.cancel()
+        code = self.exit_code if self.stop_reason in ("concluded", "budget") else EXIT_INTERRUPTED
+        self.exit(code, return_code=code)
+
+    @property
+    def exit_code(self) -> int:
+        """0 concluded, 1 failed, 3 out of budget, 130 stopped before the end."""
+        worker = self._agent_worker
+        if self.failure is not None or (worker is not None and worker.state == WorkerState.ERROR):
+            return EXIT_FAILED
+        if worker is None or not worker.is_finished:
+            return EXIT_INTERRUPTED
+        return EXIT_CODES.get(self.stop_reason or "", EXIT_OK if self.conclusion else EXIT_FAILED)
+
+
+def run_app(
+    investigation: InvestigationSource,
+    *,
+    title: str,
+    notebook: Path | None = None,
+    subject: str = "",
+    status: StatusSource | None = None,
+) -> int:
+    """Run the TUI until the person quits; print how to resume; return the exit code."""
+    app = ScribeApp(investigation, title=title, notebook=notebook, subject=subject, status=status)
+    code = app.run()
+    if code is None:
+        code = app.return_code if app.return_code is not None else EXIT_FAILED
+    path = app.notebook_path
+    where = f" Notebook: {path}" if path else ""
+    if code == EXIT_INTERRUPTED:
+        print("Stopped before the end; everything so far is saved." + where)
+        if path:
+            print(f"Resume with: scribe-tui resume {shlex.quote(str(path))}")
+    elif code == EXIT_OK and app.conclusion is not None:
+        c = app.conclusion
+        print(f"Concluded: {c.answer} (confidence {c.confidence:.0%}).{where}")
+    elif code == EXIT_BUDGET:
+        print("Stopped: the budget ran out." + where)
+    elif code == EXIT_FAILED:
+        print(
+            f"The investigation failed: {app.failure or 'see the notebook'}.{where}",
+            file=sys.stderr,
+        )
+    return code

@@ -1,0 +1,180 @@
+"""End to end in a real terminal: tmux runs ``scribe-tui investigate`` (the TUI, the autopilot,
+the bundled organism); the test pauses, edits a cell, redirects, resumes and quits, reading
+the screen as a person would and then the saved notebook.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+pytestmark = pytest.mark.slow
+MARK = "edited-by-e2e"
+
+
+class Tmux:
+    """One detached tmux session running a command, read with capture-pane."""
+
+    def __init__(self, command: str, cwd: Path, width: int = 140, height: int = 45) -> None:
+        self.name = f"scribe-e2e-{uuid.uuid4().hex[:8]}"
+        env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
+        subprocess.run(
+            [
+                "tmux",
+                "new-session",
+                "-d",
+                "-s",
+                self.name,
+                "-x",
+                str(width),
+                "-y",
+                str(height),
+                "-c",
+                str(cwd),
+                command,
+            ],
+            check=True,
+            env=env,
+        )
+        # Keep the pane after the app exits, so what it printed can be read.
+        subprocess.run(["tmux", "set-option", "-t", self.name, "remain-on-exit", "on"], check=True)
+
+    def screen(self) -> str:
+        result = subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return result.stdout
+
+    def send(self, *keys: str, literal: bool = False) -> None:
+        subprocess.run(
+            ["tmux", "send-keys", "-t", self.name, *(["-l"] if literal else []), *keys], check=True
+        )
+        time.sleep(0.2)
+
+    def type(self, text: str) -> None:
+        self.send(text, literal=True)
+
+    def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if check(screen):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; screen:\n{screen}")
+            time.sleep(0.25)
+
+    def dead(self) -> bool:
+        result = subprocess.run(
+            ["tmux", "display-message", "-p", "-t", self.name, "#{pane_dead}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return result.stdout.strip() == "1"
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], check=False, capture_output=True)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture
+def tmux_session(workdir: Path) -> Iterator[Callable[[str], Tmux]]:
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed; the end-to-end test needs it")
+    sessions: list[Tmux] = []
+
+    def start(command: str) -> Tmux:
+        session = Tmux(command, workdir)
+        sessions.append(session)
+        return session
+
+    yield start
+    for session in sessions:
+        session.kill()
+
+
+def test_steer_an_investigation_in_a_real_terminal(
+    workdir: Path, tmux_session: Callable[[str], Tmux]
+) -> None:
+    notebooks = workdir / "notebooks"
+    command = " ".join(
+        shlex.quote(part)
+        for part in [
+            sys.executable,
+            "-m",
+            "scribe_tui",
+            "investigate",
+            "find the secret",
+            "--agent",
+            "autopilot",
+            "--notebooks-dir",
+            str(notebooks),
+            "--checkpoint-every",
+            "0",
+        ]
+    )
+    tui = tmux_session(command)
+
+    # The first frame comes fast; the first cell once the organism is loaded.
+    tui.wait_for(lambda s: "Notebook · find the secret" in s, "the TUI", timeout=20)
+    tui.wait_for(lambda s: "[1]" in s, "the first executed cell", timeout=180)
+
+    tui.type("/pause")
+    tui.send("Enter")
+    tui.wait_for(lambda s: "‖ paused" in s, "the paused state")
+
+    # Edit cell [1] in the in-app editor: append a line, run it with Ctrl+S.
+    tui.type("/edit 1")
+    tui.send("Enter")
+    tui.wait_for(lambda s: "Edit cell [1]" in s, "the cell editor")
+    tui.send("Enter")
+    tui.type(f"print('{MARK}')")
+    tui.send("C-s")
+    tui.wait_for(lambda s: "edited by you" in s, "the edited cell", timeout=120)
+
+    tui.type("Try the logit lens next.")
+    tui.send("Enter")
+    tui.wait_for(lambda s: "(queued) Try the logit lens next." in s, "the queued message")
+
+    tui.type("/resume")
+    tui.send("Enter")
+    tui.wait_for(lambda s: "● running" in s or "✓ concluded" in s, "the agent running again")
+    tui.wait_for(
+        lambda s: "(delivered) Try the logit lens next." in s or "✓ concluded" in s,
+        "the message delivered",
+        timeout=180,
+    )
+
+    tui.send("C-q")
+    final = tui.wait_for(
+        lambda s: tui.dead() and ("scribe-tui resume" in s or "Concluded:" in s),
+        "the app to exit and say how to resume",
+        timeout=60,
+    )
+
+    saved = sorted(notebooks.glob("*.ipynb"))
+    assert saved, f"no notebook saved in {notebooks}; screen:\n{final}"
+    notebook = nbformat.read(saved[-1], as_version=4)
+    nbformat.validate(notebook)
+    sources = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    assert any(MARK in source for source in sources), sources
+    if "scribe-tui resume" in final:
+        assert str(saved[-1].name) in final.replace("\n", "")
