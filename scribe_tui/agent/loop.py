@@ -6,9 +6,6 @@ enforces budgets, bounds the context and records every step in the transcript.
 
 Decisions worth knowing:
 
-- The agent starts its own session (the prompts tell it to). If it calls a tool that
-  needs one before any exists, the loop starts and initialises one for it and says so
-  in that call's result.
 - One user message per turn: tool results first (in call order), then notes on a
   person's own cells, queued person messages, a checkpoint request, a budget notice.
   It is committed together with the assistant's answer, so an interrupted turn leaves
@@ -19,6 +16,10 @@ Decisions worth knowing:
   checkpoint is pending, in which case the text is the checkpoint.
 - Resuming never re-runs a tool call: calls the transcript shows unfinished get an
   error result saying so (their cells, if any, are in the notebook).
+
+Running the tool calls (and a person's own cells) and following the agent's session
+is :mod:`scribe_tui.agent.dispatch`; the message list and what is sent of it is
+:mod:`scribe_tui.agent.conversation`.
 """
 
 from __future__ import annotations
@@ -27,18 +28,26 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from scribe_tui.agent.checkpoints import CheckpointState, checkpoint_prompt, decision_message
+from scribe_tui.agent.checkpoints import CheckpointState, decision_message
 from scribe_tui.agent.controls import EventSink
+from scribe_tui.agent.conversation import (
+    Conversation,
+    Draft,
+    error_result,
+    first_message,
+    parse_final_answer,
+    result_block,
+    system_prompt,
+    text_block,
+)
+from scribe_tui.agent.dispatch import Dispatcher
 from scribe_tui.agent.events import (
-    CellAdded,
-    CellUpdated,
     CheckpointAnswered,
     CheckpointDecided,
     CheckpointRequested,
@@ -52,15 +61,12 @@ from scribe_tui.agent.events import (
     Status,
     Stopped,
     TextDelta,
-    ToolCallFinished,
-    ToolCallStarted,
     TurnFinished,
     TurnStarted,
 )
 from scribe_tui.agent.provider import Provider, ProviderError, TurnRequest, TurnResult, Usage
 from scribe_tui.agent.steering import PERSON_PREFIX, Steering, person_message
-from scribe_tui.agent.transcript import Conversation, Transcript, transcript_path_for
-from scribe_tui.paths import prompts_dir
+from scribe_tui.agent.transcript import Transcript
 from scribe_tui.tools import NotebookTools, ToolResult
 
 __all__ = [
@@ -81,13 +87,6 @@ CUT_OFF = (
     "Split the work into smaller cells and call the tools again."
 )
 CUT_OFF_TEXT = "Your turn was cut off at max_tokens. Go on, in smaller steps."
-NEEDS_SESSION = frozenset({"execute_code", "edit_cell", "add_markdown", "init_session", "conclude"})
-# Tool results that hold a cell's output, and so may shrink to a stub naming the cell.
-CELL_TOOLS = frozenset({"execute_code", "edit_cell", "init_session"})
-_CONFIDENCE = re.compile(
-    r"confidence\W{0,4}(?:is\s+|of\s+|about\s+|~\s*)?(\d+(?:\.\d+)?)\s*(%)?", re.IGNORECASE
-)
-_ANSWER = re.compile(r"^\W*(?:final\s+)?answer\W*[:\-]\W*(.+?)\W*$", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass
@@ -129,17 +128,6 @@ class Outcome:
     detail: str = ""
 
 
-@dataclass
-class _Draft:
-    """The next user message, composed but not sent: nothing is consumed until it is."""
-
-    blocks: list[dict[str, Any]]
-    pending: int  # how many pending blocks it carries
-    delivered: int = 0  # how many queued person messages
-    checkpoint: bool = False
-    budget_notice: str | None = None
-
-
 class _Stop(Exception):
     """Unwinds the loop with an outcome reason."""
 
@@ -147,72 +135,6 @@ class _Stop(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
-
-
-def system_prompt(task: str) -> str:
-    """``prompts/system.md`` then ``prompts/methodology.md``, ``{task}`` filled in."""
-    folder = prompts_dir()
-    parts = [
-        (folder / n).read_text(encoding="utf-8").strip() for n in ("system.md", "methodology.md")
-    ]
-    # A plain replace, not str.format: the prompts may show code with braces.
-    return "\n\n".join(parts).replace("{task}", task)
-
-
-def first_message(task: str) -> str:
-    """The opening user message: the task and how to begin."""
-    return (
-        f"Your task: {task}\n\n"
-        "Start a notebook session with `start_new_session`, then run `init_session` to set "
-        "it up, and investigate. When you are done, call `conclude` with your answer, "
-        "your confidence and the evidence."
-    )
-
-
-def parse_final_answer(text: str) -> tuple[str, float, str]:
-    """(answer, confidence, evidence) from a free-text final answer.
-
-    The answer is an ``Answer: ...`` line if there is one, else the first line; the
-    confidence is the first "confidence 0.8" / "confidence: 80%" found, else 0.5; the
-    evidence is the whole text.
-    """
-    match = _ANSWER.search(text)
-    lines = [line.strip(" #*>-") for line in text.splitlines() if line.strip(" #*>-")]
-    answer = match.group(1) if match else (lines[0] if lines else "unknown")
-    confidence = 0.5
-    found = _CONFIDENCE.search(text)
-    if found:
-        value = float(found.group(1))
-        if found.group(2) or value > 1:
-            value /= 100
-        confidence = min(max(value, 0.0), 1.0)
-    return answer[:300], confidence, text.strip()
-
-
-def _text_block(value: str) -> dict[str, Any]:
-    return {"type": "text", "text": value}
-
-
-def _result_block(call_id: str, result: ToolResult) -> dict[str, Any]:
-    content = result.content or [_text_block("(no output)")]
-    return {
-        "type": "tool_result",
-        "tool_use_id": call_id,
-        "content": content,
-        "is_error": result.is_error,
-    }
-
-
-def _error_result(call_id: str, message: str) -> dict[str, Any]:
-    return _result_block(call_id, ToolResult([_text_block(message)], is_error=True))
-
-
-def _summary(result: ToolResult) -> str:
-    """One line for a tool call's result: its first non-empty line, shortened."""
-    line = next((ln.strip() for ln in result.text.splitlines() if ln.strip()), "")
-    if not line:
-        line = "(image output)" if result.content else "(no output)"
-    return line if len(line) <= 120 else line[:119] + "…"
 
 
 class _Resume:
@@ -228,8 +150,9 @@ class _Resume:
 class Investigation:
     """One investigation run; implements :class:`~scribe_tui.agent.controls.InvestigationControls`.
 
-    The investigation takes over ``tools.on_event`` (a handler already there is still
-    called): front ends should :meth:`subscribe` instead. Calling :meth:`pause` before
+    The investigation (through its :class:`~scribe_tui.agent.dispatch.Dispatcher`) takes
+    over ``tools.on_event`` (a handler already there is still called): front ends should
+    :meth:`subscribe` instead. Calling :meth:`pause` before
     :meth:`run` starts the run paused. The caller owns ``tools`` and closes them.
     """
 
@@ -255,31 +178,24 @@ class Investigation:
         self.experiments = 0
         self.checkpoints = CheckpointState(every=self.config.checkpoint_every)
         self.steering = Steering()
-        self.session_id: str | None = None
-        self.notebook_path: Path | None = None
         self.conclusion: Concluded | None = None
         self._system = system_prompt(task)
         # The task goes out with the first turn; it is not pending in the transcript.
-        self.conversation.pending.append(_text_block(first_message(task)))
+        self.conversation.pending.append(text_block(first_message(task)))
         self._sinks: list[EventSink] = []
-        self._tool_lock = asyncio.Lock()
         self._turn_task: asyncio.Future[TurnResult] | None = None
         self._partial: list[str] = []
-        self._touched: tuple[int, str] | None = None
         self._budget_turn: int | None = None  # the turn that answered the budget notice
         self._empty_turns = 0
         self._elapsed_before = 0.0
         self._paused_total = 0.0
         self._started: float | None = None
         self._reopen: Path | None = None
-        self._own_calls = 0
-        self._cell_of: dict[str, int] = {}  # tool_use id -> the code cell its call ran
         self._state = "starting"
         self._dirty = True  # an event was emitted since the last _sync
         self._synced: dict[str, Any] = {}
         self._save_error: str | None = None  # reported once, not at every boundary
-        self._chained = tools.on_event
-        tools.on_event = self._on_tool_event
+        self.dispatcher = Dispatcher(tools, self.transcript, self._emit, self._write_header)
         if self.transcript.is_attached and not self.transcript.has_header:
             self._write_header()
 
@@ -287,6 +203,16 @@ class Investigation:
     def messages(self) -> list[dict[str, Any]]:
         """The conversation so far, in Anthropic Messages format."""
         return self.conversation.messages
+
+    @property
+    def session_id(self) -> str | None:
+        """The agent's notebook session (the newest one started), if any."""
+        return self.dispatcher.session_id
+
+    @property
+    def notebook_path(self) -> Path | None:
+        """The agent's notebook, beside which the transcript sits."""
+        return self.dispatcher.notebook_path
 
     # -- controls (InvestigationControls) ------------------------------------------------
 
@@ -343,21 +269,11 @@ class Investigation:
 
     async def edit_cell(self, index: int, code: str) -> None:
         """Replace code cell ``index`` with a person's code, re-run it, tell the agent."""
-        result, number = await self._person_call("edit_cell", {"code": code, "cell_index": index})
-        self._note(
-            f"[From the person watching] They edited code cell {number} and re-ran it:\n"
-            f"```python\n{code}\n```\nIts output now:",
-            result,
-        )
+        self._note(await self.dispatcher.person_edit_cell(index, code))
 
     async def run_code(self, code: str) -> None:
         """Append and run a person's own code cell, and tell the agent."""
-        result, number = await self._person_call("execute_code", {"code": code})
-        self._note(
-            f"[From the person watching] They ran a cell of their own, code cell {number}:\n"
-            f"```python\n{code}\n```\nIts output:",
-            result,
-        )
+        self._note(await self.dispatcher.person_run_code(code))
 
     # -- running ---------------------------------------------------------------------------
 
@@ -398,9 +314,9 @@ class Investigation:
         if result.stop_reason == "max_tokens":
             self._emit(ErrorEvent(message="The agent's turn was cut off at max_tokens."))
             for block in uses:
-                self.conversation.pend(_error_result(block["id"], CUT_OFF))
+                self.conversation.pend(error_result(block["id"], CUT_OFF))
             if not uses:
-                self.conversation.pend(_text_block(CUT_OFF_TEXT))
+                self.conversation.pend(text_block(CUT_OFF_TEXT))
         elif uses:
             self._empty_turns = 0
             await self._run_calls(uses)
@@ -444,7 +360,7 @@ class Investigation:
             if result is None:
                 break
             self._commit(draft)
-            self._commit_assistant(result.content or [_text_block("(empty answer)")])
+            self._commit_assistant(result.content or [text_block("(empty answer)")])
             self.usage += result.usage
             self.transcript.write("usage", turn=number, usage=dataclasses.asdict(result.usage))
             self._emit(TurnFinished(turn=number, stop_reason=result.stop_reason))
@@ -455,9 +371,9 @@ class Investigation:
         said = "".join(self._partial).strip()
         if said:
             self._commit(draft)
-            self._commit_assistant([_text_block(said + "\n\n[interrupted by the person]")])
+            self._commit_assistant([text_block(said + "\n\n[interrupted by the person]")])
         self.conversation.pend(
-            _text_block(
+            text_block(
                 "[From the person watching] They interrupted your last turn before it "
                 "finished; nothing from it ran."
             )
@@ -487,16 +403,16 @@ class Investigation:
         """Run a turn's tool calls in order, with a boundary after each."""
         for block in uses:
             if self.conclusion is not None:
-                self.conversation.pend(
-                    _error_result(block["id"], "Not run: you already concluded.")
-                )
+                self.conversation.pend(error_result(block["id"], "Not run: you already concluded."))
             elif self.steering.skip_rest:
                 self.conversation.pend(
-                    _error_result(block["id"], "Not run: the person interrupted the turn.")
+                    error_result(block["id"], "Not run: the person interrupted the turn.")
                 )
             else:
-                result = await self._call(block)
-                self.conversation.pend(result, cell=self._cell_of.pop(block["id"], None))
+                experiment = self.config.experiment
+                arguments, result, cell = await self.dispatcher.agent_call(block, experiment)
+                self._after_call(block["name"], arguments, result)
+                self.conversation.pend(result_block(block["id"], result), cell=cell)
                 await self._boundary()
         if self.conclusion is not None:
             self._commit(self._compose(None, final=True))
@@ -507,10 +423,10 @@ class Investigation:
         texts = [b["text"] for b in result.content if b.get("type") == "text"]
         said = "\n\n".join(t for t in texts if t.strip()).strip()
         if self.checkpoints.pending is not None and said:
-            await self._loop_call("add_markdown", {"content": said})
+            await self.dispatcher.loop_call("add_markdown", {"content": said})
             self._checkpoint_answered(said)
             self.conversation.pend(
-                _text_block(
+                text_block(
                     "Your checkpoint was added to the notebook as a markdown cell. "
                     "Carry on with the investigation."
                 )
@@ -525,7 +441,7 @@ class Investigation:
                 self._emit(ErrorEvent(message="The agent stopped without an answer.", fatal=True))
                 raise _Stop("failed", "no answer")
             self.conversation.pend(
-                _text_block(
+                text_block(
                     "You ended your turn without calling a tool or answering. "
                     "Continue the investigation, or call `conclude`."
                 )
@@ -533,64 +449,16 @@ class Investigation:
             return
         answer, confidence, evidence = parse_final_answer(said)
         args = {"answer": answer, "confidence": confidence, "evidence": evidence}
-        await self._loop_call("conclude", args)
+        await self.dispatcher.loop_call("conclude", args)
         self._concluded(answer, confidence, evidence)
         raise _Stop("concluded")
 
-    # -- tool calls ------------------------------------------------------------------------
+    # -- tool calls ----------------------------------------------------------------------
 
-    async def _call(self, block: dict[str, Any]) -> dict[str, Any]:
-        """Run one of the agent's tool calls; returns its tool_result block."""
-        call_id, name = block["id"], block["name"]
-        arguments = dict(block.get("input") or {})
-        renames = name in ("start_new_session", "start_session_continue_notebook")
-        if renames and self.config.experiment and not arguments.get("experiment_name"):
-            arguments["experiment_name"] = self.config.experiment
-        prefix = ""
-        if name in NEEDS_SESSION and not self.tools.sessions:
-            prefix = await self._start_session_for_agent(name)
-            arguments["session_id"] = self.session_id
-        self._emit(ToolCallStarted(call_id=call_id, name=name, arguments=arguments))
-        result, duration = await self._dispatch(name, arguments, "agent")
-        self._emit(
-            ToolCallFinished(
-                call_id=call_id,
-                name=name,
-                is_error=result.is_error,
-                summary=_summary(result),
-                duration=duration,
-            )
-        )
-        self._after_call(call_id, name, arguments, result)
-        if prefix:
-            result = ToolResult([_text_block(prefix), *result.content], result.is_error)
-        return _result_block(call_id, result)
-
-    async def _dispatch(
-        self, name: str, arguments: dict[str, Any], author: str
-    ) -> tuple[ToolResult, float]:
-        """Call a tool under the lock shared with a person's cells; never raises."""
-        started = time.monotonic()
-        async with self._tool_lock:
-            self._touched = None
-            before = set(self.tools.sessions)
-            try:
-                result = await self.tools.call(name, arguments, author=author)
-            except Exception as exc:  # the tools promise not to raise; don't trust it blindly
-                log.exception("tool %s raised", name)
-                result = ToolResult([_text_block(f"{name} failed: {exc}")], is_error=True)
-            if not result.is_error and set(self.tools.sessions) - before:
-                self._session_started()
-        return result, time.monotonic() - started
-
-    def _after_call(
-        self, call_id: str, name: str, arguments: Mapping[str, Any], result: ToolResult
-    ) -> None:
+    def _after_call(self, name: str, arguments: Mapping[str, Any], result: ToolResult) -> None:
+        """Count an experiment; take in a checkpoint written as markdown, or a conclusion."""
         if name == "execute_code":
             self.experiments += 1
-        number = self._touched_code_cell()
-        if name in CELL_TOOLS and number is not None:
-            self._cell_of[call_id] = number
         if result.is_error:
             return
         if name == "add_markdown" and self.checkpoints.pending is not None:
@@ -599,119 +467,27 @@ class Investigation:
             answer, evidence = str(arguments["answer"]), str(arguments["evidence"])
             self._concluded(answer, float(arguments["confidence"]), evidence)
 
-    async def _loop_call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
-        """A call the loop makes itself (shown as the system's)."""
-        if name in NEEDS_SESSION and self.session_id in self.tools.sessions:
-            arguments = {"session_id": self.session_id, **arguments}
-        self._own_calls += 1
-        call_id = f"loop_{self._own_calls}"
-        self._emit(ToolCallStarted(call_id, name, arguments, author="system"))
-        result, duration = await self._dispatch(name, arguments, "agent")
-        summary = _summary(result)
-        self._emit(ToolCallFinished(call_id, name, result.is_error, summary, duration))
-        if result.is_error:
-            self._emit(ErrorEvent(message=f"{name} failed: {summary}"))
-        return result
-
-    async def _start_session_for_agent(self, needed_by: str) -> str:
-        """The agent forgot to start a session: start (and initialise) one for it."""
-        experiment = self.config.experiment
-        await self._loop_call(
-            "start_new_session", {"experiment_name": experiment} if experiment else {}
-        )
-        if self.session_id not in self.tools.sessions:
-            return ""  # it could not start; the agent's call fails and says why
-        done = "" if needed_by == "init_session" else " and initialised"
-        if needed_by != "init_session":
-            await self._loop_call("init_session", {})
-        return (
-            f"[scribe-tui] No session was running, so session '{self.session_id}' was "
-            f"started{done} for you (notebook {self.notebook_path}); this call ran in it. "
-            f"Use session_id='{self.session_id}'."
-        )
-
-    async def _person_call(self, name: str, arguments: dict[str, Any]) -> tuple[ToolResult, int]:
-        """Run a person's cell through the tools; returns the result and its code-cell number."""
-        if self.session_id not in self.tools.sessions:
-            raise RuntimeError(
-                "No notebook session is running yet; wait for the agent to start one."
-            )
-        arguments = {"session_id": self.session_id, **arguments}
-        self._steer(name, **arguments)
-        self._own_calls += 1
-        call_id = f"person_{self._own_calls}"
-        self._emit(ToolCallStarted(call_id, name, arguments, author="person"))
-        result, duration = await self._dispatch(name, arguments, "person")
-        self._emit(ToolCallFinished(call_id, name, result.is_error, _summary(result), duration))
-        number = self._touched_code_cell()
-        if result.is_error or number is None:
-            raise ValueError(result.text or f"{name} failed")
-        return result, number
-
-    def _note(self, header: str, result: ToolResult) -> None:
+    def _note(self, blocks: list[dict[str, Any]]) -> None:
         """Tell the agent, with the next user message, what a person's cell did."""
-        for block in (_text_block(header), *result.content):
+        for block in blocks:
             self.conversation.pend(block)
         self._sync()
-
-    def _session_started(self) -> None:
-        """Follow the newest session: its notebook is the one the transcript sits beside."""
-        self.session_id = list(self.tools.sessions)[-1]
-        path = self.tools.sessions[self.session_id].notebook.path
-        self.notebook_path = path
-        if self.transcript.is_attached:
-            self.transcript.write("notebook", path=str(path))
-            return
-        if not self.transcript.has_header:
-            self._write_header()
-        self.transcript.attach(_free(transcript_path_for(path)))
-
-    def _touched_code_cell(self) -> int | None:
-        """The code-cell number of the cell the last call added or changed, if it was code."""
-        if self._touched is None:
-            return None
-        index, cell_id = self._touched
-        for session in self.tools.sessions.values():
-            cells = session.notebook.cells
-            if index < len(cells) and cells[index]["id"] == cell_id:
-                code = cells[index]["cell_type"] == "code"
-                return session.notebook.code_number(index) if code else None
-        return None
 
     def _cut_short(self) -> None:
         """Cancel the streaming turn and interrupt every running cell."""
         if self._turn_task is not None:
             self._turn_task.cancel()
-        # Idle kernels ignore the interrupt, so there is no need to know which cell runs.
-        for session in list(self.tools.sessions.values()):
-            asyncio.ensure_future(session.kernel.interrupt()).add_done_callback(_log_failure)
+        self.dispatcher.interrupt_cells()
         self.steering.poke()
 
     # -- conversation ----------------------------------------------------------------------
 
-    def _compose(self, budget_notice: str | None, *, final: bool = False) -> _Draft:
-        """The next user message: what is pending, then person messages, a checkpoint
-        request and a budget notice (the last three not in a ``final`` message)."""
-        draft = _Draft([], pending=len(self.conversation.pending))
-        # The first message is the task alone; person messages wait for a tool boundary.
-        started = bool(self.messages) and not final
-        extra = [_text_block(text) for text in self.steering.queued] if started else []
-        draft.delivered = len(extra)
-        draft.checkpoint = self.checkpoints.due and started
-        if draft.checkpoint:
-            extra.append(_text_block(checkpoint_prompt()))
-        if budget_notice and not final:
-            draft.budget_notice = budget_notice
-            extra.append(
-                _text_block(
-                    f"Budget reached ({budget_notice}). Call `conclude` now with your answer, "
-                    "your confidence and the evidence so far; do not start new experiments."
-                )
-            )
-        draft.blocks = self.conversation.draft(extra)
-        return draft
+    def _compose(self, budget_notice: str | None, *, final: bool = False) -> Draft:
+        """The next user message, with the queued person messages and a due checkpoint."""
+        queued, due = self.steering.queued, self.checkpoints.due
+        return self.conversation.compose(queued, due, budget_notice, final=final)
 
-    def _commit(self, draft: _Draft) -> None:
+    def _commit(self, draft: Draft) -> None:
         """Append the drafted user message and consume what it carried."""
         self.conversation.commit(draft.blocks, draft.pending, delivered=draft.delivered)
         if draft.delivered:
@@ -801,13 +577,6 @@ class Investigation:
             self._partial.append(event.text)
         self._emit(event)
 
-    def _on_tool_event(self, event: Event) -> None:
-        if isinstance(event, (CellAdded, CellUpdated)):
-            self._touched = (event.index, event.cell_id)
-        if self._chained is not None:
-            self._chained(event)
-        self._emit(event)
-
     def _steer(self, action: str, **fields: Any) -> None:
         self.transcript.write("steer", action=action, **fields)
 
@@ -876,7 +645,7 @@ class Investigation:
         self._emit(Stopped(reason=reason, detail=detail))
         self._sync()
         self.transcript.close()
-        self.tools.on_event = self._chained  # the tools may outlive this run
+        self.dispatcher.release()  # the tools may outlive this run
         done = self.conclusion if reason == "concluded" else None
         return Outcome(
             reason=reason,
@@ -924,7 +693,7 @@ class Investigation:
             transcript=Transcript(transcript_path),
         )
         state = point.state
-        investigation._reopen = investigation.notebook_path = Path(point.notebook)
+        investigation._reopen = investigation.dispatcher.notebook_path = Path(point.notebook)
         investigation.conversation.restore(point)
         investigation.steering.queued = point.queued
         investigation.turns = int(state.get("turns", 0))
@@ -944,31 +713,17 @@ class Investigation:
         if self.checkpoints.awaiting is not None:
             number, content = self.checkpoints.awaiting, self.checkpoints.content
             self._emit(CheckpointAnswered(number, content, awaiting_approval=True))
-        self.session_id = None
+        self.dispatcher.session_id = None
         arguments = {"notebook_path": str(notebook)}
-        result = await self._loop_call("start_session_resume_notebook", arguments)
+        result = await self.dispatcher.loop_call("start_session_resume_notebook", arguments)
         if self.session_id is None:
             self._emit(ErrorEvent(message=f"Cannot reopen {notebook}: {result.text}", fatal=True))
             raise _Stop("failed", f"cannot reopen {notebook}")
         self.conversation.pend(
-            _text_block(
+            text_block(
                 f"[scribe-tui] The investigation was resumed after scribe-tui stopped. "
                 f"{result.text} Your notebook is open again as session '{self.session_id}': use "
                 f"session_id='{self.session_id}' from now on (earlier session ids no longer "
                 "work). Variables from the notebook's cells exist again; nothing else does."
             )
         )
-
-
-def _free(path: Path) -> Path:
-    """``path``, or ``stem-2.jsonl``, ``stem-3.jsonl``, ... if it is taken."""
-    candidate, n = path, 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
-
-
-def _log_failure(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("kernel interrupt failed: %s", task.exception())

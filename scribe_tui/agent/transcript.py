@@ -1,8 +1,8 @@
-"""The conversation an investigation holds, and its durable record beside the notebook.
+"""An investigation's durable record beside the notebook: one JSONL file per run.
 
-:class:`Conversation` is the message list the loop owns, the user blocks waiting for
-the next turn and the view of it sent to the provider (old cell outputs shrunk to
-stubs). :class:`Transcript` writes it, and everything else that happens, as JSONL.
+:class:`Transcript` writes the conversation (see :mod:`scribe_tui.agent.conversation`)
+and everything else that happens; :meth:`Transcript.load` reads it back and
+:meth:`TranscriptData.resume_point` replays it for a resumed run.
 
 A transcript holds everything needed to audit a run or resume it: a header (task,
 provider, model, config, notebook), every conversation message exactly as sent
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from scribe_tui.agent.checkpoints import decision_message
+from scribe_tui.agent.conversation import Conversation  # re-exported: it used to live here
 from scribe_tui.agent.events import (
     CellUpdated,
     Event,
@@ -59,13 +60,6 @@ __all__ = [
 ]
 
 VERSION = 1
-
-# Context size is estimated, not counted: characters per token, a flat cost per image.
-_CHARS_PER_TOKEN = 3.3
-_IMAGE_TOKENS = 1600
-_STUB_TOKENS = 30
-# Shrink well below the budget, so the prompt cache is not invalidated every turn.
-_SHRINK_TO = 0.6
 
 
 class TranscriptError(ValueError):
@@ -302,136 +296,3 @@ def _drop_partial_line(path: Path) -> None:
             handle.truncate(data.rfind(b"\n") + 1)
     except FileNotFoundError:
         return
-
-
-def estimate_tokens(value: Any) -> float:
-    """Estimated tokens of messages or blocks (recursively); images at a flat rate."""
-    if isinstance(value, list):
-        return sum(estimate_tokens(v) for v in value)
-    if isinstance(value, dict):
-        if value.get("type") == "image":
-            return _IMAGE_TOKENS
-        return sum(estimate_tokens(v) for v in value.values())
-    return len(value) / _CHARS_PER_TOKEN if isinstance(value, str) else 1
-
-
-class Conversation:
-    """The conversation in Anthropic Messages format, kept in step with the transcript.
-
-    User blocks for the next turn are *pending* (and recorded as such) until
-    :meth:`commit` turns them into one user message: tool results first, in the order
-    of the calls they answer, then the other pending blocks, then ``extra`` blocks.
-    ``cells`` maps tool_use ids to the code cell whose output the result holds, so that
-    :meth:`view` can shrink old outputs to a stub naming the cell.
-    """
-
-    def __init__(self, transcript: Transcript) -> None:
-        self.transcript = transcript
-        self.messages: list[dict[str, Any]] = []
-        self.pending: list[dict[str, Any]] = []
-        self.cells: dict[str, int] = {}
-        self.elided: set[str] = set()
-
-    def pend(self, block: dict[str, Any], cell: int | None = None) -> None:
-        """Hold a user block for the next turn, durably."""
-        self.pending.append(block)
-        if cell is not None:
-            self.cells[block["tool_use_id"]] = cell
-        self.transcript.write(
-            "pending", block=block, **({"cell": cell} if cell is not None else {})
-        )
-
-    def last_tool_uses(self) -> list[dict[str, Any]]:
-        """The tool_use blocks of the last message, if it is the assistant's."""
-        if self.messages and self.messages[-1]["role"] == "assistant":
-            return [b for b in self.messages[-1]["content"] if b.get("type") == "tool_use"]
-        return []
-
-    def draft(self, extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The next user message's blocks (nothing is consumed)."""
-        order = {b["id"]: i for i, b in enumerate(self.last_tool_uses())}
-        results = [b for b in self.pending if b.get("type") == "tool_result"]
-        results.sort(key=lambda b: order.get(b["tool_use_id"], len(order)))
-        others = [b for b in self.pending if b.get("type") != "tool_result"]
-        return [*results, *others, *extra] or [{"type": "text", "text": "Continue."}]
-
-    def commit(self, blocks: list[dict[str, Any]], pending: int, **meta: Any) -> None:
-        """Append a drafted user message that carried the first ``pending`` pending blocks."""
-        message = {"role": "user", "content": blocks}
-        self.messages.append(message)
-        self.transcript.write("message", message=message, **meta)
-        del self.pending[:pending]
-
-    def answer(self, content: list[dict[str, Any]]) -> None:
-        """Append the assistant's message, exactly as the provider returned it."""
-        message = {"role": "assistant", "content": content}
-        self.messages.append(message)
-        self.transcript.write("message", message=message)
-
-    def view(self, tail: dict[str, Any], budget: int | None, keep: int) -> list[dict[str, Any]]:
-        """The messages plus ``tail`` as sent: over ``budget`` (estimated tokens), the oldest
-        cell outputs beyond the newest ``keep`` become stubs, until well under it."""
-        messages = [*self.messages, tail]
-        view = self._elide(messages)
-        total = estimate_tokens(view)
-        if budget is None or total <= budget:
-            return view
-        sizes = {
-            b["tool_use_id"]: estimate_tokens(b)
-            for m in view
-            if m["role"] == "user" and isinstance(m["content"], list)
-            for b in m["content"]
-            if b.get("tool_use_id") in self.cells and b["tool_use_id"] not in self.elided
-        }
-        for tool_use_id in list(sizes)[: -keep or None]:
-            if total <= budget * _SHRINK_TO:
-                break
-            if sizes[tool_use_id] > _STUB_TOKENS:
-                self.elided.add(tool_use_id)
-                total -= sizes[tool_use_id] - _STUB_TOKENS
-        return self._elide(messages)
-
-    def _elide(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if not self.elided:
-            return messages
-        out = []
-        for message in messages:
-            content = message["content"]
-            if message["role"] == "user" and isinstance(content, list):
-                content = [
-                    self._stub(b) if b.get("tool_use_id") in self.elided else b for b in content
-                ]
-            out.append({**message, "content": content})
-        return out
-
-    def _stub(self, block: dict[str, Any]) -> dict[str, Any]:
-        number = self.cells[block["tool_use_id"]]
-        stub = f"[output of code cell {number} elided to save context; it is in the notebook]"
-        return {**block, "content": [{"type": "text", "text": stub}]}
-
-    def restore(self, point: ResumePoint) -> None:
-        """Take up a recorded conversation; calls left without a result get an error one.
-
-        A call that started may have half-run (its cell is in the notebook), one that did
-        not start never ran: neither is run again, and the result says which it was.
-        """
-        self.messages, self.pending, self.cells = point.messages, point.pending, point.cells
-        answered = {b.get("tool_use_id") for b in self.pending}
-        for block in self.last_tool_uses():
-            if block["id"] in answered:
-                continue
-            why = (
-                "was running when scribe-tui stopped; it was not re-run (if it made a cell, "
-                "the cell is in the notebook: check it)"
-                if block["id"] in point.started
-                else "did not run: scribe-tui stopped before it"
-            )
-            text = {"type": "text", "text": f"This call {why}."}
-            self.pend(
-                {
-                    "type": "tool_result",
-                    "tool_use_id": block["id"],
-                    "content": [text],
-                    "is_error": True,
-                }
-            )

@@ -6,21 +6,18 @@ every save is a complete document written to a temporary file and renamed over t
 old one, so a crash mid-save leaves the previous version intact. Serialised cells are
 cached until they change, so a save costs one join and one write however long the
 notebook grows.
+
+The pure helpers this builds on (output capping, text cleaning, slugs, atomic writes)
+are in :mod:`scribe_tui.runtime.nbfiles`; the ones other code imports from here are
+re-exported.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import io
 import json
-import os
 import platform
-import re
 import secrets
 import threading
-import unicodedata
 import warnings
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -31,288 +28,44 @@ from typing import Any
 import nbformat
 from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
 
-DEFAULT_TEXT_CAP = 100_000
-"""Bytes of text kept per output (stream text, one mimetype, a traceback)."""
-DEFAULT_IMAGE_CAP = 2_000_000
-"""Bytes of base64 kept per image; larger images are downscaled to fit."""
+from scribe_tui.runtime.nbfiles import (
+    DEFAULT_IMAGE_CAP,
+    DEFAULT_TEXT_CAP,
+    atomic_write,
+    cap_outputs,
+    cap_text,
+    cell_for_disk,
+    clean_text,
+    create_exclusive,
+    format_size,
+    join_text,
+    json_safe,
+    slugify,
+)
 
-SLUG_MAX = 40
+__all__ = [
+    "DEFAULT_IMAGE_CAP",
+    "DEFAULT_TEXT_CAP",
+    "Notebook",
+    "NotebookError",
+    "cap_outputs",
+    "cap_text",
+    "format_size",
+    "join_text",
+    "slugify",
+]
+
 # One long-lived thread writes every notebook: starting a thread per save costs more than
 # the write, and the executor finishes queued writes when the interpreter exits.
 _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notebook-save")
-_SURROGATES = re.compile("[\ud800-\udfff]")
-_JSON_MIME = re.compile(r"^application/(.*\+)?json$")
-_BINARY_IMAGE = re.compile(r"^image/(?!svg)")
 
 
 class NotebookError(ValueError):
     """A notebook that cannot be used; the message is one line saying what to do."""
 
 
-def format_size(n: int) -> str:
-    """``20000000`` → ``20.0 MB``, ``100000`` → ``100 kB`` (decimal units)."""
-    if n >= 1_000_000:
-        return f"{n / 1_000_000:.1f} MB"
-    if n >= 10_000:
-        return f"{n / 1000:.0f} kB"
-    if n >= 1000:
-        return f"{n / 1000:.1f} kB"
-    return f"{n} B"
-
-
-def clean_text(text: str) -> str:
-    """Replace lone surrogates (undecodable bytes from the kernel) so the text encodes as UTF-8."""
-    if _SURROGATES.search(text) is None:
-        return text
-    return _SURROGATES.sub("\ufffd", text)
-
-
-def join_text(value: Any) -> str:
-    """An nbformat multiline string (str or list of str) as one str."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "".join(str(part) for part in value)
-    return "" if value is None else str(value)
-
-
-def cap_text(text: str, limit: int) -> str:
-    """Keep at most ``limit`` UTF-8 bytes of ``text``: head and tail around a truncation note."""
-    if len(text) * 4 <= limit:  # no character takes more than 4 bytes: surely fits
-        return text
-    data = text.encode("utf-8", "replace")
-    if len(data) <= limit:
-        return text
-    head_end = limit * 2 // 3
-    tail_start = len(data) - (limit - head_end)
-    # Cut at line ends when one is near, so the kept parts read as whole lines.
-    newline = data.rfind(b"\n", head_end * 9 // 10, head_end)
-    head_end = newline + 1 if newline >= 0 else head_end
-    newline = data.find(b"\n", tail_start, tail_start + (len(data) - tail_start) // 10)
-    tail_start = newline + 1 if newline >= 0 else tail_start
-    lines = data.count(b"\n", head_end, tail_start)
-    note = (
-        f"\n[scribe-tui: output truncated: {format_size(len(data))} → {format_size(limit)}; "
-        f"{format_size(tail_start - head_end)} ({lines} lines) omitted here]\n"
-    )
-    head = data[:head_end].decode("utf-8", "ignore")
-    tail = data[tail_start:].decode("utf-8", "ignore")
-    return head + note + tail
-
-
-def _fit_image(b64: str, limit: int) -> str | None:
-    """Downscale a base64 image until its PNG encoding fits ``limit``; None if impossible."""
-    from PIL import Image  # Pillow is only needed when an image is too big
-
-    try:
-        image = Image.open(io.BytesIO(base64.b64decode(b64)))
-        image.load()
-    except (OSError, ValueError, binascii.Error, Image.DecompressionBombError):
-        return None
-    if image.mode not in ("RGB", "RGBA", "L", "LA"):
-        image = image.convert("RGBA")
-    # Bytes scale with area, so scale each side by the square root of the overshoot.
-    scale = min(1.0, (limit / max(len(b64), 1)) ** 0.5 * 0.9)
-    for _ in range(6):
-        size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
-        buffer = io.BytesIO()
-        image.resize(size, Image.Resampling.LANCZOS).save(buffer, format="PNG", optimize=True)
-        encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-        if len(encoded) <= limit:
-            return encoded
-        scale *= 0.7
-    return None
-
-
-def _cap_bundle(
-    data: Mapping[str, Any], metadata: dict[str, Any], text_cap: int, image_cap: int
-) -> dict[str, Any]:
-    bundle: dict[str, Any] = {}
-    notes: list[str] = []
-    for mime, value in data.items():
-        mime = str(mime)
-        if _JSON_MIME.match(mime):
-            size = len(json.dumps(value, default=str))
-            if size <= text_cap:
-                bundle[mime] = json.loads(json.dumps(value, default=str))
-            else:
-                notes.append(f"[scribe-tui: {mime} output removed: {format_size(size)} is too big]")
-        elif _BINARY_IMAGE.match(mime):
-            b64 = re.sub(r"\s+", "", join_text(value))
-            if len(b64) <= image_cap:
-                bundle[mime] = b64
-                continue
-            fitted = _fit_image(b64, image_cap) if mime in ("image/png", "image/jpeg") else None
-            metadata.pop(mime, None)  # width/height hints no longer match
-            if fitted is None:
-                notes.append(
-                    f"[scribe-tui: {mime} image removed: {format_size(len(b64))} exceeds the "
-                    f"{format_size(image_cap)} limit]"
-                )
-            else:
-                bundle["image/png"] = fitted
-        else:
-            bundle[mime] = cap_text(clean_text(join_text(value)), text_cap)
-    if notes:
-        plain = bundle.get("text/plain", "")
-        bundle["text/plain"] = (plain + "\n" if plain else "") + "\n".join(notes)
-    return bundle
-
-
-def _json_safe(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
-def cap_outputs(
-    outputs: Iterable[Mapping[str, Any]],
-    *,
-    text_cap: int = DEFAULT_TEXT_CAP,
-    image_cap: int = DEFAULT_IMAGE_CAP,
-) -> list[dict[str, Any]]:
-    """Schema-valid copies of nbformat outputs: streams merged, text and images capped.
-
-    Unknown output types are dropped; undecodable text is repaired. The result is safe
-    to store in a notebook cell and to hand to a renderer.
-    """
-    result: list[dict[str, Any]] = []
-    for output in outputs:
-        kind = output.get("output_type")
-        if kind == "stream":
-            name = output.get("name")
-            name = name if name in ("stdout", "stderr") else "stdout"
-            text = join_text(output.get("text"))
-            last = result[-1] if result else None
-            if last is not None and last["output_type"] == "stream" and last["name"] == name:
-                last["text"] += text
-            else:
-                result.append({"output_type": "stream", "name": name, "text": text})
-        elif kind in ("display_data", "execute_result"):
-            metadata = dict(_json_safe(output.get("metadata") or {}))
-            capped: dict[str, Any] = {
-                "output_type": kind,
-                "data": _cap_bundle(output.get("data") or {}, metadata, text_cap, image_cap),
-                "metadata": metadata,
-            }
-            if kind == "execute_result":
-                count = output.get("execution_count")
-                capped["execution_count"] = count if isinstance(count, int) else None
-            result.append(capped)
-        elif kind == "error":
-            frames = [clean_text(join_text(f)) for f in output.get("traceback") or []]
-            if sum(len(f) for f in frames) > text_cap // 4:  # chars; ANSI-heavy, so be strict
-                frames = [cap_text(f, text_cap // 6) for f in frames]
-                if len(frames) > 6:
-                    skipped = f"[scribe-tui: {len(frames) - 5} traceback frames omitted]"
-                    frames = [*frames[:2], skipped, *frames[-3:]]
-            result.append(
-                {
-                    "output_type": "error",
-                    "ename": cap_text(clean_text(str(output.get("ename", ""))), text_cap // 10),
-                    "evalue": cap_text(clean_text(str(output.get("evalue", ""))), text_cap),
-                    "traceback": frames,
-                }
-            )
-    for output in result:
-        if output["output_type"] == "stream":
-            output["text"] = cap_text(clean_text(output["text"]), text_cap)
-    return result
-
-
-def slugify(name: str, max_len: int = SLUG_MAX) -> str:
-    """An ASCII file-name slug: ``"Find the secret (v2)!"`` → ``find-the-secret-v2``."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
-    return slug[:max_len].rstrip("-") or "notebook"
-
-
 def _new_cell_id() -> str:
     return secrets.token_hex(4)
-
-
-def _split(value: str) -> list[str] | str:
-    # Line lists keep the file diffable, as Jupyter writes it.
-    return value.splitlines(True) if "\n" in value else value
-
-
-def _cell_for_disk(cell: Mapping[str, Any]) -> dict[str, Any]:
-    disk = dict(cell)
-    disk["source"] = _split(cell["source"])
-    if cell["cell_type"] == "code":
-        outputs = []
-        for output in cell["outputs"]:
-            output = dict(output)
-            if output["output_type"] == "stream":
-                output["text"] = _split(output["text"])
-            elif "data" in output:
-                output["data"] = {
-                    mime: _split(value)
-                    if isinstance(value, str) and not _BINARY_IMAGE.match(mime)
-                    else value
-                    for mime, value in output["data"].items()
-                }
-            outputs.append(output)
-        disk["outputs"] = outputs
-    return disk
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # some platforms cannot open directories; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_temp(path: Path, data: bytes) -> Path:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return tmp
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file, never a mix."""
-    tmp = _write_temp(path, data)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-def _create_exclusive(path: Path, data: bytes) -> bool:
-    """Write ``data`` to ``path`` only if nothing is there yet; False on a name clash."""
-    tmp = _write_temp(path, data)
-    try:
-        os.link(tmp, path)  # atomic "create if absent" with the full content already in place
-    except FileExistsError:
-        return False
-    except OSError:  # filesystems without hard links: reserve the name, then replace
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            return False
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-    _fsync_dir(path.parent)
-    return True
 
 
 class Notebook:
@@ -363,7 +116,7 @@ class Notebook:
         comes from ``name``, else the task. A clash gets a ``-2``, ``-3``, ... suffix.
         """
         now = now or datetime.now().astimezone()
-        meta = dict(_json_safe(dict(metadata or {})))
+        meta = dict(json_safe(dict(metadata or {})))
         if name:
             meta.setdefault("experiment", name)
         scribe = {"task": "", "model": "", "agent": "", **meta}
@@ -393,7 +146,7 @@ class Notebook:
         data = self.dumps()
         for n in range(1, 10_000):
             path = directory / (f"{stem}.ipynb" if n == 1 else f"{stem}-{n}.ipynb")
-            if not path.exists() and _create_exclusive(path, data):
+            if not path.exists() and create_exclusive(path, data):
                 self.path = path
                 return
         raise NotebookError(f"{directory}: no free notebook name for {stem}; clean up the folder")
@@ -455,7 +208,7 @@ class Notebook:
         now = now or datetime.now().astimezone()
         directory = Path(directory) if directory is not None else self.path.parent
         scribe = {k: v for k, v in self.scribe.items() if k not in ("conclusion", "forked_from")}
-        scribe.update(_json_safe(dict(metadata or {})))
+        scribe.update(json_safe(dict(metadata or {})))
         if name:
             scribe["experiment"] = name
         scribe.update(
@@ -563,7 +316,7 @@ class Notebook:
 
     def update_scribe(self, *, save: bool = True, **fields: Any) -> None:
         """Merge ``fields`` into ``metadata.scribe`` (e.g. ``status="stopped"``)."""
-        self.scribe.update(_json_safe(fields))
+        self.scribe.update(json_safe(fields))
         if save:
             self.save()
 
@@ -608,9 +361,7 @@ class Notebook:
         for cell in self.cells:
             fragment = self._fragments.get(cell["id"])
             if fragment is None:
-                text = json.dumps(
-                    _cell_for_disk(cell), indent=1, sort_keys=True, ensure_ascii=False
-                )
+                text = json.dumps(cell_for_disk(cell), indent=1, sort_keys=True, ensure_ascii=False)
                 fragment = "  " + text.replace("\n", "\n  ")  # JSON strings hold no raw newlines
                 self._fragments[cell["id"]] = fragment
             parts.append(fragment)
