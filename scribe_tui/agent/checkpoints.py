@@ -9,6 +9,7 @@ turn that calls no tools, which the loop then writes to the notebook itself.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,6 +30,15 @@ def decision_message(number: int, decision: str, message: str) -> str | None:
         return None
     said = message or "change direction and test a different family of hypotheses."
     return f"(on checkpoint {number}: {decision}) {said}"
+
+
+_CHECKPOINT_HEADING = re.compile(r"#{1,6}\s.*\bcheckpoint\b", re.IGNORECASE)
+
+
+def looks_like_checkpoint(markdown: str) -> bool:
+    """Whether a markdown cell is a checkpoint: its first line is a heading naming one."""
+    first = next((line.strip() for line in markdown.splitlines() if line.strip()), "")
+    return bool(_CHECKPOINT_HEADING.match(first))
 
 
 @dataclass
@@ -73,6 +83,15 @@ class CheckpointState:
         if confirm:
             self.awaiting, self.content = number, content
         return number
+
+    def volunteered(self, experiments: int, content: str, *, confirm: bool) -> int:
+        """The agent wrote a checkpoint unasked: count it and restart the cycle from here."""
+        self.number += 1
+        self.last_at = experiments
+        self.due = False
+        if confirm:
+            self.awaiting, self.content = self.number, content
+        return self.number
 
     def decided(self, number: int) -> bool:
         """A person decided checkpoint ``number``; True if the run was waiting for it."""

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from scribe_tui.agent.checkpoints import CheckpointState, decision_message
+from scribe_tui.agent.checkpoints import CheckpointState, decision_message, looks_like_checkpoint
 from scribe_tui.agent.controls import EventSink
 from scribe_tui.agent.conversation import (
     Conversation,
@@ -461,8 +461,14 @@ class Investigation:
             self.experiments += 1
         if result.is_error:
             return
-        if name == "add_markdown" and self.checkpoints.pending is not None:
-            self._checkpoint_answered(str(arguments.get("content", "")))
+        if name == "add_markdown":
+            content = str(arguments.get("content", ""))
+            if self.checkpoints.pending is not None:
+                self._checkpoint_answered(content)
+            elif looks_like_checkpoint(content):
+                # Written unasked (as the autopilot does when exploration ends): still a
+                # checkpoint for the checkpoint pane and for a person's approval.
+                self._checkpoint_answered(content, volunteered=True)
         elif name == "conclude":
             answer, evidence = str(arguments["answer"]), str(arguments["evidence"])
             self._concluded(answer, float(arguments["confidence"]), evidence)
@@ -545,9 +551,12 @@ class Investigation:
             return f"{minutes:.1f} of {config.max_minutes:g} minutes used"
         return None
 
-    def _checkpoint_answered(self, content: str) -> None:
+    def _checkpoint_answered(self, content: str, *, volunteered: bool = False) -> None:
         confirm = self.config.confirm_checkpoints
-        number = self.checkpoints.answered(content, confirm=confirm)
+        if volunteered:
+            number = self.checkpoints.volunteered(self.experiments, content, confirm=confirm)
+        else:
+            number = self.checkpoints.answered(content, confirm=confirm)
         self._emit(CheckpointAnswered(number=number, content=content, awaiting_approval=confirm))
 
     def _concluded(self, answer: str, confidence: float, evidence: str) -> None:
