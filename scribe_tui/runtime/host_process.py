@@ -1,0 +1,394 @@
+"""Start, watch and stop a model host: the investigation's side (and the client's restarts)."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from scribe_tui.runtime.environment import is_secret_name
+from scribe_tui.runtime.host_protocol import (
+    CONNECT_ERRORS,
+    HostRecord,
+    HostStartError,
+    LaunchSpec,
+    connect,
+    decode_plain,
+    encode,
+    read_host_file,
+)
+from scribe_tui.runtime.status import HostStatus
+
+OnProgress = Callable[[HostStatus], None]
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+# Hub tokens serve gated downloads; the host drops them once the model is loaded.
+_KEEP = {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"}
+
+
+def host_env(mode: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a host starts with: ``base`` minus credentials.
+
+    Techniques run in the host and their output reaches the agent, so it gets no
+    more than a kernel does; Modal's own credentials are kept in modal mode, where
+    techniques run in the container instead.
+    """
+    env = {
+        k: v
+        for k, v in (os.environ if base is None else base).items()
+        if k in _KEEP or not is_secret_name(k) or (mode == "modal" and k.startswith("MODAL_"))
+    }
+    env.pop("SCRIBE_HOST_FILE", None)
+    # The host must import this very checkout, whatever the caller's working directory.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def spawn_host(
+    launch: LaunchSpec,
+    host_file: Path,
+    *,
+    parent_pid: int | None,
+    idle_timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m scribe_tui.runtime.host`` in its own session, logging beside the host file.
+
+    Its own session keeps a kernel interrupt (SIGINT to the kernel's process group)
+    from killing it.
+    """
+    argv = [
+        sys.executable,
+        "-m",
+        "scribe_tui.runtime.host",
+        *launch.to_argv(),
+        "--host-file",
+        str(host_file),
+    ]
+    if parent_pid is not None:
+        argv += ["--parent-pid", str(parent_pid)]
+    if idle_timeout:
+        argv += ["--idle-timeout", str(idle_timeout)]
+    with open(host_file.with_suffix(".log"), "ab") as log:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=host_env(launch.mode, env),
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True for a running process (zombies count as dead)."""
+    if not pid:
+        return False
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def failure_message(host_file: Path, returncode: int | None = None) -> str:
+    """Why a host is not running: its recorded failure, else its log's last line."""
+    record = read_host_file(host_file)
+    if record is not None and record.failed:
+        return record.failed
+    try:
+        lines = [
+            ln
+            for ln in host_file.with_suffix(".log").read_text(errors="replace").splitlines()
+            if ln.strip()
+        ]
+    except OSError:
+        lines = []
+    code = f" (exit code {returncode})" if returncode is not None else ""
+    return f"the model host exited{code}: {lines[-1].strip() if lines else 'no output'}"
+
+
+def remove_dead_socket(record: HostRecord) -> None:
+    """Delete the socket directory a killed host could not clean up itself."""
+    sock_dir = Path(record.address).parent
+    if sock_dir.name.startswith("scribe-host-") and not pid_alive(record.pid):
+        shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def host_file_lock(host_file: Path) -> Iterator[None]:
+    """Serialise restarts of one host across kernels (forks see the same file)."""
+    fd = os.open(host_file.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def request_status(conn: Connection, timeout: float = 2.0) -> HostStatus:
+    """Ask for a status snapshot on ``conn``; raises OSError/EOFError/TimeoutError."""
+    conn.send_bytes(encode({"op": "status"}))
+    if not conn.poll(timeout):
+        raise TimeoutError("the model host did not answer a status request")
+    reply = decode_plain(conn.recv_bytes())
+    return HostStatus.from_dict(reply["value"])
+
+
+class HostProcess:
+    """The investigation's model host: spawn it, follow its loading, poll its status, stop it.
+
+    The host lives in a private directory (0700) under the user's runtime dir and
+    exits by itself if this process dies. Kernels get only :meth:`kernel_env`.
+    """
+
+    def __init__(
+        self,
+        model_spec: str,
+        *,
+        mode: str = "local",
+        device: str = "auto",
+        dtype: str = "auto",
+        hide_model_name: bool = False,
+        adapter: str | None = None,
+        base_model: str | None = None,
+        gpu: str | None = None,
+        modal_timeout: float = 60.0,
+        state_dir: Path | None = None,
+    ) -> None:
+        self.launch = LaunchSpec(
+            model=model_spec,
+            mode=mode,
+            device=device,
+            dtype=dtype,
+            adapter=adapter,
+            base_model=base_model,
+            hide_model_name=hide_model_name,
+            gpu=gpu,
+            modal_timeout=modal_timeout,
+        )
+        self._state_dir = state_dir
+        self._dir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._status_conn: tuple[int, Connection] | None = None
+        self._status_lock = threading.Lock()
+        self._stopped = False
+
+    @property
+    def host_file(self) -> Path:
+        """The private file a kernel reads (via ``SCRIBE_HOST_FILE``) to find the host."""
+        if self._dir is None:
+            raise RuntimeError("HostProcess.start() has not been called")
+        return self._dir / "host.json"
+
+    @property
+    def pid(self) -> int | None:
+        """The serving host's pid (a client may have restarted it since we spawned it)."""
+        record = read_host_file(self.host_file) if self._dir else None
+        return record.pid if record else (self._proc.pid if self._proc else None)
+
+    def kernel_env(self) -> dict[str, str]:
+        """The only host-related variable a kernel needs."""
+        return {"SCRIBE_HOST_FILE": str(self.host_file)}
+
+    def start_sync(self) -> None:
+        """Spawn the host (returns at once; see :meth:`wait_ready`)."""
+        if self._proc is not None:
+            return
+        if self.launch.mode == "modal":
+            from scribe_tui.runtime.modal_host import modal_credentials_problem
+
+            problem = modal_credentials_problem()
+            if problem:
+                raise HostStartError(problem)
+        if self._state_dir is None:
+            from scribe_tui.paths import state_dir
+
+            self._state_dir = state_dir()
+        hosts = self._state_dir / "hosts"
+        hosts.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._dir = Path(tempfile.mkdtemp(prefix="host-", dir=hosts))  # mkdtemp: mode 0700
+        self._proc = spawn_host(self.launch, self.host_file, parent_pid=os.getpid())
+        atexit.register(self.stop)
+
+    async def start(self) -> None:
+        """Async twin of :meth:`start_sync`."""
+        await asyncio.to_thread(self.start_sync)
+
+    def wait_ready_sync(
+        self, timeout: float | None = None, on_progress: OnProgress | None = None
+    ) -> HostStatus:
+        """Block until the model is loaded; ``on_progress`` gets each new snapshot.
+
+        Raises :class:`HostStartError` (one line) if loading fails, TimeoutError on timeout.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last: HostStatus | None = None
+        while True:
+            status, done = self._poll_ready()
+            if on_progress is not None and _changed(last, status):
+                on_progress(status)
+            last = status
+            if done:
+                return status
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the model host is not ready after {timeout:.0f} s ({status.summary()})"
+                )
+            time.sleep(0.05)
+
+    async def wait_ready(
+        self, timeout: float | None = None, on_progress: OnProgress | None = None
+    ) -> HostStatus:
+        """Async :meth:`wait_ready_sync` (polls without blocking the event loop)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last: HostStatus | None = None
+        while True:
+            status, done = await asyncio.to_thread(self._poll_ready)
+            if on_progress is not None and _changed(last, status):
+                on_progress(status)
+            last = status
+            if done:
+                return status
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the model host is not ready after {timeout:.0f} s ({status.summary()})"
+                )
+            await asyncio.sleep(0.05)
+
+    def _poll_ready(self) -> tuple[HostStatus, bool]:
+        status = self.status()
+        if status.state == "failed":
+            raise HostStartError(status.message)
+        if status.state == "stopped":
+            raise HostStartError("the model host was stopped before it was ready")
+        return status, status.state == "ready"
+
+    def status(self, timeout: float = 2.0) -> HostStatus:
+        """A snapshot; answered even while a ``client.run`` is busy (no model lock involved)."""
+        if self._proc is None or self._stopped:
+            return HostStatus(
+                state="stopped", model=self.launch.display_name, mode=self.launch.mode
+            )
+        record = read_host_file(self.host_file)
+        if record is not None and record.failed:
+            return HostStatus(
+                state="failed",
+                message=record.failed,
+                model=self.launch.display_name,
+                mode=self.launch.mode,
+                pid=record.pid,
+            )
+        with self._status_lock:
+            try:
+                return request_status(self._status_connection(record), timeout)
+            except (*CONNECT_ERRORS, TimeoutError, KeyError, ValueError):
+                self._drop_status_connection()
+        pid = record.pid if record else self._proc.pid
+        if pid_alive(pid):
+            return HostStatus(
+                state="starting",
+                phase="starting the host process",
+                model=self.launch.display_name,
+                mode=self.launch.mode,
+                pid=pid,
+            )
+        returncode = self._proc.poll() if pid == self._proc.pid else None
+        return HostStatus(
+            state="failed",
+            message=failure_message(self.host_file, returncode),
+            model=self.launch.display_name,
+            mode=self.launch.mode,
+            pid=pid,
+        )
+
+    def _status_connection(self, record: HostRecord | None) -> Connection:
+        if record is None:
+            raise FileNotFoundError("no host file yet")
+        if self._status_conn is not None and self._status_conn[0] == record.pid:
+            return self._status_conn[1]
+        self._drop_status_connection()
+        conn = connect(record)
+        self._status_conn = (record.pid, conn)
+        return conn
+
+    def _drop_status_connection(self) -> None:
+        if self._status_conn is not None:
+            with contextlib.suppress(OSError):
+                self._status_conn[1].close()
+            self._status_conn = None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Shut the host down (whichever process serves it now) and remove its directory."""
+        if self._proc is None or self._stopped:
+            return
+        self._stopped = True
+        # Remove the host file first (under the restart lock), so a kernel that sees the
+        # host go away reports the end of the investigation instead of restarting it.
+        with host_file_lock(self.host_file):
+            record = read_host_file(self.host_file)
+            self.host_file.unlink(missing_ok=True)
+        with self._status_lock:
+            self._drop_status_connection()
+        pids = {self._proc.pid} | ({record.pid} if record else set())
+        if record is not None:
+            with contextlib.suppress(*CONNECT_ERRORS):
+                conn = connect(record)
+                conn.send_bytes(encode({"op": "shutdown"}))
+                conn.poll(1.0)
+                conn.close()
+        deadline = time.monotonic() + timeout
+        for pid in pids:
+            _terminate(pid, deadline, self._proc if pid == self._proc.pid else None)
+        if record is not None:
+            remove_dead_socket(record)
+        shutil.rmtree(self._dir, ignore_errors=True)  # type: ignore[arg-type]
+        atexit.unregister(self.stop)
+
+    def __enter__(self) -> HostProcess:
+        self.start_sync()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return (
+            f"HostProcess({self.launch.display_name!r}, mode={self.launch.mode!r}, pid={self.pid})"
+        )
+
+
+def _changed(old: HostStatus | None, new: HostStatus) -> bool:
+    """Progress worth reporting: a new state, phase or percent (memory jitter is not)."""
+
+    def key(status: HostStatus) -> tuple[str, str, float]:
+        return status.state, status.phase, round(status.progress, 2)
+
+    return old is None or key(old) != key(new)
+
+
+def _terminate(pid: int, deadline: float, proc: subprocess.Popen[bytes] | None) -> None:
+    def gone() -> bool:
+        return proc.poll() is not None if proc is not None else not pid_alive(pid)
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if gone():
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        while not gone() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        deadline = time.monotonic() + 2.0

@@ -1,0 +1,250 @@
+"""What the model host and its clients share: errors, the host file, and message encoding.
+
+The transport is :mod:`multiprocessing.connection` over a Unix socket in a
+private (0700) directory, authenticated by the HMAC challenge with a random
+key. The kernel finds the socket and key in the *host file* (mode 0600, in a
+0700 directory) named by ``SCRIBE_HOST_FILE``; the file also records how the
+host was launched, so a client can start a new one after a crash.
+
+Messages are pickled dicts. The host decodes requests with :func:`decode_plain`,
+which refuses every class reference, so only built-in data reaches it; the one
+exception is ``client.run``'s function, which travels as an opaque cloudpickle
+blob that a black-box host never opens.
+
+This module is imported in the kernel: it must stay free of torch.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import linecache
+import os
+import pickle
+import sys
+import traceback
+from dataclasses import asdict, dataclass, fields
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client, Connection
+from pathlib import Path
+from typing import Any
+
+PROTOCOL_VERSION = 1
+BLACKBOX_REFUSAL = (
+    "This task is black-box: client.run is disabled. Use client.generate(...) or client.chat(...)."
+)
+
+
+class HostStartError(RuntimeError):
+    """The model host could not start or load its model; the message is one line."""
+
+
+class HostConnectionError(ConnectionError):
+    """The model host went away (or never answered) while a call was in progress."""
+
+
+class BlackBoxError(PermissionError):
+    """``client.run`` was called on a black-box host."""
+
+
+class UnsendableResult(TypeError):
+    """A technique returned something that cannot cross back to the kernel."""
+
+
+class RemoteError(Exception):
+    """An exception from the model host whose type could not be rebuilt in the kernel."""
+
+    def __init__(self, type_name: str, message: str, remote_traceback: str = "") -> None:
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+        self.type_name = type_name
+        self.remote_traceback = remote_traceback
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """How a host is started; recorded in the host file so a client can start it again."""
+
+    model: str
+    mode: str = "local"  # local | blackbox | modal
+    device: str = "auto"
+    dtype: str = "auto"
+    adapter: str | None = None
+    base_model: str | None = None
+    hide_model_name: bool = False
+    gpu: str | None = None  # Modal GPU type
+    modal_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("local", "blackbox", "modal"):
+            raise ValueError(f"mode must be local, blackbox or modal, not {self.mode!r}")
+
+    @property
+    def display_name(self) -> str:
+        """What users see: the model spec, or a neutral name when it is hidden."""
+        return "the subject model" if self.hide_model_name else self.model
+
+    def to_argv(self) -> list[str]:
+        """Command-line arguments for ``python -m scribe_tui.runtime.host``."""
+        argv = [self.model, "--mode", self.mode, "--device", self.device, "--dtype", self.dtype]
+        for flag, value in (
+            ("--adapter", self.adapter),
+            ("--base-model", self.base_model),
+            ("--gpu", self.gpu),
+        ):
+            if value:
+                argv += [flag, value]
+        if self.hide_model_name:
+            argv.append("--hide-model-name")
+        if self.mode == "modal":
+            argv += ["--modal-timeout", str(self.modal_timeout)]
+        return argv
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LaunchSpec:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# --- the host file -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostRecord:
+    """The host file's contents: where the host listens and how it was launched."""
+
+    pid: int
+    address: str
+    authkey: bytes
+    launch: LaunchSpec
+    owner_pid: int | None = None
+    failed: str | None = None  # the one-line reason, when the host gave up loading
+
+
+def write_host_file(path: Path, record: HostRecord) -> None:
+    """Atomically (re)write the host file with mode 0600."""
+    data = {
+        "version": PROTOCOL_VERSION,
+        "pid": record.pid,
+        "address": record.address,
+        "authkey": record.authkey.hex(),
+        "owner_pid": record.owner_pid,
+        "launch": record.launch.to_dict(),
+        "failed": record.failed,
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def read_host_file(path: Path) -> HostRecord | None:
+    """The record in ``path``, or None if the file is missing or half-written."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return HostRecord(
+            pid=int(data["pid"]),
+            address=str(data["address"]),
+            authkey=bytes.fromhex(data["authkey"]),
+            launch=LaunchSpec.from_dict(data["launch"]),
+            owner_pid=data.get("owner_pid"),
+            failed=data.get("failed"),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# What connect() raises when the host is gone, is closing, or was replaced (a new key).
+CONNECT_ERRORS = (OSError, EOFError, AuthenticationError)
+
+
+def connect(record: HostRecord) -> Connection:
+    """Open an authenticated connection to the host in ``record`` (raises CONNECT_ERRORS)."""
+    return Client(record.address, family="AF_UNIX", authkey=record.authkey)
+
+
+# --- message encoding ----------------------------------------------------------------------------
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refused {module}.{name}: requests carry built-in data only")
+
+
+def decode_plain(data: bytes) -> Any:
+    """Unpickle built-in data only (dict, list, str, bytes, numbers...); refuses any class."""
+    return _PlainUnpickler(io.BytesIO(data)).load()
+
+
+# --- exceptions across the socket ----------------------------------------------------------------
+
+
+def pack_exception(exc: BaseException, skip_frames: int = 0) -> dict[str, Any]:
+    """Plain-data description of ``exc`` (plus its pickle when it has one) for the client."""
+    tb = exc.__traceback__
+    for _ in range(skip_frames):
+        if tb is not None:
+            tb = tb.tb_next
+    frames = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(tb)]
+    kind = type(exc)
+    name = (
+        kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    packed: dict[str, Any] = {
+        "type": name,
+        "message": str(exc),
+        "frames": frames,
+        "pickled": None,
+    }
+    try:
+        import cloudpickle
+
+        blob = cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+        # An exception whose __init__ cannot be replayed fails to load: find out here.
+        pickle.loads(blob)
+        packed["pickled"] = blob
+    except Exception:
+        pass  # the client raises RemoteError with the type name instead
+    return packed
+
+
+def format_remote_traceback(packed: dict[str, Any]) -> str:
+    """The host-side traceback, with source lines filled in from this process's linecache.
+
+    Notebook functions were compiled in the kernel, so only the kernel knows their
+    source lines; the host sends file names and line numbers.
+    """
+    entries = []
+    for filename, lineno, name, line in packed.get("frames", []):
+        if not line and lineno:
+            line = linecache.getline(filename, lineno).strip()
+        entries.append(traceback.FrameSummary(filename, lineno, name, line=line or None))
+    body = "".join(traceback.StackSummary.from_list(entries).format())
+    message = packed.get("message", "")
+    last = f"{packed['type']}: {message}" if message else packed["type"]
+    return f"Traceback in the model host (most recent call last):\n{body}{last}"
+
+
+def unpack_exception(packed: dict[str, Any]) -> BaseException:
+    """The original exception if it unpickles here, else :class:`RemoteError`, traceback noted."""
+    text = format_remote_traceback(packed)
+    exc: BaseException | None = None
+    if packed.get("pickled"):
+        try:
+            exc = pickle.loads(packed["pickled"])
+        except Exception:
+            exc = None
+    if not isinstance(exc, BaseException):
+        exc = RemoteError(packed["type"], packed.get("message", ""), text)
+    if hasattr(exc, "add_note"):
+        exc.add_note(text)
+    else:  # Python 3.10: no exception notes; show the remote traceback before the local one
+        print(text, file=sys.stderr)
+    return exc

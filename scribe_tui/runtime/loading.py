@@ -1,0 +1,334 @@
+"""Find and load the subject model: a bundled organism, a local directory, or a hub id.
+
+Resolution (:func:`resolve_model`) is cheap and torch-free, so a bad model id
+fails in well under a second: a hub id when the hub is unreachable and the
+model is not in the local cache is refused before torch is imported.
+Loading (:func:`load_model`) reports phases and a fraction through a callback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+Progress = Callable[[str, float], None]
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class ModelLoadError(Exception):
+    """The model cannot be found or loaded; ``str()`` is one line saying why and what to do."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where the weights come from; ``adapter`` is set for a PEFT adapter on ``path``."""
+
+    display: str
+    path: str
+    tokenizer_path: str
+    adapter: str | None = None
+    local_files_only: bool = False
+
+
+def resolve_model(
+    spec: str,
+    *,
+    adapter: str | None = None,
+    base_model: str | None = None,
+    display: str | None = None,
+) -> ResolvedModel:
+    """Turn ``organism:NAME`` (or an organism directory), a local path or a hub id into paths
+    to load, without importing torch."""
+    display = display or spec
+    local = Path(spec).expanduser()
+    if spec.startswith("organism:") or (local / "organism.json").is_file():
+        model_dir, base_dir = _resolve_organism(spec)
+        path = str(model_dir)
+        if adapter is None and (Path(path) / "adapter_config.json").exists():
+            adapter, path = path, str(base_model or base_dir or _adapter_base(Path(path)))
+        return ResolvedModel(display, path, _tokenizer_source(adapter, path), adapter)
+    if local.is_dir():
+        if (local / "adapter_config.json").exists() and adapter is None:
+            base = base_model or _adapter_base(local)
+            base_resolved = resolve_model(base, display=display)
+            return ResolvedModel(
+                display,
+                base_resolved.path,
+                _tokenizer_source(str(local), base_resolved.path),
+                str(local),
+                base_resolved.local_files_only,
+            )
+        if not (local / "config.json").exists():
+            raise ModelLoadError(
+                f"'{display}' is a directory but not a model (no config.json in it)."
+            )
+        return ResolvedModel(display, str(local), _tokenizer_source(adapter, str(local)), adapter)
+    if spec.startswith(("/", ".", "~")) or not _HUB_ID.match(spec):
+        raise ModelLoadError(f"Model '{display}' not found: no such directory.")
+    offline = not hub_reachable()
+    if offline:
+        # Set before transformers/huggingface_hub are imported: they read it once.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        if not _in_hub_cache(spec):
+            raise ModelLoadError(
+                f"Model '{display}' not found: it is not a local directory and the Hugging Face "
+                "hub is unreachable (offline). Use organism:taboo or a local path."
+            )
+    return ResolvedModel(display, spec, _tokenizer_source(adapter, spec), adapter, offline)
+
+
+def _resolve_organism(spec: str) -> tuple[Path, Path | None]:
+    try:
+        from scribe_tui.organisms.registry import resolve_model_spec
+    except ImportError:
+        raise ModelLoadError(
+            f"Cannot load '{spec}': the bundled organisms are not available in this install."
+        ) from None
+    try:
+        return resolve_model_spec(spec)
+    except Exception as exc:  # UnknownOrganism and friends: their message is the one line
+        raise ModelLoadError(_one_line(exc)) from None
+
+
+def _adapter_base(adapter_dir: Path) -> str:
+    try:
+        config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+        return str(config["base_model_name_or_path"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(
+            f"'{adapter_dir}' is a PEFT adapter without a usable base_model_name_or_path "
+            f"({_one_line(exc)}); pass --base-model."
+        ) from None
+
+
+def _tokenizer_source(adapter: str | None, path: str) -> str:
+    if adapter and (Path(adapter) / "tokenizer_config.json").exists():
+        return adapter
+    return path
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether the Hugging Face endpoint accepts a TCP connection within ``timeout`` seconds."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host = url.hostname or "huggingface.co"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            # getaddrinfo has no timeout of its own; the thread join bounds it.
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return bool(result and result[0])
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    snapshots = Path(HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "snapshots"
+    return snapshots.is_dir() and any(snapshots.iterdir())
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# --- loading (imports torch) ---------------------------------------------------------------------
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for techniques: eval mode, on its device."""
+
+    model: Any
+    tokenizer: Any
+    device: str
+    dtype: str
+
+
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+}
+
+
+def choose_device(requested: str) -> str:
+    """``auto`` → cuda when available, else cpu; an unavailable ``cuda`` is an error."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(
+            f"--device {requested}: no CUDA device is available to torch {torch.__version__}."
+        )
+    if requested != "cpu" and not requested.startswith("cuda"):
+        raise ModelLoadError(f"--device must be auto, cpu or cuda[:N], not {requested!r}.")
+    return requested
+
+
+def choose_dtype(requested: str, device: str) -> str:
+    """``auto`` → bfloat16 on GPUs that support it (else float16), float32 on CPU."""
+    import torch
+
+    if requested == "auto":
+        if device.startswith("cuda"):
+            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        return "float32"
+    if requested not in _DTYPES:
+        raise ModelLoadError(
+            f"--dtype must be auto, float32, bfloat16 or float16, not {requested!r}."
+        )
+    return _DTYPES[requested]
+
+
+def load_model(
+    resolved: ResolvedModel, *, device: str, dtype: str, progress: Progress
+) -> LoadedModel:
+    """Load weights and tokenizer; every failure becomes a one-line :class:`ModelLoadError`."""
+    progress("importing torch", 0.05)
+    import torch
+
+    device = choose_device(device)
+    dtype = choose_dtype(dtype, device)
+    progress("importing transformers", 0.3)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import __version__ as tf_version
+
+    # transformers renamed torch_dtype to dtype in 4.56 and warns on the old name.
+    major, minor = (int(x) for x in re.findall(r"\d+", tf_version)[:2])
+    dtype_kw = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+    kwargs: dict[str, Any] = {
+        dtype_kw: getattr(torch, dtype),
+        "local_files_only": resolved.local_files_only,
+    }
+    spread = device == "cuda" and torch.cuda.device_count() > 1 and _has_accelerate()
+    if spread:
+        kwargs["device_map"] = "auto"
+    progress("loading weights", 0.5)
+    try:
+        with _weight_progress(progress, 0.5, 0.9):
+            model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
+        if resolved.adapter:
+            progress("applying adapter", 0.9)
+            model = _apply_adapter(model, resolved.adapter, resolved.local_files_only)
+        progress("loading tokenizer", 0.92)
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolved.tokenizer_path, local_files_only=resolved.local_files_only
+        )
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"Could not load '{resolved.display}': {_one_line(exc)}") from None
+    if not spread:
+        progress(f"moving to {device}", 0.95)
+        model.to(device)
+    model.eval()
+    return LoadedModel(model, tokenizer, "cuda" if spread else device, dtype)
+
+
+def _has_accelerate() -> bool:
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        print("several GPUs but accelerate is not installed: using one", file=sys.stderr)
+        return False
+    return True
+
+
+def _apply_adapter(model: Any, adapter: str, local_files_only: bool) -> Any:
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ModelLoadError(
+            f"'{adapter}' is a PEFT adapter: install peft (pip install 'scribe-tui[peft]')."
+        ) from None
+    # Merged, so techniques see a plain transformers model (hooks, lm_head, generate).
+    peft_model = PeftModel.from_pretrained(model, adapter, local_files_only=local_files_only)
+    return peft_model.merge_and_unload()
+
+
+class _weight_progress:
+    """Turn transformers' own progress bars into fractions between ``start`` and ``end``."""
+
+    def __init__(self, progress: Progress, start: float, end: float) -> None:
+        self.progress, self.start, self.end = progress, start, end
+        self._last = 0.0
+
+    def __enter__(self) -> None:
+        from transformers.utils import logging as tf_logging
+
+        self._set = getattr(tf_logging, "set_tqdm_hook", None)
+        if self._set is not None:
+            self._set(self._hook)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._set is not None:
+            self._set(None)
+
+    def _hook(
+        self, factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        total = kwargs.get("total")
+        if total is None and args and hasattr(args[0], "__len__"):
+            total = len(args[0])
+        bar = factory(*args, **{**kwargs, "disable": True})
+        return _ReportingBar(bar, total, kwargs.get("desc") or "loading weights", self._report)
+
+    def _report(self, desc: str, fraction: float) -> None:
+        now = time.monotonic()
+        if now - self._last > 0.1 or fraction >= 1.0:
+            self._last = now
+            self.progress(desc.lower(), self.start + (self.end - self.start) * min(fraction, 1.0))
+
+
+class _ReportingBar:
+    def __init__(
+        self, bar: Any, total: int | None, desc: str, report: Callable[[str, float], None]
+    ):
+        self._bar, self._total, self._desc, self._report, self._n = bar, total, desc, report, 0
+
+    def __iter__(self) -> Any:
+        for item in self._bar:
+            yield item
+            self.update(1)
+
+    def update(self, n: int = 1) -> None:
+        self._n += n
+        if self._total:
+            self._report(self._desc, self._n / self._total)
+
+    def __enter__(self) -> _ReportingBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        close = getattr(self._bar, "close", None)
+        if close:
+            close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bar, name)

@@ -1,0 +1,593 @@
+"""The model host as a real subprocess: loading, runs, hygiene, failures, lifetime."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import cloudpickle
+import host_fixtures
+import pytest
+from host_fixtures import kill_host, wait_until
+
+from scribe_tui.runtime.host_process import HostProcess, pid_alive, spawn_host
+from scribe_tui.runtime.host_protocol import (
+    BLACKBOX_REFUSAL,
+    BlackBoxError,
+    HostConnectionError,
+    HostStartError,
+    LaunchSpec,
+    RemoteError,
+    UnsendableResult,
+    connect,
+    read_host_file,
+)
+from scribe_tui.runtime.interp_client import InterpClient
+
+# Shared host-test fixtures: a tiny GPT-2, and a private runtime dir for host files.
+tiny_model = host_fixtures.tiny_model
+private_runtime_dir = host_fixtures.private_runtime_dir
+
+# Test functions live in an importable module, which cloudpickle would ship by
+# reference; notebook functions live in __main__ and travel by value. Match that.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module")
+def host(tiny_model: Path):
+    hp = HostProcess(str(tiny_model), device="cpu")
+    hp.start_sync()
+    seen = []
+    hp.wait_ready_sync(timeout=120, on_progress=seen.append)
+    hp.progress_seen = seen
+    yield hp
+    pid = hp.pid
+    hp.stop()
+    assert not pid_alive(pid), "the host outlived stop()"
+    assert not hp.host_file.parent.exists()
+
+
+@pytest.fixture(scope="module")
+def client(host: HostProcess):
+    c = InterpClient(host_file=host.host_file)
+    yield c
+    c.close()
+
+
+# --- loading and status --------------------------------------------------------------------------
+
+
+def test_host_reports_loading_progress_then_ready(host: HostProcess) -> None:
+    states = [s.state for s in host.progress_seen]
+    assert states[-1] == "ready"
+    loading = [s for s in host.progress_seen if s.state == "loading"]
+    assert loading and all(s.phase for s in loading)
+    fractions = [s.progress for s in loading]
+    assert fractions == sorted(fractions) and 0 < fractions[-1] < 1
+    status = host.status()
+    assert (status.state, status.device, status.dtype, status.loads) == (
+        "ready",
+        "cpu",
+        "float32",
+        1,
+    )
+    assert status.memory_used and status.memory_total and status.memory_used < status.memory_total
+    assert status.device_name  # the CPU model here; the GPU name on CUDA
+    assert "ready" in status.summary()
+
+
+def test_host_file_is_private_and_kernel_gets_only_its_path(host: HostProcess) -> None:
+    assert stat.S_IMODE(host.host_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(host.host_file.parent.stat().st_mode) == 0o700
+    record = read_host_file(host.host_file)
+    assert record is not None and len(record.authkey) == 32
+    assert stat.S_IMODE(Path(record.address).parent.stat().st_mode) == 0o700
+    assert host.kernel_env() == {"SCRIBE_HOST_FILE": str(host.host_file)}
+
+
+def test_wrong_key_is_refused(host: HostProcess) -> None:
+    from multiprocessing import AuthenticationError
+    from multiprocessing.connection import Client
+
+    record = read_host_file(host.host_file)
+    with pytest.raises(AuthenticationError):
+        Client(record.address, family="AF_UNIX", authkey=b"x" * 32)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (
+            "made-up-org/not-a-model",
+            "Model 'made-up-org/not-a-model' not found: it is not a local directory and the "
+            "Hugging Face hub is unreachable (offline). Use organism:taboo or a local path.",
+        ),
+        ("/no/such/model/dir", "Model '/no/such/model/dir' not found: no such directory."),
+    ],
+)
+def test_missing_model_fails_fast_with_one_line(
+    spec: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # what an unreachable hub looks like, made certain
+    start = time.monotonic()
+    hp = HostProcess(spec)
+    hp.start_sync()
+    try:
+        with pytest.raises(HostStartError) as info:
+            hp.wait_ready_sync(timeout=30)
+    finally:
+        hp.stop()
+    assert str(info.value) == expected
+    assert time.monotonic() - start < 3.0  # refused before torch is even imported
+    assert hp.status().state == "stopped"
+
+
+def test_hub_id_in_the_local_cache_loads_offline(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "hub" / "models--someone--tiny-gpt2"
+    shutil.copytree(tiny_model, repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # the host finds out by itself
+    hp = HostProcess("someone/tiny-gpt2", device="cpu")
+    hp.start_sync()
+    try:
+        status = hp.wait_ready_sync(timeout=120)
+        assert status.model == "someone/tiny-gpt2" and status.loads == 1
+    finally:
+        hp.stop()
+
+
+def test_unknown_organism_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    hp = HostProcess("organism:no-such-organism")
+    hp.start_sync()
+    try:
+        with pytest.raises(HostStartError) as info:
+            hp.wait_ready_sync(timeout=30)
+    finally:
+        hp.stop()
+    assert "\n" not in str(info.value) and str(info.value)
+
+
+# --- client.run ----------------------------------------------------------------------------------
+
+
+def shout(model, tokenizer, word):
+    import sys
+
+    print("loud:", word.upper())
+    print("careful", file=sys.stderr)
+    return {"word": word, "vocab": tokenizer.vocab_size, "layers": model.config.n_layer}
+
+
+def test_run_streams_stdout_and_stderr_and_returns_data(client: InterpClient, capsys) -> None:
+    assert client.run(shout, word="moon") == {"word": "moon", "vocab": 23, "layers": 2}
+    out, err = capsys.readouterr()
+    assert out == "loud: MOON\n" and err == "careful\n"
+
+
+class OddError(Exception):
+    pass
+
+
+class NeedsTwoArgs(Exception):
+    def __init__(self, a, b):
+        super().__init__(f"{a}/{b}")
+
+
+def fails_with(model, tokenizer, kind):
+    if kind == "value":
+        raise ValueError("bad layer index 99")
+    if kind == "odd":
+        raise OddError("custom")
+    raise NeedsTwoArgs(1, 2)
+
+
+def test_exceptions_come_back_with_their_type_and_remote_traceback(client: InterpClient) -> None:
+    with pytest.raises(ValueError, match="bad layer index 99") as info:
+        client.run(fails_with, kind="value")
+    note = "\n".join(info.value.__notes__)
+    assert "Traceback in the model host" in note and "in fails_with" in note
+    assert 'raise ValueError("bad layer index 99")' in note  # source line from this process
+    with pytest.raises(OddError, match="custom"):
+        client.run(fails_with, kind="odd")
+    with pytest.raises(RemoteError, match=r"NeedsTwoArgs: 1/2") as info:
+        client.run(fails_with, kind="two")
+    assert info.value.type_name.endswith("NeedsTwoArgs")
+
+
+def returns(model, tokenizer, what):
+    if what == "generator":
+        return {"ok": [1, 2], "bad": (i for i in range(3))}
+    if what == "module":
+        return [model.transformer.h[0]]
+    import threading
+
+    return threading.Lock()
+
+
+def test_unsendable_results_name_the_type(client: InterpClient) -> None:
+    with pytest.raises(UnsendableResult) as info:
+        client.run(returns, what="generator")
+    assert str(info.value) == (
+        "client.run: the result contains a <class 'generator'>, which cannot be sent back; "
+        "return plain data (str, numbers, lists, dicts, tensors)"
+    )
+    assert isinstance(info.value, TypeError)
+    with pytest.raises(UnsendableResult, match="GPT2Block"):
+        client.run(returns, what="module")
+    with pytest.raises(UnsendableResult, match="lock"):
+        client.run(returns, what="lock")
+    assert client.run(shout, word="still fine")["word"] == "still fine"
+
+
+class Holder:
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+
+def tensors(model, tokenizer):
+    import torch
+
+    bf = torch.ones(2, 3, dtype=torch.bfloat16, requires_grad=True) * 2
+    return {
+        "bf16": bf,
+        "nested": [(bf, torch.zeros(1, dtype=torch.float16))],
+        "row": model.transformer.wte.weight[3],  # a view of a whole embedding matrix
+        "param": model.lm_head.weight,
+        "object": Holder(bf[0]),
+        "output": model(torch.tensor([[6, 7]]), use_cache=True),  # a ModelOutput with a KV cache
+    }
+
+
+def test_tensors_come_back_on_cpu_with_bf16_as_f32(client: InterpClient) -> None:
+    import torch
+
+    out = client.run(tensors)
+    assert out["bf16"].dtype == torch.float32 and out["bf16"].tolist() == [[2.0] * 3] * 2
+    assert not out["bf16"].requires_grad
+    assert out["nested"][0][0].dtype == torch.float32
+    assert out["nested"][0][1].dtype == torch.float16
+    assert out["row"].shape == (32,) and out["row"].untyped_storage().nbytes() == 32 * 4
+    assert type(out["param"]) is torch.Tensor and out["param"].device.type == "cpu"
+    assert out["object"].tensor.dtype == torch.float32
+    assert out["output"].logits.shape == (1, 2, 23) and not out["output"].logits.requires_grad
+
+
+# --- hygiene between calls -----------------------------------------------------------------------
+
+
+def poison(model, tokenizer, then_raise):
+    import torch
+
+    block = model.transformer.h[0]
+    block.register_forward_hook(lambda m, i, o: o)
+    block.attn.register_forward_pre_hook(lambda m, args: None)
+    model.lm_head.register_forward_hook(lambda m, i, o: o + 100, with_kwargs=False)
+    torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: None)
+    model.transformer.wte.weight.register_hook(lambda g: g)
+    model.train()
+    model.transformer.wpe.weight.requires_grad_(False)
+    ids = torch.tensor([[6, 7, 8]])
+    model(ids).logits.sum().backward()  # leaves .grad on the parameters
+    model.config.output_hidden_states = True
+    tokenizer.padding_side = "left"
+    model.transformer.h[1].forward = lambda *a, **k: None
+    torch.set_grad_enabled(False)
+    if then_raise:
+        raise RuntimeError("poisoned and failed")
+    return "poisoned"
+
+
+def inspect_state(model, tokenizer):
+    import torch
+
+    ids = torch.tensor([[6, 7, 8]])
+    hooks = sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        for m in model.modules()
+    )
+    return {
+        "hooks": hooks,
+        "global_hooks": len(torch.nn.modules.module._global_forward_hooks),
+        "tensor_hooks": bool(model.transformer.wte.weight._backward_hooks),
+        "training": any(m.training for m in model.modules()),
+        "requires_grad": all(p.requires_grad for p in model.parameters()),
+        "grads": any(p.grad is not None for p in model.parameters()),
+        "grad_enabled": torch.is_grad_enabled(),
+        "hidden_states": model.config.output_hidden_states,
+        "padding_side": tokenizer.padding_side,
+        "forward_override": "forward" in model.transformer.h[1].__dict__,
+        "logits": model(ids).logits[0, -1].tolist(),
+    }
+
+
+def test_hooks_modes_and_attributes_are_restored_after_each_call(client: InterpClient) -> None:
+    before = client.run(inspect_state)
+    assert client.run(poison, then_raise=False) == "poisoned"
+    assert client.run(inspect_state) == before
+    with pytest.raises(RuntimeError, match="poisoned and failed"):
+        client.run(poison, then_raise=True)
+    after = client.run(inspect_state)
+    assert after == before
+    assert after["hooks"] == 0 and not after["training"] and after["grad_enabled"]
+
+
+# --- techniques written for Scribe-style prompts -------------------------------------------------
+
+
+def sample_text(model, tokenizer, prompt, n):
+    import torch
+
+    torch.manual_seed(0)
+    ids = tokenizer(prompt, return_tensors="pt").input_ids.to(model.device)
+    with torch.no_grad():
+        out = model.generate(
+            ids, do_sample=True, max_new_tokens=4, num_return_sequences=n,
+            pad_token_id=tokenizer.pad_token_id,
+        )  # fmt: skip
+    return [tokenizer.decode(seq[ids.shape[1] :], skip_special_tokens=True) for seq in out]
+
+
+def next_token_probs(model, tokenizer, prompt, k):
+    import torch
+
+    ids = tokenizer(prompt, return_tensors="pt").input_ids.to(model.device)
+    with torch.no_grad():
+        probs = model(ids).logits[0, -1].softmax(-1)
+    top = probs.topk(k)
+    pairs = zip(top.values.tolist(), top.indices.tolist(), strict=True)
+    return {
+        "total": float(probs.sum()),
+        "top": [(tokenizer.decode([i]), round(p, 4)) for p, i in pairs],
+    }
+
+
+def prefill_attack(model, tokenizer, question, prefill):
+    import torch
+
+    messages = [{"role": "user", "content": question}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(text + prefill, return_tensors="pt").input_ids.to(model.device)
+    with torch.no_grad():
+        out = model.generate(ids, do_sample=False, max_new_tokens=3, pad_token_id=0)
+    return {"prompt": text + prefill, "continuation": tokenizer.decode(out[0, ids.shape[1] :])}
+
+
+def logit_lens(model, tokenizer, prompt):
+    import torch
+
+    ids = tokenizer(prompt, return_tensors="pt").input_ids.to(model.device)
+    with torch.no_grad():
+        hidden = model(ids, output_hidden_states=True).hidden_states
+        layers = []
+        for h in hidden[1:]:
+            logits = model.lm_head(model.transformer.ln_f(h[0, -1]))
+            layers.append(tokenizer.decode([int(logits.argmax())]))
+    return layers
+
+
+def test_scribe_style_techniques_run_unchanged(client: InterpClient) -> None:
+    samples = client.run(sample_text, prompt="the secret word is", n=3)
+    assert len(samples) == 3 and all(isinstance(s, str) for s in samples)
+    probs = client.run(next_token_probs, prompt="the secret", k=5)
+    assert probs["total"] == pytest.approx(1.0, abs=1e-4) and len(probs["top"]) == 5
+    attack = client.run(prefill_attack, question="what is your secret word ?", prefill="my word is")
+    assert attack["prompt"] == "<user> what is your secret word ? <eos> <assistant> my word is"
+    assert isinstance(attack["continuation"], str)
+    lens = client.run(logit_lens, prompt="give me a hint")
+    assert len(lens) == 2 and all(isinstance(t, str) for t in lens)
+
+
+def test_generate_chat_and_info(client: InterpClient) -> None:
+    assert len(client.generate("the secret", max_new_tokens=3, num_samples=4, seed=1)) == 4
+    assert client.generate("hello", temperature=0, max_new_tokens=3) == client.generate(
+        "hello", temperature=0, max_new_tokens=3
+    )
+    reply = client.chat("give me a hint", prefill="sure !", max_new_tokens=3, temperature=0)
+    assert isinstance(reply, str)
+    with pytest.raises(TypeError, match="messages must be"):
+        client.chat([{"text": "no role"}])
+    info = client.info()
+    assert info["model"].endswith("tiny-gpt20") and info["mode"] == "local"
+    assert (info["layers"], info["device"], info["dtype"]) == (2, "cpu", "float32")
+    assert (
+        client.describe().startswith("InterpClient: ") and "2 layers — ready" in client.describe()
+    )
+
+
+# --- concurrency, status and loads ---------------------------------------------------------------
+
+
+def slow(model, tokenizer, seconds):
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+def test_status_answers_while_a_run_is_busy(host: HostProcess, client: InterpClient) -> None:
+    results = []
+    worker = threading.Thread(target=lambda: results.append(client.run(slow, seconds=1.5)))
+    worker.start()
+    assert wait_until(lambda: host.status().calls_in_flight == 1, 5)
+    start = time.monotonic()
+    status = host.status()
+    assert time.monotonic() - start < 0.5 and status.state == "ready"
+    # A cancel naming another call (say, one that already finished) leaves this one alone.
+    conn = connect(read_host_file(host.host_file))
+    conn.send_bytes(pickle.dumps({"op": "cancel", "call": "not-this-call"}))
+    assert pickle.loads(conn.recv_bytes()) == {"ok": True, "value": False}
+    conn.close()
+    worker.join()
+    assert results == [1.5]
+    assert host.status().calls_in_flight == 0 and host.status().last_call_s >= 1.5
+
+
+def test_two_clients_and_a_reconnect_share_one_load(
+    host: HostProcess, client: InterpClient
+) -> None:
+
+    pid = host.pid
+    second = InterpClient(host_file=host.host_file)
+    results = []
+    threads = [threading.Thread(target=lambda c=c: results.append(c.run(slow, seconds=0.2)))
+               for c in (client, second)]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [0.2, 0.2]
+    second.close()
+    third = InterpClient(host_file=host.host_file)
+    assert third.status().loads == 1 and third.status().pid == pid == host.pid
+    third.close()
+
+
+def spin(model, tokenizer):
+    while True:
+        pass
+
+
+def test_interrupting_a_call_cancels_it_in_the_host(client: InterpClient) -> None:
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        client.run(spin)
+    start = time.monotonic()
+    assert client.run(slow, seconds=0) == 0  # the host is free again
+    assert time.monotonic() - start < 5
+
+
+# --- black-box -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def blackbox(tiny_model: Path):
+    hp = HostProcess(str(tiny_model), mode="blackbox", hide_model_name=True)
+    hp.start_sync()
+    hp.wait_ready_sync(timeout=120)
+    yield hp
+    hp.stop()
+
+
+def test_blackbox_refuses_run_and_serves_generation(blackbox: HostProcess, tmp_path: Path) -> None:
+    client = InterpClient(host_file=blackbox.host_file)
+    with pytest.raises(BlackBoxError) as info:
+        client.run(shout, word="x")
+    assert str(info.value) == BLACKBOX_REFUSAL
+    assert isinstance(client.chat("hello", prefill="my word is", max_new_tokens=2), str)
+    assert len(client.chat([{"role": "user", "content": "hint ?"}], num_samples=2)) == 2
+    assert isinstance(client.generate("the secret", max_new_tokens=2), str)
+    assert isinstance(client.generate("the secret", max_new_tokens=500), str)  # clamped to context
+    with pytest.raises(ValueError, match="this model's context is 64"):
+        client.generate("the " * 70)
+    info = client.info()
+    assert info["mode"] == "blackbox" and info["model"] == "the subject model"
+    assert str(blackbox.launch.model) not in client.describe() + repr(client)
+    assert blackbox.status().model == "the subject model"
+
+    # A crafted request cannot make the host unpickle code: only built-in data is accepted.
+    marker = tmp_path / "pwned"
+    evil = pickle.dumps({"op": "info", "x": _Evil(str(marker))})
+    conn = connect(read_host_file(blackbox.host_file))
+    conn.send_bytes(evil)
+    reply = pickle.loads(conn.recv_bytes())
+    conn.close()
+    assert not reply["ok"] and "refused" in reply["error"]["message"]
+    assert not marker.exists()
+    client.close()
+
+
+class _Evil:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+# --- lifetime: crashes, restarts, orphans, idling ------------------------------------------------
+
+
+def test_host_killed_mid_call_is_reported_and_the_next_call_restarts_it(tiny_model: Path) -> None:
+    hp = HostProcess(str(tiny_model), device="cpu")
+    hp.start_sync()
+    hp.wait_ready_sync(timeout=120)
+    client = InterpClient(host_file=hp.host_file)
+    first = hp.pid
+    killed = read_host_file(hp.host_file)
+    threading.Timer(0.5, os.kill, (first, signal.SIGKILL)).start()
+    try:
+        with pytest.raises(HostConnectionError) as info:
+            client.run(slow, seconds=30)
+        assert str(info.value) == (
+            f"the model host stopped during client.run (host pid {first} exited); "
+            "the next call restarts it"
+        )
+        assert client.run(shout, word="back") == {"word": "back", "vocab": 23, "layers": 2}
+        second = hp.pid
+        assert second != first and pid_alive(second)
+        assert not Path(killed.address).parent.exists()  # the dead host's socket dir is cleaned
+        status = hp.status()
+        assert status.state == "ready" and status.pid == second and status.loads == 1
+        assert (
+            read_host_file(hp.host_file).owner_pid == os.getpid()
+        )  # still tied to the investigation
+    finally:
+        hp.stop()
+    assert not pid_alive(second)  # stop() also ends a host a client restarted
+    with pytest.raises(HostConnectionError):  # its connection was to the stopped host
+        client.run(slow, seconds=0)
+    with pytest.raises(HostConnectionError, match="the investigation has ended"):
+        client.run(slow, seconds=0)
+
+
+def test_host_exits_when_its_parent_dies(tiny_model: Path, tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        import sys, time
+        from scribe_tui.runtime.host_process import HostProcess
+        hp = HostProcess({str(tiny_model)!r})
+        hp.start_sync()
+        print(hp.host_file, flush=True)
+        time.sleep(60)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    host_file = Path(parent.stdout.readline().strip())
+    assert wait_until(lambda: read_host_file(host_file) is not None, 10)
+    host_pid = read_host_file(host_file).pid
+    parent.kill()
+    parent.wait()
+    try:
+        assert wait_until(lambda: not pid_alive(host_pid), 10), "orphaned host kept running"
+    finally:
+        kill_host(host_file)
+
+
+def test_host_without_parent_exits_when_idle(tiny_model: Path, tmp_path: Path) -> None:
+    host_file = tmp_path / "host.json"
+    launch = LaunchSpec(model=str(tiny_model), device="cpu")
+    proc = spawn_host(launch, host_file, parent_pid=None, idle_timeout=1.0)
+    try:
+        client = InterpClient(host_file=host_file)
+        assert client.run(slow, seconds=0) == 0
+        time.sleep(1.5)
+        assert proc.poll() is None  # a connected client keeps it alive
+        client.close()
+        proc.wait(timeout=15)
+        assert not host_file.exists()
+    finally:
+        kill_host(host_file)
+        if proc.poll() is None:
+            proc.kill()
