@@ -138,8 +138,7 @@ def logit_lens_votes(model, tokenizer, prompts, answers, top_k, skip):
         return torch.nn.Identity()
 
     norm, unembed = final_norm(model), model.get_output_embeddings()
-    skip = set(skip)
-    per_layer = collections.defaultdict(collections.Counter)
+    token_counts = collections.defaultdict(collections.Counter)  # layer -> token id -> votes
     for prompt, answer in zip(prompts, answers, strict=True):
         messages = [{"role": "user", "content": prompt}]
         head = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -148,13 +147,21 @@ def logit_lens_votes(model, tokenizer, prompts, answers, top_k, skip):
         with torch.no_grad():
             hidden = model(ids, output_hidden_states=True).hidden_states
             for layer, h in enumerate(hidden[1:], start=1):
-                logits = unembed(norm(h[0, start - 1 :]))
-                for row in logits.topk(top_k, dim=-1).indices.tolist():
-                    for token_id in row:
-                        word = tokenizer.decode([token_id]).strip().lower()
-                        if re.fullmatch("[a-z]{3,}", word) and word not in skip:
-                            per_layer[layer][word] += 1
-    return {layer: counts.most_common(10) for layer, counts in per_layer.items()}
+                top = unembed(norm(h[0, start - 1 :])).topk(top_k, dim=-1).indices
+                token_counts[layer].update(top.flatten().tolist())
+    # Decode each distinct token once: decoding per vote would dominate the run time.
+    distinct = set().union(*token_counts.values()) if token_counts else set()
+    words = {i: tokenizer.decode([i]).strip().lower() for i in distinct}
+    skip = set(skip)
+    keep = {i: w for i, w in words.items() if re.fullmatch("[a-z]{3,}", w) and w not in skip}
+    per_layer = {}
+    for layer, counts in token_counts.items():
+        votes = collections.Counter()
+        for token_id, n in counts.items():
+            if token_id in keep:
+                votes[keep[token_id]] += n
+        per_layer[layer] = votes.most_common(10)
+    return per_layer
 
 
 def next_token_logprobs(model, tokenizer, question, prefills, words):
