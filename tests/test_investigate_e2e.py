@@ -1,0 +1,164 @@
+"""The README's main command, end to end: the real CLI, host, kernel and autopilot.
+
+Each run is a subprocess in a temporary working directory, exactly as a person
+would type it, against the bundled model organisms.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from scribe_tui.agent.transcript import Transcript
+from scribe_tui.organisms.registry import answer_key
+
+pytestmark = pytest.mark.slow
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    # Keep host files and user config out of the person's real directories.
+    env.update(XDG_RUNTIME_DIR=str(tmp_path / "run"), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    (tmp_path / "run").mkdir(mode=0o700, exist_ok=True)
+    return env
+
+
+def scribe(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scribe_tui", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=cli_env(cwd),
+        timeout=timeout,
+    )
+
+
+def only_notebook(cwd: Path) -> Path:
+    notebooks = sorted((cwd / "notebooks").glob("*.ipynb"))
+    assert len(notebooks) == 1, notebooks
+    return notebooks[0]
+
+
+def tool_use_ids(transcript: Path) -> list[str]:
+    data = Transcript.load(transcript)
+    return [
+        block["id"]
+        for message in data.messages
+        if message["role"] == "assistant"
+        for block in message["content"]
+        if block.get("type") == "tool_use"
+    ]
+
+
+def test_main_command_names_the_taboo_secret(tmp_path: Path) -> None:
+    started = time.monotonic()
+    run = scribe("investigate", "find the secret", "--auto", cwd=tmp_path)
+    wall = time.monotonic() - started
+    assert run.returncode == 0, run.stderr[-3000:]
+    first = run.stderr.splitlines()[0]
+    assert "agent autopilot" in first and "organism:taboo" in first  # says what and why
+    assert f"Answer: {answer_key('taboo')}" in run.stdout
+    assert "cell [" in run.stderr  # progress, cell by cell
+    notebook = only_notebook(tmp_path)
+    nb = nbformat.read(notebook, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["scribe"]["status"] == "concluded"
+    assert nb.metadata["scribe"]["conclusion"]["answer"] == answer_key("taboo")
+    # The answer key reaches neither the setup nor the agent's brief: only the agent's
+    # own findings name it.
+    secret = answer_key("taboo")
+    metadata = {k: v for k, v in nb.metadata["scribe"].items() if k != "conclusion"}
+    assert secret not in json.dumps(metadata)
+    setup = nb.cells[0]
+    assert setup.metadata["scribe"]["author"] == "system"
+    assert secret not in setup.source + json.dumps(setup.outputs)
+    data = Transcript.load(notebook.with_suffix(".jsonl"))
+    assert data.header["task"].startswith("find the secret")
+    assert secret not in json.dumps(data.messages[0])
+    print(f"main command wall time: {wall:.1f} s")
+
+
+def test_json_events_on_the_belief_organism(tmp_path: Path) -> None:
+    run = scribe(
+        "investigate", "find the secret", "--auto", "--json", "--model", "organism:belief",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    kinds = {event["type"] for event in events}
+    assert {"turn_started", "tool_call_started", "cell_added", "cell_updated"} <= kinds
+    assert "checkpoint_answered" in kinds  # the autopilot takes stock before falsifying
+    concluded = [e for e in events if e["type"] == "concluded"]
+    assert concluded and concluded[0]["answer"] == answer_key("belief")
+    last = [e for e in events if e["type"] != "status"][-1]
+    assert last["type"] == "stopped" and last["reason"] == "concluded"
+
+
+def _start(tmp_path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "scribe_tui", "investigate", "find the secret", "--auto"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+    )
+
+
+def _wait_for_cells(proc: subprocess.Popen[str], cells: int) -> list[str]:
+    lines: list[str] = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        lines.append(line)
+        if sum("cell [" in seen for seen in lines) >= cells:
+            return lines
+    raise AssertionError("the run ended early:\n" + "".join(lines))
+
+
+def test_ctrl_c_pauses_and_saves_then_a_second_exits_130(tmp_path: Path) -> None:
+    proc = _start(tmp_path)
+    try:
+        _wait_for_cells(proc, 3)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    notebook = only_notebook(tmp_path)
+    assert f"scribe-tui resume {notebook.relative_to(tmp_path)}" in err
+    nbformat.validate(nbformat.read(notebook, as_version=4))
+
+
+def test_resume_after_kill_9_finishes_without_rerunning_anything(tmp_path: Path) -> None:
+    proc = _start(tmp_path)
+    try:
+        _wait_for_cells(proc, 5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    notebook = only_notebook(tmp_path)
+    nbformat.validate(nbformat.read(notebook, as_version=4))
+    before = tool_use_ids(notebook.with_suffix(".jsonl"))
+    assert before, "the transcript kept the steps taken before the kill"
+
+    run = scribe("resume", str(notebook.relative_to(tmp_path)), "--auto", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"Answer: {answer_key('taboo')}" in run.stdout
+    after = tool_use_ids(notebook.with_suffix(".jsonl"))
+    assert after[: len(before)] == before
+    assert len(after) == len(set(after)), "no tool call ran twice"
+    nb = nbformat.read(notebook, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["scribe"]["conclusion"]["answer"] == answer_key("taboo")
