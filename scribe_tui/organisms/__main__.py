@@ -1,0 +1,7 @@
+"""``python -m scribe_tui.organisms``."""
+
+import sys
+
+from scribe_tui.organisms.cli import main
+
+sys.exit(main())
