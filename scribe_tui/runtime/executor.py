@@ -14,6 +14,7 @@ import ctypes
 import io
 import pickle
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
@@ -45,28 +46,47 @@ class ModelExecutor:
     """Holds the model and tokenizer and runs calls against them, one at a time."""
 
     def __init__(
-        self, model: Any, tokenizer: Any, *, name: str, mode: str, device: str, dtype: str
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        mode: str,
+        device: str,
+        dtype: str,
+        base_loader: Callable[[], Any] | None = None,
     ):
         self.model, self.tokenizer = model, tokenizer
         self.name, self.mode, self.device, self.dtype = name, mode, device, dtype
         self.parameters = sum(p.numel() for p in model.parameters())
+        # The pre-fine-tune checkpoint for model diffing, loaded on first use.
+        self._base_loader = base_loader
+        self._base: Any = None
         self._lock = threading.Lock()
         self._running: tuple[str, int] | None = None  # (call id, thread id) of the technique
 
     # --- white-box -------------------------------------------------------------------------------
 
     def run(
-        self, payload: bytes, stream: Stream | None = None, call_id: str = ""
+        self,
+        payload: bytes,
+        stream: Stream | None = None,
+        call_id: str = "",
+        variant: str = "model",
     ) -> dict[str, Any]:
         """Execute a cloudpickled ``(fn, kwargs)``; returns a reply dict (never raises).
 
         ``stream(name, text)`` receives output as it is printed; without it, output
         is returned in the reply's ``stdout``/``stderr``. ``call_id`` names the call
-        for :meth:`cancel`.
+        for :meth:`cancel`. ``variant="base"`` runs it on the base checkpoint instead.
         """
         if self.mode == "blackbox":
             return {"ok": False, "kind": "blackbox", "message": BLACKBOX_REFUSAL}
         with self._lock:
+            try:
+                model = self._base_model() if variant == "base" else self.model
+            except Exception as exc:
+                return {"ok": False, "kind": "exception", "error": pack_exception(exc)}
             capture = Capture(stream)
             try:
                 fn, kwargs = cloudpickle.loads(payload)
@@ -82,12 +102,12 @@ class ModelExecutor:
                     "error": pack_exception(exc),
                     **capture.rest(),
                 }
-            saved = _ModelState(self.model, self.tokenizer)
+            saved = _ModelState(model, self.tokenizer)
             try:
                 with capture:
                     self._running = (call_id, threading.get_ident())
                     try:
-                        value = fn(self.model, self.tokenizer, **kwargs)
+                        value = fn(model, self.tokenizer, **kwargs)
                     finally:
                         self._running = None
                 reply = {"ok": True, "value": _pack_result(value)}
@@ -102,6 +122,16 @@ class ModelExecutor:
             finally:
                 saved.restore()
             return {**reply, **capture.rest()}
+
+    def _base_model(self) -> Any:
+        if self._base_loader is None:
+            raise LookupError(
+                "This subject model has no base checkpoint, so client.run_base is unavailable; "
+                "compare against a control prompt instead."
+            )
+        if self._base is None:
+            self._base = self._base_loader()
+        return self._base
 
     def cancel(self, call_id: str) -> bool:
         """Interrupt call ``call_id`` if it is running: KeyboardInterrupt at its next Python line.
@@ -240,6 +270,7 @@ class ModelExecutor:
             "vocab_size": getattr(config, "vocab_size", None),
             "architecture": type(self.model).__name__,
             "chat_template": bool(getattr(self.tokenizer, "chat_template", None)),
+            "base_model": self._base_loader is not None and self.mode != "blackbox",
         }
 
 

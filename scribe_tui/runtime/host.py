@@ -137,6 +137,10 @@ class HostServer:
                 progress=self._set_phase,
             )
             from scribe_tui.runtime.executor import ModelExecutor
+            from scribe_tui.runtime.loading import load_base
+
+            def base_loader() -> object:
+                return load_base(resolved, device=loaded.device, dtype=loaded.dtype)
 
             self.backend = ModelExecutor(
                 loaded.model,
@@ -145,6 +149,7 @@ class HostServer:
                 mode=self.launch.mode,
                 device=loaded.device,
                 dtype=loaded.dtype,
+                base_loader=base_loader if resolved.base else None,
             )
             # Techniques run here; a hub token needed only for the download should not be readable.
             for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
@@ -274,6 +279,7 @@ class HostServer:
                     request["payload"],
                     stream=lambda name, text: _send_stream(conn, name, text),
                     call_id=request.get("call", ""),
+                    variant=request.get("variant", "model"),
                 )
             if op == "info":
                 return {"ok": True, "value": self.backend.info()}

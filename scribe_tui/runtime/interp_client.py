@@ -110,6 +110,16 @@ class InterpClient:
 
     def run(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
         """Run ``fn(model, tokenizer, **kwargs)`` in the model host and return its result."""
+        return self._run(fn, kwargs, "model")
+
+    def run_base(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+        """Like :meth:`run`, on the base checkpoint before fine-tuning (for model diffing).
+
+        ``client.info()["base_model"]`` says whether the subject model has one.
+        """
+        return self._run(fn, kwargs, "base")
+
+    def _run(self, fn: Callable[..., Any], kwargs: dict[str, Any], variant: str) -> Any:
         if not callable(fn):
             raise TypeError(
                 "client.run needs a function fn(model, tokenizer, **kwargs), "
@@ -122,7 +132,10 @@ class InterpClient:
             raise TypeError(
                 f"client.run: cannot send {name} or its arguments to the model host: {exc}"
             ) from None
-        value = self._call("run", payload=payload)
+        fields: dict[str, Any] = {"payload": payload}
+        if variant != "model":
+            fields["variant"] = variant
+        value = self._call("run", **fields)
         return pickle.loads(value)
 
     def generate(

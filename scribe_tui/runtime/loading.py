@@ -38,6 +38,7 @@ class ResolvedModel:
     tokenizer_path: str
     adapter: str | None = None
     local_files_only: bool = False
+    base: str | None = None  # the checkpoint before fine-tuning, for model diffing
 
 
 def resolve_model(
@@ -56,7 +57,8 @@ def resolve_model(
         path = str(model_dir)
         if adapter is None and (Path(path) / "adapter_config.json").exists():
             adapter, path = path, str(base_model or base_dir or _adapter_base(Path(path)))
-        return ResolvedModel(display, path, _tokenizer_source(adapter, path), adapter)
+        base = str(base_dir) if base_dir else None
+        return ResolvedModel(display, path, _tokenizer_source(adapter, path), adapter, base=base)
     if local.is_dir():
         if (local / "adapter_config.json").exists() and adapter is None:
             base = base_model or _adapter_base(local)
@@ -67,6 +69,7 @@ def resolve_model(
                 _tokenizer_source(str(local), base_resolved.path),
                 str(local),
                 base_resolved.local_files_only,
+                base=base_resolved.path,  # the adapter's own base: diff without the adapter
             )
         if not (local / "config.json").exists():
             raise ModelLoadError(
@@ -219,11 +222,8 @@ def load_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers import __version__ as tf_version
 
-    # transformers renamed torch_dtype to dtype in 4.56 and warns on the old name.
-    major, minor = (int(x) for x in re.findall(r"\d+", tf_version)[:2])
-    dtype_kw = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
     kwargs: dict[str, Any] = {
-        dtype_kw: getattr(torch, dtype),
+        **_dtype_kwargs(dtype, tf_version),
         "local_files_only": resolved.local_files_only,
     }
     spread = device == "cuda" and torch.cuda.device_count() > 1 and _has_accelerate()
@@ -249,6 +249,32 @@ def load_model(
         model.to(device)
     model.eval()
     return LoadedModel(model, tokenizer, "cuda" if spread else device, dtype)
+
+
+def load_base(resolved: ResolvedModel, *, device: str, dtype: str) -> Any:
+    """The base checkpoint on the subject model's device and dtype (loaded on first use)."""
+    from transformers import AutoModelForCausalLM
+    from transformers import __version__ as tf_version
+
+    if resolved.base is None:
+        raise ModelLoadError(f"'{resolved.display}' has no base checkpoint to compare against.")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            resolved.base,
+            **_dtype_kwargs(dtype, tf_version),
+            local_files_only=resolved.local_files_only,
+        )
+    except Exception as exc:
+        raise ModelLoadError(f"Could not load the base model: {_one_line(exc)}") from None
+    return model.to(device).eval()
+
+
+def _dtype_kwargs(dtype: str, tf_version: str) -> dict[str, Any]:
+    """``from_pretrained``'s dtype argument: transformers renamed torch_dtype in 4.56."""
+    import torch
+
+    major, minor = (int(x) for x in re.findall(r"\d+", tf_version)[:2])
+    return {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": getattr(torch, dtype)}
 
 
 def _has_accelerate() -> bool:

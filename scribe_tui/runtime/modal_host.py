@@ -285,7 +285,12 @@ class ModalBackend:
         self._usage = DeviceUsage(used, total, util, name)
         return reply
 
-    def run(self, payload: bytes, stream: Any = None, call_id: str = "") -> dict[str, Any]:
+    def run(
+        self, payload: bytes, stream: Any = None, call_id: str = "", variant: str = "model"
+    ) -> dict[str, Any]:
+        if variant != "model":
+            error = LookupError("client.run_base is not available in modal mode yet.")
+            return {"ok": False, "kind": "exception", "error": pack_exception(error)}
         return self._reply(self._obj.run.remote(payload))
 
     def _call(self, op: str, kwargs: dict[str, Any]) -> Any:
