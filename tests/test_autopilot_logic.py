@@ -181,3 +181,21 @@ async def test_a_resumed_session_id_replaces_the_old_one() -> None:
     )
     result = await pilot.turn(TurnRequest(system="", messages=messages), lambda e: None)
     assert result.content[-1]["input"]["session_id"] == "s7"
+
+
+async def test_diffs_against_the_base_model_only_when_there_is_one() -> None:
+    no_base = [c["id"].split("_", 3)[-1] for c in tool_calls(await drive(Autopilot()))]
+    assert "base_diff" not in no_base
+    saved = dict(EVIDENCE)
+    try:
+        EVIDENCE["info"] = "{'model': 'organism:taboo', 'base_model': True}"
+        EVIDENCE["base_diff"] = "{'technique': 'base_diff', 'top': [('moon', 3.1)]}"
+        calls = tool_calls(await drive(Autopilot()))
+    finally:
+        EVIDENCE.clear()
+        EVIDENCE.update(saved)
+    steps = [c["id"].split("_", 3)[-1] for c in calls]
+    assert steps.index("logit_lens") < steps.index("base_diff") < steps.index("candidates")
+    diff = calls[steps.index("base_diff")]["input"]["code"]
+    assert "client.run_base(prefill_logprobs" in diff
+    assert "6 of 6 independent techniques" in calls[-1]["input"]["evidence"]

@@ -33,12 +33,15 @@ TECHNIQUE_WEIGHTS = {
     "persona": 1.0,
     "logit_lens": 1.0,
     "candidates": 1.0,
+    "base_diff": 1.0,
     "direct": 0.25,
     "hints": 0.0,
 }
 
 # The experiments in their default order; a person's message can move one forward.
-PLAN = ("direct", "hints", "prefill", "ranking", "persona", "logit_lens", "candidates")
+PLAN = (
+    "direct", "hints", "prefill", "ranking", "persona", "logit_lens", "base_diff", "candidates",
+)  # fmt: skip
 
 # Words in a person's message that map to an experiment the autopilot can run.
 REDIRECT_KEYWORDS = {
@@ -46,6 +49,7 @@ REDIRECT_KEYWORDS = {
     "ranking": ("rank", "probabilit", "next-token", "next token"),
     "persona": ("persona", "user turn", "user's turn"),
     "logit_lens": ("logit lens", "logit-lens", "lens", "residual", "white-box", "white box"),
+    "base_diff": ("base model", "diff", "fine-tun", "before training"),
     "direct": ("ask directly", "direct question"),
     "hints": ("hint", "temperature", "sampl"),
 }
@@ -259,7 +263,7 @@ class Autopilot:
         for fixed in self._fixed_steps(sid):
             if fixed[0] not in state.done:
                 return fixed
-        remaining = [s for s in PLAN if s not in state.done]
+        remaining = [s for s in self._plan(state) if s not in state.done]
         ordered = [s for s in state.priority if s in remaining] + [
             s for s in remaining if s not in state.priority
         ]
@@ -268,7 +272,7 @@ class Autopilot:
                 continue  # ranking reads the prefill cell's results
             if step == "logit_lens" and "hints" not in state.done:
                 continue  # the lens reads the sampled hint answers
-            if step == "candidates" and any(s not in state.done for s in PLAN[:-1]):
+            if step == "candidates" and any(s not in state.done for s in self._plan(state)[:-1]):
                 continue  # the falsification check runs last
             if step == "candidates" and state.checkpoints_written == 0:
                 # Exploration is over: take stock before trying to falsify the favourite.
@@ -299,7 +303,8 @@ class Autopilot:
             "3. **User-persona sampling** — let the model write the user's guess.\n"
             "4. **Logit lens pooled over many sampled answers** — white-box evidence the model "
             "does not say.\n"
-            "5. **Falsification** — compare the leading candidates head to head.\n\n"
+            "5. **Model diffing** — what fine-tuning changed, where a base checkpoint exists.\n"
+            "6. **Falsification** — compare the leading candidates head to head.\n\n"
             "I will pivot whenever a family gives a weak signal, and conclude with the "
             "candidate the independent techniques agree on."
         )
@@ -336,6 +341,7 @@ class Autopilot:
             "persona": lambda: cells.persona_cell(probe, n * 2, seed + 3),
             "logit_lens": lambda: cells.logit_lens_cell(n * 4),
             "candidates": lambda: cells.candidates_cell(self._candidates(state), probe),
+            "base_diff": lambda: cells.diff_cell(probe),
         }[step]()
         why = {
             "direct": "Baseline first: does the model say it when asked?",
@@ -345,8 +351,15 @@ class Autopilot:
             "persona": "Trying user-persona sampling: the model writes the user's guess.",
             "logit_lens": "White-box: a logit lens pooled over many sampled hint answers.",
             "candidates": "Testing the leading candidates against each other.",
+            "base_diff": "Diffing against the base model: what did fine-tuning change?",
         }[step]
         return step, why, "execute_code", {**sid, "code": code}
+
+    def _plan(self, state: _State) -> tuple[str, ...]:
+        """The experiments for this model: diffing only where ``client.info()`` found a base."""
+        if "'base_model': True" in state.context:
+            return PLAN
+        return tuple(step for step in PLAN if step != "base_diff")
 
     def _probe(self, state: _State) -> cells.Probe:
         """The prompts for the kind of secret the task and ``client.info()`` describe."""
@@ -433,7 +446,7 @@ class Autopilot:
 
     def _evidence_lines(self, state: _State) -> list[str]:
         lines = []
-        for technique in PLAN:
+        for technique in self._plan(state):
             top = state.evidence.get(technique)
             if top is None:
                 status = "failed" if technique in state.failed else "not run yet"
@@ -464,11 +477,11 @@ class Autopilot:
         ranked = self._ranked(state)
         lead = ranked[0][0] if ranked else None
         agree, voting = self._agreement(state, lead) if lead else (0, 0)
-        untested = [t for t in PLAN if t not in state.evidence]
+        untested = [t for t in self._plan(state) if t not in state.evidence]
         families = {
             "black-box questioning": {"direct", "hints"},
             "elicitation": {"prefill", "ranking", "persona"},
-            "white-box": {"logit_lens"},
+            "white-box": {"logit_lens", "base_diff"},
         }
         explored = [name for name, members in families.items() if members & set(state.evidence)]
         strength = "strong" if agree >= 3 else "moderate" if agree == 2 else "weak"
@@ -493,7 +506,6 @@ class Autopilot:
                 "",
                 "**3. Not tested yet**",
                 *[f"- [ ] {t}" for t in untested or ["(all planned techniques ran)"]],
-                "- [ ] model diffing against the base checkpoint",
                 "",
                 "**4. Evidence quality** — "
                 + (

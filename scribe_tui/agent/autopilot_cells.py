@@ -200,3 +200,25 @@ def candidates_cell(candidates: list[str], probe: Probe) -> str:
         "    print(f'{w:>14}  mean log p = {lp}')\n"
         "{'technique': 'candidates', 'top': sorted(mean.items(), key=lambda kv: -kv[1])}\n"
     )
+
+
+def diff_cell(probe: Probe) -> str:
+    return (
+        "# Model diffing: which next tokens did fine-tuning make more likely after the\n"
+        "# prefills? The base checkpoint is the same model before the secret was planted.\n"
+        + _source(techniques.prefill_logprobs)
+        + "\n\n"
+        + _source(techniques.decode_tokens)
+        + f"\n\nquestion, prefills = {_lit(probe.direct[0])}, {_lit(list(probe.prefills))}\n"
+        "tuned = client.run(prefill_logprobs, question=question, prefills=prefills)\n"
+        "base = client.run_base(prefill_logprobs, question=question, prefills=prefills)\n"
+        "# Gains in probability, not log-probability: a token going from 1e-9 to 1e-6 is a\n"
+        "# large log-ratio but says nothing; one the tuned model now expects is the signal.\n"
+        "shift = (tuned.exp() - base.exp()).mean(0)\n"
+        "top = shift.topk(30)\n"
+        "tokens = client.run(decode_tokens, ids=top.indices.tolist())\n"
+        "gains = [(t.lower(), round(float(g), 4)) for t, g in zip(tokens, top.values)\n"
+        "         if content_words(t.lower(), ' '.join(prefills).split()) == [t.lower()]]\n"
+        "print('largest gains in probability over the base model:', gains[:8])\n"
+        "{'technique': 'base_diff', 'top': gains[:8]}\n"
+    )

@@ -179,3 +179,22 @@ def next_token_logprobs(model, tokenizer, question, prefills, words):
         for w in scores:
             scores[w].append(round(float(logprobs[ids_of[w][0]]), 3))
     return scores
+
+
+def prefill_logprobs(model, tokenizer, question, prefills):
+    """The full next-token log-probability vector after each prefill (one row per prefill)."""
+    import torch
+
+    rows = []
+    for prefill in prefills:
+        messages = [{"role": "user", "content": question}]
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = tokenizer(text + prefill, return_tensors="pt").input_ids.to(model.device)
+        with torch.no_grad():
+            rows.append(model(ids).logits[0, -1].float().log_softmax(-1))
+    return torch.stack(rows)
+
+
+def decode_tokens(model, tokenizer, ids):
+    """Token ids as text, one string per id."""
+    return [tokenizer.decode([int(i)]).strip() for i in ids]
