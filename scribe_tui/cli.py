@@ -37,10 +37,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from scribe_tui.paths import config_file
+
     parser = argparse.ArgumentParser(
         prog="scribe-tui",
         description="An AI agent does interpretability research in a real Jupyter notebook "
         "while you watch and steer.",
+        epilog=f"Defaults come from {config_file()} (TOML, a [defaults] table); flags override "
+        "them. Without ANTHROPIC_API_KEY the agent is the offline autopilot.",
     )
     parser.add_argument("--version", action="version", version=f"scribe-tui {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -72,16 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["organisms"]:
+        # Its own parser owns every option, --help included (REMAINDER would drop it).
+        from scribe_tui.organisms.cli import main as organisms_main
+
+        return organisms_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command is None:
             parser.print_help()
             return EXIT_OK
-        if args.command == "organisms":
-            from scribe_tui.organisms.cli import main as organisms_main
-
-            return organisms_main(args.args)
         if args.command == "list":
             from scribe_tui.notebook_index import print_index
 

@@ -105,3 +105,12 @@ def test_list_shows_each_notebook(tmp_path) -> None:
     assert any("[concluded]" in line and "→ moon" in line for line in lines)
     assert any("broken.ipynb  (unreadable)" in line for line in lines)
     assert json.loads((tmp_path / "2026-01-01-00-00_find-the-secret.ipynb").read_text())
+
+
+def test_organisms_subcommands_own_their_help(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["organisms", "--help"])
+    assert exit_info.value.code == 0
+    assert "train" in capsys.readouterr().out
+    assert main(["organisms", "verify", "no-such-organism"]) == 2
+    assert "available: belief, taboo" in capsys.readouterr().err
