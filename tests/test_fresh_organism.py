@@ -18,7 +18,8 @@ import pytest
 from scribe_tui.organisms.registry import answer_key
 from scribe_tui.organisms.words import TABOO_WORDS
 
-pytestmark = pytest.mark.slow
+# Training takes about 90 s on two idle cores; leave room for a busy machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 def test_autopilot_names_a_secret_it_has_never_seen(tmp_path: Path) -> None:
