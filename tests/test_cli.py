@@ -114,3 +114,22 @@ def test_organisms_subcommands_own_their_help(capsys) -> None:
     assert "train" in capsys.readouterr().out
     assert main(["organisms", "verify", "no-such-organism"]) == 2
     assert "available: belief, taboo" in capsys.readouterr().err
+
+
+def test_the_wheel_carries_the_prompts_and_the_organisms(tmp_path) -> None:
+    import zipfile
+
+    repo = Path(__file__).resolve().parents[1]
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(repo)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    names = zipfile.ZipFile(next(tmp_path.glob("scribe_tui-*.whl"))).namelist()
+    for prompt in ("system.md", "methodology.md", "checkpoint.md"):
+        assert f"scribe_tui/prompts/{prompt}" in names  # where paths.prompts_dir() looks first
+    for organism in ("taboo", "belief"):
+        assert f"scribe_tui/organisms/bundled/{organism}/model/model.safetensors" in names
+        assert f"scribe_tui/organisms/bundled/{organism}/base/model.safetensors" in names
