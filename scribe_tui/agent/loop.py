@@ -19,18 +19,19 @@ Decisions worth knowing:
 
 Running the tool calls (and a person's own cells) and following the agent's session
 is :mod:`scribe_tui.agent.dispatch`; the message list and what is sent of it is
-:mod:`scribe_tui.agent.conversation`.
+:mod:`scribe_tui.agent.conversation`; asking the provider (retries, cancellation) is
+:mod:`scribe_tui.agent.turn`; events and state records, :mod:`scribe_tui.agent.reporter`;
+limits and the outcome, :mod:`scribe_tui.agent.run_config`; the recorded state and
+rebuilding a run from it, :mod:`scribe_tui.agent.resume`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,23 +54,25 @@ from scribe_tui.agent.events import (
     CheckpointRequested,
     Concluded,
     ErrorEvent,
-    Event,
     MessageDelivered,
     MessageQueued,
     Paused,
     Resumed,
-    Status,
     Stopped,
-    TextDelta,
     TurnFinished,
     TurnStarted,
 )
-from scribe_tui.agent.provider import Provider, ProviderError, TurnRequest, TurnResult, Usage
+from scribe_tui.agent.provider import Provider, TurnRequest, TurnResult, Usage
+from scribe_tui.agent.reporter import Reporter
+from scribe_tui.agent.resume import Resumable
+from scribe_tui.agent.run_config import InvestigationConfig, Outcome, Stop, StopReason, over_budget
 from scribe_tui.agent.steering import PERSON_PREFIX, Steering, person_message
 from scribe_tui.agent.transcript import Transcript
+from scribe_tui.agent.turn import TurnAsker
 from scribe_tui.tools import NotebookTools, ToolResult
 
 __all__ = [
+    "CUT_OFF",
     "Investigation",
     "InvestigationConfig",
     "Outcome",
@@ -80,8 +83,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-StopReason = Literal["concluded", "budget", "interrupted", "failed"]
-
 CUT_OFF = (
     "Your turn was cut off at max_tokens; nothing ran. "
     "Split the work into smaller cells and call the tools again."
@@ -89,65 +90,7 @@ CUT_OFF = (
 CUT_OFF_TEXT = "Your turn was cut off at max_tokens. Go on, in smaller steps."
 
 
-@dataclass
-class InvestigationConfig:
-    """Limits and habits of one investigation; None means no limit."""
-
-    max_turns: int | None = None
-    max_cost_usd: float | None = None
-    max_minutes: float | None = None
-    """Minutes of running time (time spent paused does not count)."""
-    checkpoint_every: int = 10
-    """Ask for an exploration checkpoint every this many ``execute_code`` calls; 0: never."""
-    confirm_checkpoints: bool = False
-    """Wait for a person's ``decide_checkpoint`` after each checkpoint."""
-    max_tokens: int = 8192
-    context_budget: int | None = 120_000
-    """Estimated tokens of conversation above which old cell outputs shrink to stubs."""
-    keep_results: int = 6
-    """The newest cell outputs that never shrink."""
-    experiment: str | None = None
-    """Notebook name used when the agent's ``start_new_session`` names none."""
-    retry_delays: tuple[float, ...] = (5.0, 20.0, 60.0)
-    """Waits before asking again after a retryable provider error; then the run fails."""
-
-
-@dataclass
-class Outcome:
-    """How an investigation ended."""
-
-    reason: StopReason
-    answer: str | None = None
-    confidence: float | None = None
-    evidence: str | None = None
-    notebook_path: Path | None = None
-    transcript_path: Path | None = None
-    usage: Usage = field(default_factory=Usage)
-    turns: int = 0
-    elapsed: float = 0.0
-    detail: str = ""
-
-
-class _Stop(Exception):
-    """Unwinds the loop with an outcome reason."""
-
-    def __init__(self, reason: StopReason, detail: str = "") -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
-class _Resume:
-    """``Investigation.resume(path, ...)`` rebuilds from a transcript (as ``from_transcript``);
-    ``investigation.resume()`` lifts a pause (the controls' meaning)."""
-
-    def __get__(
-        self, instance: Investigation | None, owner: type[Investigation]
-    ) -> Callable[..., Any]:
-        return owner.from_transcript if instance is None else instance._resume
-
-
-class Investigation:
+class Investigation(Resumable):
     """One investigation run; implements :class:`~scribe_tui.agent.controls.InvestigationControls`.
 
     The investigation (through its :class:`~scribe_tui.agent.dispatch.Dispatcher`) takes
@@ -155,8 +98,6 @@ class Investigation:
     :meth:`subscribe` instead. Calling :meth:`pause` before
     :meth:`run` starts the run paused. The caller owns ``tools`` and closes them.
     """
-
-    resume = _Resume()
 
     def __init__(
         self,
@@ -182,9 +123,10 @@ class Investigation:
         self._system = system_prompt(task)
         # The task goes out with the first turn; it is not pending in the transcript.
         self.conversation.pending.append(text_block(first_message(task)))
-        self._sinks: list[EventSink] = []
-        self._turn_task: asyncio.Future[TurnResult] | None = None
-        self._partial: list[str] = []
+        self.reporter = Reporter(self.transcript)
+        self._emit = self.reporter.emit
+        self._steer = self.reporter.steer
+        self.asker = TurnAsker(provider, self.steering, self._emit)
         self._budget_turn: int | None = None  # the turn that answered the budget notice
         self._empty_turns = 0
         self._elapsed_before = 0.0
@@ -192,9 +134,6 @@ class Investigation:
         self._started: float | None = None
         self._reopen: Path | None = None
         self._state = "starting"
-        self._dirty = True  # an event was emitted since the last _sync
-        self._synced: dict[str, Any] = {}
-        self._save_error: str | None = None  # reported once, not at every boundary
         self.dispatcher = Dispatcher(tools, self.transcript, self._emit, self._write_header)
         if self.transcript.is_attached and not self.transcript.has_header:
             self._write_header()
@@ -218,7 +157,7 @@ class Investigation:
 
     def subscribe(self, sink: EventSink) -> None:
         """Deliver every future event to ``sink``."""
-        self._sinks.append(sink)
+        self.reporter.subscribe(sink)
 
     def pause(self) -> None:
         """Stop at the next boundary (after the current tool call or turn)."""
@@ -289,8 +228,8 @@ class Investigation:
             while True:
                 await self._boundary()
                 await self._step()
-        except _Stop as stop:
-            await self._flush()
+        except Stop as stop:
+            await self.reporter.flush(self.tools)
             return self._finish(stop.reason, stop.detail)
         except asyncio.CancelledError:
             self._finish("interrupted", "cancelled")
@@ -299,14 +238,14 @@ class Investigation:
             log.exception("investigation failed")
             message = f"{type(exc).__name__}: {exc}"
             self._emit(ErrorEvent(message=message, fatal=True))
-            await self._flush()
+            await self.reporter.flush(self.tools)
             return self._finish("failed", message)
 
     async def _step(self) -> None:
         """One turn: ask, then act on the answer."""
         over = self._over_budget()
         if over and self._budget_turn is not None and self.turns >= self._budget_turn:
-            raise _Stop("budget", over)
+            raise Stop("budget", over)
         result = await self._ask(over if self._budget_turn is None else None)
         if result is None:
             return
@@ -339,26 +278,8 @@ class Investigation:
         )
         number = self.turns + 1
         self._emit(TurnStarted(turn=number))
-        delays = self.config.retry_delays
-        for attempt in range(len(delays) + 1):
-            self._partial = []
-            try:
-                result = await self._provider_turn(request)
-            except ProviderError as exc:
-                if not exc.retryable or attempt >= len(delays):
-                    self._emit(ErrorEvent(message=f"{self.provider.name}: {exc}", fatal=True))
-                    raise _Stop("failed", str(exc)) from exc
-                self._emit(
-                    ErrorEvent(
-                        message=f"{self.provider.name}: {exc}; retrying in {delays[attempt]:g}s"
-                    )
-                )
-                await self.steering.wait(delays[attempt])
-                if self.steering.stopping or self.steering.pause_reason == "interrupted":
-                    break
-                continue
-            if result is None:
-                break
+        result = await self.asker.ask(request, self.config.retry_delays)
+        if result is not None:
             self._commit(draft)
             self._commit_assistant(result.content or [text_block("(empty answer)")])
             self.usage += result.usage
@@ -368,7 +289,7 @@ class Investigation:
             return result
         # Cut short by the person: keep what was said, as text only, and tell the agent.
         self._emit(TurnFinished(turn=number, stop_reason="interrupted"))
-        said = "".join(self._partial).strip()
+        said = self.asker.partial
         if said:
             self._commit(draft)
             self._commit_assistant([text_block(said + "\n\n[interrupted by the person]")])
@@ -379,25 +300,6 @@ class Investigation:
             )
         )
         return None
-
-    async def _provider_turn(self, request: TurnRequest) -> TurnResult | None:
-        """One provider call that ``interrupt`` can cancel; None if it was cancelled."""
-        if self.steering.stopping:
-            return None
-        # An interrupt from now on is about this turn (and the calls it is about to make).
-        self.steering.skip_rest = False
-        task = asyncio.ensure_future(self.provider.turn(request, self._on_delta))
-        self._turn_task = task
-        try:
-            await asyncio.wait({task})
-        except asyncio.CancelledError:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-            raise
-        finally:
-            self._turn_task = None
-        return None if task.cancelled() else task.result()
 
     async def _run_calls(self, uses: list[dict[str, Any]]) -> None:
         """Run a turn's tool calls in order, with a boundary after each."""
@@ -416,7 +318,7 @@ class Investigation:
                 await self._boundary()
         if self.conclusion is not None:
             self._commit(self._compose(None, final=True))
-            raise _Stop("concluded")
+            raise Stop("concluded")
 
     async def _no_tools(self, result: TurnResult) -> None:
         """A turn without tool calls: a checkpoint written as text, or the final answer."""
@@ -434,12 +336,12 @@ class Investigation:
             return
         if result.stop_reason == "refusal":
             self._emit(ErrorEvent(message="The model refused to continue.", fatal=True))
-            raise _Stop("failed", "refusal")
+            raise Stop("failed", "refusal")
         if not said:
             self._empty_turns += 1
             if self._empty_turns >= 2:
                 self._emit(ErrorEvent(message="The agent stopped without an answer.", fatal=True))
-                raise _Stop("failed", "no answer")
+                raise Stop("failed", "no answer")
             self.conversation.pend(
                 text_block(
                     "You ended your turn without calling a tool or answering. "
@@ -451,7 +353,7 @@ class Investigation:
         args = {"answer": answer, "confidence": confidence, "evidence": evidence}
         await self.dispatcher.loop_call("conclude", args)
         self._concluded(answer, confidence, evidence)
-        raise _Stop("concluded")
+        raise Stop("concluded")
 
     # -- tool calls ----------------------------------------------------------------------
 
@@ -481,8 +383,7 @@ class Investigation:
 
     def _cut_short(self) -> None:
         """Cancel the streaming turn and interrupt every running cell."""
-        if self._turn_task is not None:
-            self._turn_task.cancel()
+        self.asker.cancel()
         self.dispatcher.interrupt_cells()
         self.steering.poke()
 
@@ -514,11 +415,11 @@ class Investigation:
 
     async def _boundary(self) -> None:
         """Save the step, then honour a stop, a pause or a checkpoint awaiting a person."""
-        await self._flush()
+        await self.reporter.flush(self.tools)
         self._sync()
         while True:
             if self.steering.stopping:
-                raise _Stop("interrupted", "stopped by the person")
+                raise Stop("interrupted", "stopped by the person")
             if self.steering.pause_reason is not None:
                 await self._hold("paused", self.steering.pause_reason)
             elif self.checkpoints.awaiting is not None:
@@ -529,7 +430,7 @@ class Investigation:
     async def _hold(self, state: str, reason: str) -> None:
         """Wait, announced, until a control pokes the loop."""
         self._state = state
-        self._dirty = True  # the new state is news even when no event says so
+        self.reporter.dirty = True  # the new state is news even when no event says so
         if state == "paused":
             self._emit(Paused(reason=reason))
         self._sync()
@@ -541,15 +442,8 @@ class Investigation:
         self._state = "running"
 
     def _over_budget(self) -> str | None:
-        config, usage = self.config, self.usage
         minutes = (self.elapsed - self._paused_total) / 60
-        if config.max_turns is not None and self.turns >= config.max_turns:
-            return f"{self.turns} of {config.max_turns} turns used"
-        if config.max_cost_usd is not None and usage.cost_usd >= config.max_cost_usd:
-            return f"${usage.cost_usd:.2f} of ${config.max_cost_usd:.2f} spent"
-        if config.max_minutes is not None and minutes >= config.max_minutes:
-            return f"{minutes:.1f} of {config.max_minutes:g} minutes used"
-        return None
+        return over_budget(self.config, self.turns, self.usage, minutes)
 
     def _checkpoint_answered(self, content: str, *, volunteered: bool = False) -> None:
         confirm = self.config.confirm_checkpoints
@@ -563,91 +457,13 @@ class Investigation:
         self.conclusion = Concluded(answer=answer, confidence=confidence, evidence=evidence)
         self._emit(self.conclusion)
 
-    # -- events, transcript, ending ------------------------------------------------------
+    # -- time, ending ----------------------------------------------------------------------
 
     @property
     def elapsed(self) -> float:
         """Seconds spent on this investigation, across resumes."""
         now = time.monotonic() - self._started if self._started is not None else 0.0
         return self._elapsed_before + now
-
-    def _emit(self, event: Event) -> None:
-        if not isinstance(event, Status):
-            self._dirty = True
-        self.transcript.event(event)
-        for sink in list(self._sinks):
-            try:
-                sink(event)
-            except Exception:
-                log.exception("event sink failed on %s", event.type)
-
-    def _on_delta(self, event: Event) -> None:
-        if isinstance(event, TextDelta):
-            self._partial.append(event.text)
-        self._emit(event)
-
-    def _steer(self, action: str, **fields: Any) -> None:
-        self.transcript.write("steer", action=action, **fields)
-
-    def _write_header(self) -> None:
-        self.transcript.write_header(
-            task=self.task,
-            provider=self.provider.name,
-            model=self.provider.model,
-            config=dataclasses.asdict(self.config),
-            notebook=self.notebook_path,
-        )
-
-    async def _flush(self) -> None:
-        """Wait for the notebooks' background saves: a step is durable in both files."""
-        try:
-            await self.tools.flush()
-        except Exception as exc:  # the tools tell the agent too; the transcript has every step
-            message = f"The notebook could not be saved: {exc}"
-            if message != self._save_error:
-                self._emit(ErrorEvent(message=message))
-            self._save_error = message
-        else:
-            self._save_error = None
-
-    def _sync(self) -> None:
-        """Record the counters, make the transcript durable, tell front ends.
-
-        Skipped when nothing happened since the last time (back-to-back boundaries).
-        """
-        snapshot = self._snapshot()
-        counters = {k: v for k, v in snapshot.items() if k != "elapsed"}
-        if not self._dirty and counters == self._synced:
-            return
-        self._dirty, self._synced = False, counters
-        self.transcript.write("state", state=snapshot)
-        self.transcript.sync()
-        usage = self.usage
-        self._emit(
-            Status(
-                agent_state=self._state,
-                turn=self.turns,
-                input_tokens=usage.total_input_tokens,
-                output_tokens=usage.output_tokens,
-                cost_usd=usage.cost_usd,
-                elapsed=self.elapsed,
-                queued=len(self.steering.queued),
-            )
-        )
-
-    def _snapshot(self) -> dict[str, Any]:
-        return {
-            "turns": self.turns,
-            "usage": dataclasses.asdict(self.usage),
-            "experiments": self.experiments,
-            "checkpoints": self.checkpoints.to_dict(),
-            "budget_turn": self._budget_turn,
-            "elapsed": round(self.elapsed, 3),
-            "paused": round(self._paused_total, 3),
-            "session_id": self.session_id,
-            "notebook": str(self.notebook_path) if self.notebook_path else None,
-            "concluded": self.conclusion is not None,
-        }
 
     def _finish(self, reason: StopReason, detail: str = "") -> Outcome:
         self._state = {"concluded": "concluded", "failed": "failed"}.get(reason, "stopped")
@@ -667,72 +483,4 @@ class Investigation:
             turns=self.turns,
             elapsed=self.elapsed,
             detail=detail,
-        )
-
-    # -- resuming --------------------------------------------------------------------------
-
-    @classmethod
-    def from_transcript(
-        cls,
-        transcript_path: Path | str,
-        provider: Provider,
-        tools: NotebookTools,
-        config: InvestigationConfig | None = None,
-    ) -> Investigation:
-        """Rebuild an investigation from its transcript; :meth:`run` re-opens the notebook.
-
-        Also reachable as ``Investigation.resume(...)``. Budgets continue from the
-        recorded totals, undelivered person messages are queued again, and tool calls
-        the transcript shows unfinished are answered with an error, never re-run.
-        """
-        data = Transcript.load(transcript_path)
-        point = data.resume_point()
-        if not point.notebook:
-            raise ValueError(f"{data.path}: the run never opened a notebook; start it again")
-        if config is None:
-            saved = data.header.get("config", {})
-            known = {f.name for f in dataclasses.fields(InvestigationConfig)}
-            config = InvestigationConfig(**{k: v for k, v in saved.items() if k in known})
-            config.retry_delays = tuple(config.retry_delays)
-        investigation = cls(
-            data.header["task"],
-            provider,
-            tools,
-            config=config,
-            transcript=Transcript(transcript_path),
-        )
-        state = point.state
-        investigation._reopen = investigation.dispatcher.notebook_path = Path(point.notebook)
-        investigation.conversation.restore(point)
-        investigation.steering.queued = point.queued
-        investigation.turns = int(state.get("turns", 0))
-        investigation.usage = Usage(**state.get("usage", {}))
-        investigation.experiments = int(state.get("experiments", 0))
-        investigation.checkpoints = CheckpointState.from_dict(
-            state.get("checkpoints", {}), config.checkpoint_every
-        )
-        investigation._budget_turn = state.get("budget_turn")
-        investigation._elapsed_before = float(state.get("elapsed", 0.0))
-        investigation._paused_total = float(state.get("paused", 0.0))
-        return investigation
-
-    async def _reattach(self, notebook: Path) -> None:
-        """Open the notebook again (its kernel rebuilt from its cells) and tell the agent."""
-        self._steer("restart", notebook=str(notebook))
-        if self.checkpoints.awaiting is not None:
-            number, content = self.checkpoints.awaiting, self.checkpoints.content
-            self._emit(CheckpointAnswered(number, content, awaiting_approval=True))
-        self.dispatcher.session_id = None
-        arguments = {"notebook_path": str(notebook)}
-        result = await self.dispatcher.loop_call("start_session_resume_notebook", arguments)
-        if self.session_id is None:
-            self._emit(ErrorEvent(message=f"Cannot reopen {notebook}: {result.text}", fatal=True))
-            raise _Stop("failed", f"cannot reopen {notebook}")
-        self.conversation.pend(
-            text_block(
-                f"[scribe-tui] The investigation was resumed after scribe-tui stopped. "
-                f"{result.text} Your notebook is open again as session '{self.session_id}': use "
-                f"session_id='{self.session_id}' from now on (earlier session ids no longer "
-                "work). Variables from the notebook's cells exist again; nothing else does."
-            )
         )
