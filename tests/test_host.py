@@ -591,3 +591,13 @@ def test_host_without_parent_exits_when_idle(tiny_model: Path, tmp_path: Path) -
         kill_host(host_file)
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_small_cpu_model_runs_single_threaded(client: InterpClient) -> None:
+    def threads(model, tokenizer) -> int:
+        import torch
+
+        return torch.get_num_threads()
+
+    # Intra-op threads only spin-wait on a tiny model when another process holds a core.
+    assert client.run(threads) == 1

@@ -41,6 +41,7 @@ from scribe_tui.runtime.status import DeviceUsage, HostStatus, State, probe_devi
 
 __all__ = ["HostProcess", "HostServer", "main"]
 _MODEL_OPS = ("run", "generate", "chat", "info")
+SMALL_MODEL_PARAMETERS = 50_000_000
 
 
 class HostServer:
@@ -154,6 +155,12 @@ class HostServer:
             # Techniques run here; a hub token needed only for the download should not be readable.
             for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
                 os.environ.pop(var, None)
+            if loaded.device == "cpu" and self.backend.parameters < SMALL_MODEL_PARAMETERS:
+                # A small model gains nothing from intra-op threads, and when another
+                # process holds a core they spin-wait: cells measured 100x slower.
+                import torch
+
+                torch.set_num_threads(1)
         self._loads += 1
         self._state, self._phase, self._progress = "ready", "ready", 1.0
         self._last_activity = time.monotonic()
