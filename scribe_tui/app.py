@@ -1,45 +1,49 @@
-"""The interactive front end: a Textual app that renders an investigation and steers it.
+"""The interactive front end: the Textual app that renders an investigation and steers it.
 
-The investigation runs in an async worker on the app's event loop. The worker never
-touches widgets: every event the loop emits is posted as an :class:`AgentEvent`
-message, and the app's handlers own all state (the harlequin pattern). The person's
-actions go back through :class:`~scribe_tui.agent.controls.InvestigationControls`.
+This module is the app's composition and its handlers. The investigation runs in an
+async worker on the app's event loop (:mod:`scribe_tui.ui.investigation`); the worker
+never touches widgets: every event the loop emits is posted as an :class:`AgentEvent`
+message, and the handlers here own all state (the harlequin pattern). The person's
+actions (:mod:`scribe_tui.ui.steering`) go back through
+:class:`~scribe_tui.agent.controls.InvestigationControls`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shlex
-import shutil
-import subprocess
 import sys
-import tempfile
-from collections.abc import Awaitable, Callable, Coroutine
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import events, on, work
-from textual.app import App, ComposeResult, SuspendNotSupported
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
-from textual.widgets import Button, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from scribe_tui.agent import events as ev
-from scribe_tui.agent.controls import InvestigationControls
 from scribe_tui.ui.agent_pane import AgentPane
-from scribe_tui.ui.checkpoints import CheckpointCard, CheckpointPane, Decision
-from scribe_tui.ui.commands import SLASH_COMMANDS, ScribeCommands
+from scribe_tui.ui.checkpoints import CheckpointCard, CheckpointPane
+from scribe_tui.ui.commands import ScribeCommands
+from scribe_tui.ui.exports import export_markdown, markdown_path, open_in_viewer, save_images
+from scribe_tui.ui.investigation import (
+    AgentEvent,
+    InvestigationSource,
+    InvestigationStarted,
+    RunnableInvestigation,
+    StatusSource,
+    drive,
+)
+from scribe_tui.ui.memory import restore_collector, tune_collector
 from scribe_tui.ui.notebook import NotebookPane
 from scribe_tui.ui.prompt import PromptInput
-from scribe_tui.ui.render import cell_to_markdown
-from scribe_tui.ui.screens import CellEditorScreen, HelpScreen, MessageScreen
+from scribe_tui.ui.screens import HelpScreen
 from scribe_tui.ui.status import AGENT_STATES, StatusBar, human_count, human_duration
+from scribe_tui.ui.steering import SteeringActions
 
 EXIT_OK, EXIT_FAILED, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 3, 130
 EXIT_CODES = {
@@ -53,38 +57,7 @@ MIN_SIZE = (80, 20)
 QUIT_GRACE_S, QUIT_CLEANUP_S = 2.0, 10.0
 
 
-class RunnableInvestigation(InvestigationControls, Protocol):
-    """The controls plus ``run()``, which drives the investigation to its end."""
-
-    async def run(self) -> Any:
-        """Run until concluded, failed or out of budget; returns the loop's outcome."""
-
-
-InvestigationSource = (
-    RunnableInvestigation
-    | Callable[[], Awaitable[RunnableInvestigation]]
-    | Callable[[], AbstractAsyncContextManager[RunnableInvestigation]]
-)
-StatusSource = Callable[[], "ev.Status | None"]
-
-
-class AgentEvent(Message):
-    """An investigation event, carried from the worker to the app's handlers."""
-
-    def __init__(self, event: ev.Event) -> None:
-        super().__init__()
-        self.event = event
-
-
-class InvestigationStarted(Message):
-    """The investigation exists; its controls can be used from now on."""
-
-    def __init__(self, controls: RunnableInvestigation) -> None:
-        super().__init__()
-        self.controls = controls
-
-
-class ScribeApp(App[int]):
+class ScribeApp(SteeringActions):
     """Watch an investigation's notebook grow; pause, edit, redirect it.
 
     ``investigation`` is a built investigation (controls + ``run()``), an async
@@ -131,6 +104,7 @@ class ScribeApp(App[int]):
         self._pending: list[str] = []
         self._agent_worker: Worker[Any] | None = None
         self._quitting = False
+        self._collector: tuple[int, int, int] | None = None
         self.notebook = NotebookPane(id="notebook")
         self.agent = AgentPane(id="agent")
         self.checkpoints = CheckpointPane(id="checkpoints")
@@ -151,6 +125,7 @@ class ScribeApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._collector = tune_collector()
         self.notebook.border_title = f"Notebook · {self.title}"
         self._show_notebook_path()
         self.agent.border_title = "Agent"
@@ -160,6 +135,15 @@ class ScribeApp(App[int]):
         self._check_size(self.size.width, self.size.height)
         self.set_interval(1.0, self._tick)
         self._agent_worker = self._run_investigation()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            self.notebook.postpone_fill()  # its idle work must not land on a key press
+        await super().on_event(event)
+
+    def on_unmount(self) -> None:
+        if self._collector is not None:
+            restore_collector(self._collector)
 
     def on_resize(self, event: events.Resize) -> None:
         self._check_size(event.size.width, event.size.height)
@@ -194,19 +178,7 @@ class ScribeApp(App[int]):
 
     @work(group="agent", exit_on_error=False)
     async def _run_investigation(self) -> Any:
-        source = self._source
-        if hasattr(source, "run") and hasattr(source, "subscribe"):
-            return await self._drive(source)  # type: ignore[arg-type]
-        opened = source()  # type: ignore[operator]
-        if hasattr(opened, "__aenter__"):  # owns processes: closed however the run ends
-            async with opened as investigation:
-                return await self._drive(investigation)
-        return await self._drive(await opened)
-
-    async def _drive(self, investigation: RunnableInvestigation) -> Any:
-        investigation.subscribe(lambda event: self.post_message(AgentEvent(event)))
-        self.post_message(InvestigationStarted(investigation))
-        return await investigation.run()
+        return await drive(self._source, self.post_message)
 
     @property
     def notebook_path(self) -> Path | None:
@@ -333,32 +305,6 @@ class ScribeApp(App[int]):
         if state in AGENT_STATES and not settled and not stale:
             self.status_bar.set_agent_state(state)
 
-    def _set_state(self, state: str) -> None:
-        self.status_bar.set_agent_state(state)
-
-    def _checkpoint_waiting(self, card: CheckpointCard) -> None:
-        """Make a waiting checkpoint impossible to miss: colour, bell, toast, focus."""
-        self._set_state("waiting")
-        self.checkpoints.add_class("-awaiting")
-        self.checkpoints.scroll_to_widget(card, animate=False)
-        self.bell()
-        self.notify(
-            "Approve (a), pivot with a message (p), or continue (c).",
-            title=f"Checkpoint {card.number} is waiting for you",
-            severity="warning",
-            timeout=10,
-        )
-        if not self.prompt.value:  # never steal focus from a half-typed message
-            card.query_one("#approve", Button).focus()
-
-    def _after_checkpoint(self) -> None:
-        if self.checkpoints.awaiting is None:
-            self.checkpoints.remove_class("-awaiting")
-            if self.status_bar.agent_state == "waiting":
-                self._set_state("running")
-            if self.focused is None or self.checkpoints in self.focused.ancestors:
-                self.prompt.focus()
-
     def _tick(self) -> None:
         if self._status_source is not None:
             try:
@@ -386,182 +332,10 @@ class ScribeApp(App[int]):
         else:
             self.send(text)
 
-    def send(self, text: str) -> None:
-        """Queue a message for the agent (held here until the investigation exists)."""
-        if self.controls is None:
-            self._pending.append(text)
-            self.notify("The investigation is starting; your message will be queued.")
-        else:
-            self.controls.send(text)
-
-    async def _slash(self, text: str) -> None:
-        name, _, argument = text.partition(" ")
-        command = SLASH_COMMANDS.get(name.lower())
-        argument = argument.strip()
-        if command is None:
-            self.notify(f"Unknown command {name}; /help lists them.", severity="warning")
-        elif name == "/pivot":
-            self._decide("pivot", argument or None)
-        elif name == "/run" and argument:
-            self._person_work(self._controls().run_code(argument), "run")
-        elif name == "/edit" and argument:
-            if self._select_by_count(argument):
-                await self.run_action("edit_cell")
-        else:
-            await self.run_action(command.action)
-
-    def _select_by_count(self, argument: str) -> bool:
-        """``/edit 3`` selects the cell shown as ``[3]``."""
-        for cell in self.notebook.cells:
-            if argument.isdigit() and cell.execution_count == int(argument):
-                self.notebook.select(cell.index)
-                return True
-        self.notify(f"No cell [{argument}] in the notebook.", severity="warning")
-        return False
-
     # -- actions ----------------------------------------------------------------------------
-
-    def _controls(self) -> RunnableInvestigation:
-        if self.controls is None:
-            raise RuntimeError("the investigation has not started yet")
-        return self.controls
-
-    def _live(self) -> bool:
-        """True when there is a running investigation to steer (else says why not)."""
-        if self.controls is None:
-            self.notify("The investigation is still starting.", severity="warning")
-            return False
-        if self._agent_worker is not None and self._agent_worker.is_finished:
-            self.notify("The investigation has ended.", severity="warning")
-            return False
-        return True
-
-    def action_interrupt(self) -> None:
-        if self._live():
-            self._controls().interrupt()
-            self.notify("Interrupted; the agent is paused. F2 or /resume continues.")
-
-    def action_pause(self) -> None:
-        if self._live():
-            self._controls().pause()
-            self.notify("Pausing after the current step.")
-
-    def action_resume(self) -> None:
-        if self._live():
-            self._controls().resume()
-
-    def action_toggle_pause(self) -> None:
-        if self.status_bar.agent_state == "paused":
-            self.action_resume()
-        else:
-            self.action_pause()
-
-    def action_checkpoint(self) -> None:
-        if self._live():
-            self._controls().request_checkpoint()
-            self.notify("Checkpoint requested; the agent writes it at the next boundary.")
-
-    def action_approve(self) -> None:
-        self._decide("approve")
-
-    def action_pivot(self) -> None:
-        self._decide("pivot", self.prompt.value.strip() or None)
-
-    def action_continue_checkpoint(self) -> None:
-        self._decide("continue")
 
     def on_checkpoint_card_decide(self, message: CheckpointCard.Decide) -> None:
         self._decide(message.decision)
-
-    def _decide(self, decision: Decision, message: str | None = None) -> None:
-        card = self.checkpoints.awaiting
-        if card is None:
-            self.notify("No checkpoint is waiting for a decision.", severity="warning")
-            return
-        if decision == "pivot" and not message:
-            if self.prompt.value.strip():
-                message = self.prompt.value.strip()
-            else:
-
-                def got(text: str | None) -> None:
-                    if text:
-                        self._decide("pivot", text)
-
-                self.push_screen(
-                    MessageScreen(
-                        f"Pivot from checkpoint {card.number}: where should the agent go instead?",
-                        cursor_blink=self._cursor_blink,
-                    ),
-                    got,
-                )
-                return
-        if decision == "pivot":
-            self.prompt.clear()
-        self._controls().decide_checkpoint(card.number, decision, message or "")
-        card.decided(decision, message or "")
-        self._after_checkpoint()
-
-    def action_edit_cell(self) -> None:
-        cell = self.notebook.selected_cell
-        if cell is None or cell.cell_type != "code":
-            self.notify("Select a code cell first (Tab to the notebook, ↑/↓).", severity="warning")
-            return
-        code_index = self.notebook.code_index(cell.index)
-
-        def done(code: str | None) -> None:
-            if code is not None:
-                self._person_work(self._controls().edit_cell(code_index, code), "edit")
-
-        title = f"Edit cell [{cell.execution_count or ' '}] and re-run it"
-        self.push_screen(
-            CellEditorScreen(title, cell.source, cursor_blink=self._cursor_blink), done
-        )
-
-    def action_edit_external(self) -> None:
-        cell = self.notebook.selected_cell
-        if cell is None or cell.cell_type != "code":
-            self.notify("Select a code cell first.", severity="warning")
-            return
-        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-        with tempfile.TemporaryDirectory(prefix="scribe-") as folder:
-            path = Path(folder) / f"cell_{cell.index}.py"
-            path.write_text(cell.source, encoding="utf-8")
-            try:
-                with self.suspend():
-                    subprocess.run([*shlex.split(editor), str(path)], check=False)
-            except SuspendNotSupported:
-                self.notify(
-                    "This terminal cannot hand over to $EDITOR; use F4.", severity="warning"
-                )
-                return
-            except OSError as exc:
-                self.notify(f"Could not start {editor}: {exc}", severity="error")
-                return
-            code = path.read_text(encoding="utf-8")
-        if code == cell.source:
-            self.notify("Cell unchanged; nothing re-run.")
-            return
-        index = self.notebook.code_index(cell.index)
-        self._person_work(self._controls().edit_cell(index, code), "edit")
-
-    def action_new_cell(self) -> None:
-        def done(code: str | None) -> None:
-            if code and code.strip():
-                self._person_work(self._controls().run_code(code), "run")
-
-        self.push_screen(
-            CellEditorScreen(
-                "New cell of your own: it runs in the same kernel", cursor_blink=self._cursor_blink
-            ),
-            done,
-        )
-
-    def _person_work(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        """Run a person's cell in a worker; the notebook updates from the loop's events."""
-        if not self._live():
-            work.close()
-            return
-        self.run_worker(work, name=name, group="person", exit_on_error=False)
 
     def action_open_images(self) -> None:
         cell = self.notebook.selected_cell
@@ -570,21 +344,8 @@ class ScribeApp(App[int]):
             self.notify("The selected cell has no images.", severity="warning")
             return
         assert cell is not None
-        folder = Path(tempfile.mkdtemp(prefix="scribe-images-"))
-        paths = []
-        for n, png in enumerate(images):
-            path = folder / f"cell{cell.index}_{n}.png"
-            path.write_bytes(png)
-            paths.append(path)
-        opener = shutil.which("xdg-open") or shutil.which("open")
-        if opener is not None and (os.environ.get("DISPLAY") or sys.platform == "darwin"):
-            for path in paths:
-                subprocess.Popen(
-                    [opener, str(path)],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
+        paths = save_images(cell.index, images)
+        open_in_viewer(paths)
         self.copy_to_clipboard(str(paths[0]))
         self.notify("\n".join(str(p) for p in paths), title="Saved (path copied)", timeout=10)
 
@@ -598,13 +359,9 @@ class ScribeApp(App[int]):
         )
 
     def action_export(self) -> None:
-        if self.notebook_path is not None:
-            target = Path(self.notebook_path).with_suffix(".md")
-        else:
-            target = Path.cwd() / "scribe-notebook.md"
-        body = "\n".join(cell_to_markdown(cell) for cell in self.notebook.cells)
+        target = markdown_path(self.notebook_path)
         try:
-            target.write_text(f"# {self.title}\n\n{body}", encoding="utf-8")
+            export_markdown(self.title, self.notebook.cells, target)
         except OSError as exc:
             self.notify(f"Export failed: {exc}", severity="error")
             return

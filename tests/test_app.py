@@ -15,6 +15,7 @@ from scribe_tui import app as app_module
 from scribe_tui.agent import events as ev
 from scribe_tui.app import EXIT_BUDGET, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ScribeApp
 from scribe_tui.ui.agent_pane import MAX_ENTRIES, ToolEntry
+from scribe_tui.ui.notebook import SLACK, STEP, WINDOW
 from scribe_tui.ui.render import MAX_OUTPUT_LINES, CellModel, render_outputs
 from scribe_tui.ui.replay import ReplayInvestigation, demo_script
 from scribe_tui.ui.screens import CellEditorScreen, HelpScreen, MessageScreen
@@ -194,6 +195,28 @@ async def test_agent_pane_caps_mounted_entries() -> None:
         await settle(pilot, 0.3)
         assert len(app.agent.children) <= MAX_ENTRIES
         assert f"x = {MAX_ENTRIES + 39}" in str(list(app.agent.query(ToolEntry))[-1].title)
+
+
+async def test_notebook_window_is_bounded_and_fills_in_after_a_jump() -> None:
+    app, inv = make_app([ev.CellAdded(i, f"c{i}", "code", f"x = {i}") for i in range(150)])
+    async with app.run_test(notifications=True, size=SIZE) as pilot:
+        await settle(pilot, 0.3)
+        notebook = app.notebook
+        assert len(notebook.cells) == 150 and len(notebook.children) <= WINDOW + SLACK + 3
+        notebook.focus()
+        notebook.select(0)  # a jump: the key press itself mounts only a few cells...
+        assert sorted(notebook._views) == list(range(STEP))
+        await settle(pilot, 1.0)  # ...the rest of the window fills in once keys pause
+        assert sorted(notebook._views) == list(range(WINDOW))
+        assert notebook.scroll_y == 0 and "x = 0" in screen_text(app)
+        for i in range(150, 250):  # the person reads above while the agent goes on
+            inv.emit(ev.CellAdded(i, f"c{i}", "code", f"x = {i}"))
+        await settle(pilot, 0.3)
+        assert len(notebook._views) <= WINDOW + SLACK and "x = 0" in screen_text(app)
+        await pilot.press("end")
+        await settle(pilot, 1.0)  # back to the newest: following, the window full again
+        assert sorted(notebook._views) == list(range(250 - WINDOW, 250))
+        assert notebook.scroll_y == notebook.max_scroll_y and "x = 249" in screen_text(app)
 
 
 # -- steering: messages, interrupt, pause, checkpoints -----------------------------------------

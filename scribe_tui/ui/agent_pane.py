@@ -12,6 +12,7 @@ from textual.widgets import Collapsible, Markdown, Static
 
 from scribe_tui.agent.events import ToolCallFinished, ToolCallStarted
 from scribe_tui.ui.follow import FollowScroll
+from scribe_tui.ui.memory import release_styles_caches
 
 #: Older entries are unmounted beyond this; the notebook and transcript keep everything.
 MAX_ENTRIES = 60
@@ -97,6 +98,7 @@ class AgentPane(FollowScroll):
                 if isinstance(widget_, ToolEntry):
                     self._tools.pop(widget_.call.call_id, None)
             await self.remove_children(stale)
+            release_styles_caches()
 
     # -- streaming -------------------------------------------------------------
 

@@ -7,14 +7,22 @@ from typing import ClassVar
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import Static
 
 from scribe_tui.agent.events import CellAdded, CellExecuting, CellUpdated
 from scribe_tui.ui.follow import FollowScroll
-from scribe_tui.ui.render import CellModel, render_cell
+from scribe_tui.ui.memory import release_styles_caches
+from scribe_tui.ui.render import CellModel, RenderOnce, render_cell
 
-#: Cells kept mounted around the view, and how many mount or unmount at a time.
-WINDOW, CHUNK = 60, 20
+#: Cells kept mounted around the view, and how far past that before the far side is trimmed.
+WINDOW, SLACK = 60, 20
+#: Cells mounted at once, on a key press or per idle step. Each costs ~2-3 ms to lay
+#: out (its code is highlighted to measure it), so a key press mounts only this many
+#: and the rest of the window fills in a step at a time once the keys pause.
+STEP = 6
+#: Seconds of quiet after a key before the window fills in, and between fill steps.
+FILL_DELAY, FILL_STEP_DELAY = 0.25, 0.05
 
 
 class CellView(Static):
@@ -28,25 +36,22 @@ class CellView(Static):
             self.view = view
             self.chain = chain
 
-    def __init__(self, cell: CellModel) -> None:
-        super().__init__(classes="cell")
+    def __init__(self, cell: CellModel, *, selected: bool = False) -> None:
+        super().__init__(RenderOnce(render_cell(cell)), classes=self._classes_for(cell, selected))
         self.cell = cell
-        self.redraw()
+        self.auto_links = False  # no @click links in cells; skips a pass over every line
+
+    @staticmethod
+    def _classes_for(cell: CellModel, selected: bool) -> str:
+        classes = ["cell", f"-{cell.author}", f"-{cell.cell_type}"]
+        classes += ["-running"] if cell.running else []
+        classes += ["-error"] if cell.status in ("error", "timeout", "died") else []
+        return " ".join(classes + (["-selected"] if selected else []))
 
     def redraw(self) -> None:
         """Rebuild the renderable and the author/status classes from ``self.cell``."""
-        cell = self.cell
-        self.set_classes(
-            [
-                "cell",
-                f"-{cell.author}",
-                f"-{cell.cell_type}",
-                *(["-running"] if cell.running else []),
-                *(["-error"] if cell.status in ("error", "timeout", "died") else []),
-                *(["-selected"] if self.has_class("-selected") else []),
-            ]
-        )
-        self.update(render_cell(cell))
+        self.set_classes(self._classes_for(self.cell, self.has_class("-selected")))
+        self.update(RenderOnce(render_cell(self.cell)))
 
     def on_click(self, event: events.Click) -> None:
         self.post_message(self.Clicked(self, event.chain))
@@ -76,6 +81,7 @@ class NotebookPane(FollowScroll, can_focus=True):
         self._earlier = Static(classes="window-marker")
         self._later = Static(classes="window-marker")
         self.selected: int | None = None
+        self._fill_timer: Timer | None = None
 
     def compose(self):  # type: ignore[override]
         yield Static(
@@ -109,10 +115,12 @@ class NotebookPane(FollowScroll, can_focus=True):
             self.query_one("#notebook-empty").display = False
         at_end = self._hi == len(self.cells)
         self.cells.append(cell)
-        if at_end:  # the window shows the newest cells: extend it, and trim if following
+        if at_end and self._following:  # show the newest cell; trim the oldest
             self._mount_range(self._hi, self._hi + 1)
-            if self._hi - self._lo > WINDOW + CHUNK and self._following:
+            if self._hi - self._lo > WINDOW + SLACK:
                 self._unmount_range(self._lo, self._hi - WINDOW)
+        elif at_end and self._hi - self._lo < WINDOW + SLACK:  # reading above: grow, within bounds
+            self._mount_range(self._hi, self._hi + 1)
         self._update_markers()
 
     def cell_executing(self, event: CellExecuting) -> None:
@@ -147,17 +155,20 @@ class NotebookPane(FollowScroll, can_focus=True):
     # -- the window of mounted cells ---------------------------------------------
     # Every mounted widget costs layout time on every frame, so only a window of
     # cells around what the person looks at is mounted; the rest are models.
+    # A key press mounts at most STEP cells; once keys pause, the window fills in a
+    # step at a time: downwards, or upwards only while the view follows the newest
+    # cell (anywhere else, cells mounted above the view would shift it).
 
     @property
     def _following(self) -> bool:
-        return self.scroll_y >= self.max_scroll_y - 1
+        # Anchored content shorter than the view sits at its bottom: a negative scroll_y.
+        return self.scroll_y >= self.max_scroll_y - 1 or self.scroll_y < 0
 
     def _mount_range(self, lo: int, hi: int) -> None:
         """Mount cells[lo:hi], which must adjoin the window (or the window is empty)."""
-        views = [CellView(self.cells[i]) for i in range(lo, hi)]
+        views = [CellView(self.cells[i], selected=i == self.selected) for i in range(lo, hi)]
         for view in views:
             self._views[view.cell.index] = view
-            view.set_class(view.cell.index == self.selected, "-selected")
         if self._hi > self._lo and hi == self._lo:
             self.mount_all(views, before=self._views[hi])
             self._lo = lo
@@ -168,36 +179,91 @@ class NotebookPane(FollowScroll, can_focus=True):
     def _unmount_range(self, lo: int, hi: int) -> None:
         stale = [self._views.pop(i) for i in range(lo, hi) if i in self._views]
         self.remove_children(stale)
+        release_styles_caches()
         if lo == self._lo:
             self._lo = hi
         else:
             self._hi = lo
 
     def _show(self, index: int) -> None:
-        """Make cell ``index`` mounted: grow the window by a chunk, or move it there."""
+        """Make cell ``index`` mounted: grow the window by a step, or move it there."""
         if self._lo <= index < self._hi:
             return
         if index == self._lo - 1:
-            self._mount_range(max(0, self._lo - CHUNK), self._lo)
-            if self._hi - self._lo > WINDOW + CHUNK:
+            self._mount_range(max(0, self._lo - STEP), self._lo)
+            if self._hi - self._lo > WINDOW + SLACK:
                 self._unmount_range(self._lo + WINDOW, self._hi)
         elif index == self._hi:
-            self._mount_range(self._hi, min(len(self.cells), self._hi + CHUNK))
-            if self._hi - self._lo > WINDOW + CHUNK:
+            self._mount_range(self._hi, min(len(self.cells), self._hi + STEP))
+            if self._hi - self._lo > WINDOW + SLACK:
                 self._unmount_range(self._lo, self._hi - WINDOW)
-        else:
+        else:  # a jump: a few cells around it now, the rest of the window after the frame
             self._unmount_range(self._lo, self._hi)
-            lo = max(0, min(index - WINDOW // 2, len(self.cells) - WINDOW))
+            lo = max(0, min(index - 1, len(self.cells) - STEP))
             self._lo = self._hi = lo
-            self._mount_range(lo, min(len(self.cells), lo + WINDOW))
+            self._mount_range(lo, min(len(self.cells), lo + STEP))
+            self.call_after_refresh(self._fill_short_view)
         self._update_markers()
 
+    def _schedule_fill(self, delay: float = FILL_DELAY) -> None:
+        """Fill the window in once keys have paused for ``delay``: a step never delays a key."""
+        if self._fill_timer is not None:
+            self._fill_timer.stop()
+            self._fill_timer = None
+        if self._hi - self._lo < WINDOW and (self._lo > 0 or self._hi < len(self.cells)):
+            self._fill_timer = self.set_timer(delay, self._fill)  # which way: decided then
+
+    def postpone_fill(self) -> None:
+        """A key was pressed somewhere: the window fills in only once the keys pause."""
+        if self._fill_timer is not None:
+            self._schedule_fill()
+
+    def _fill_range(self) -> tuple[int, int] | None:
+        """The next cells to mount towards a full window, where mounting moves nothing in view."""
+        room = min(STEP, WINDOW - (self._hi - self._lo))
+        if room <= 0:
+            return None
+        if self._hi < len(self.cells):  # below the view
+            return self._hi, min(len(self.cells), self._hi + room)
+        if self._lo > 0 and self.is_anchored and self._following:
+            return max(0, self._lo - room), self._lo  # above, while the anchor holds the view
+        return None
+
+    def _fill(self) -> None:
+        """The idle fill: a step, then another once the keys are still quiet."""
+        self._fill_timer = None
+        if self._fill_step():
+            self._schedule_fill(FILL_STEP_DELAY)
+
+    def _fill_short_view(self) -> None:
+        """Cells shorter than the view leave part of it empty: fill in now, a step a frame."""
+        if self.max_scroll_y == 0 and self._fill_step():
+            self.call_after_refresh(self._fill_short_view)
+
+    def _fill_step(self) -> bool:
+        """Mount the next few cells towards a full window; False if there is nothing to do."""
+        cells = self._fill_range()
+        if cells is None:
+            return False
+        if cells[0] < self._lo:
+            self.anchor()  # at the newest cell already: keep it in view as cells go in above
+        elif self.is_anchored:
+            self.release_anchor()  # the newest cells are not mounted: there is nothing to follow
+        self._mount_range(*cells)
+        self._update_markers()
+        return True
+
     def _update_markers(self) -> None:
-        self._earlier.display = self._lo > 0
-        self._earlier.update(f"▲ {self._lo} earlier cells · ↑ or Home shows them")
+        earlier = f"▲ {self._lo} earlier cells · ↑ or Home shows them"
         later = len(self.cells) - self._hi
-        self._later.display = later > 0
-        self._later.update(f"▼ {later} newer cells · ↓ or End shows them")
+        newer = f"▼ {later} newer cells · ↓ or End shows them"
+        for marker, shown, text in (
+            (self._earlier, self._lo > 0, earlier),
+            (self._later, later > 0, newer),
+        ):
+            marker.display = shown
+            if shown and text != marker.content:  # an update re-lays out the pane
+                marker.update(text)
 
     # -- selection -------------------------------------------------------------
 
@@ -216,6 +282,7 @@ class NotebookPane(FollowScroll, can_focus=True):
         if index is None:
             return
         self._show(index)
+        self._schedule_fill()
         view = self._views[index]
         view.add_class("-selected")
         if index == len(self.cells) - 1 and self.is_anchored:

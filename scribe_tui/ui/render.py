@@ -10,10 +10,13 @@ import base64
 import binascii
 import io
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markdown import Markdown
+from rich.measure import Measurement
+from rich.segment import Segment
 from rich.style import Style
 from rich.syntax import Syntax
 from rich.text import Text
@@ -63,17 +66,54 @@ class CellModel:
         return found
 
 
-def _png_bytes(output: dict[str, Any]) -> bytes | None:
-    data = output.get("data") or {}
-    raw = data.get("image/png")
+def _png_base64(output: dict[str, Any]) -> str | bytes | None:
+    raw = (output.get("data") or {}).get("image/png")
     if not raw:
         return None
-    if isinstance(raw, list):  # nbformat allows multi-line strings as lists
-        raw = "".join(raw)
+    return "".join(raw) if isinstance(raw, list) else raw  # nbformat allows lists of lines
+
+
+def _decode(raw: str | bytes) -> bytes | None:
     try:
         return base64.b64decode(raw)
     except (binascii.Error, ValueError):
         return None
+
+
+def _png_bytes(output: dict[str, Any]) -> bytes | None:
+    raw = _png_base64(output)
+    return None if raw is None else _decode(raw)
+
+
+class RenderOnce:
+    """Renders ``renderable`` once per width, then replays the lines.
+
+    Textual renders a widget's content to measure its height, again to paint it,
+    and again whenever its styles change (the selection's background). A cell's
+    content only changes with its own events, which build a new ``RenderOnce``,
+    so highlighting its code once per width is enough. The lines live as long as
+    the widget holding them: only mounted cells keep any.
+    """
+
+    def __init__(self, renderable: RenderableType) -> None:
+        self.renderable = renderable
+        self._key: tuple[Any, ...] | None = None
+        self._lines: list[list[Segment]] = []
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        key = (options.max_width, options.no_wrap, options.overflow, options.justify)
+        if key != self._key:
+            self._lines = console.render_lines(
+                self.renderable, options.update(height=None), pad=False
+            )
+            self._key = key
+        new_line = Segment.line()
+        for line in self._lines:
+            yield from line
+            yield new_line
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.renderable)
 
 
 def _text(value: Any) -> str:
@@ -133,9 +173,10 @@ def render_outputs(cell: CellModel) -> list[RenderableType]:
             text = _traceback(output)
             text.stylize("on #3a0000")
         elif kind in ("execute_result", "display_data"):
-            png = _png_bytes(output)
-            if png is not None:
-                rendered.append(image_preview(png))
+            raw = _png_base64(output)
+            preview = None if raw is None else _cached_preview(raw)
+            if preview is not None:
+                rendered.append(preview)
                 continue
             data = output.get("data") or {}
             if "text/markdown" in data:
@@ -199,6 +240,13 @@ def image_size(png: bytes) -> tuple[int, int] | None:
             return image.size
     except (UnidentifiedImageError, OSError):
         return None
+
+
+@lru_cache(maxsize=32)
+def _cached_preview(raw: str | bytes) -> RenderableType | None:
+    """A base64 PNG's preview, or None if undecodable: cells redraw often, images rarely change."""
+    png = _decode(raw)
+    return None if png is None else image_preview(png)
 
 
 def image_preview(png: bytes) -> RenderableType:
