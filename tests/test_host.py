@@ -28,7 +28,9 @@ from scribe_tui.runtime.host_protocol import (
     LaunchSpec,
     RemoteError,
     UnsendableResult,
+    code_origins,
     connect,
+    format_remote_traceback,
     read_host_file,
 )
 from scribe_tui.runtime.interp_client import InterpClient
@@ -205,6 +207,35 @@ def test_exceptions_come_back_with_their_type_and_remote_traceback(client: Inter
     with pytest.raises(RemoteError, match=r"NeedsTwoArgs: 1/2") as info:
         client.run(fails_with, kind="two")
     assert info.value.type_name.endswith("NeedsTwoArgs")
+
+
+def helper_that_fails(x):
+    return 1 / x
+
+
+def calls_a_helper(model, tokenizer):
+    return helper_that_fails(0)
+
+
+def test_remote_frames_map_back_to_their_source_whatever_cloudpickle_names_them() -> None:
+    """cloudpickle 3.1 ships code as ``<dynamic-code>``; 2.x keeps the file: both resolve."""
+    here = calls_a_helper.__code__.co_filename
+    for shipped_name in ("<dynamic-code>", here):
+        packed = {
+            "type": "ZeroDivisionError",
+            "message": "division by zero",
+            "frames": [
+                (shipped_name, calls_a_helper.__code__.co_firstlineno + 1, "calls_a_helper", None),
+                (
+                    shipped_name,
+                    helper_that_fails.__code__.co_firstlineno + 1,
+                    "helper_that_fails",
+                    None,
+                ),
+            ],
+        }
+        text = format_remote_traceback(packed, code_origins((calls_a_helper, {})))
+        assert "return helper_that_fails(0)" in text and "return 1 / x" in text, text
 
 
 def returns(model, tokenizer, what):

@@ -215,15 +215,68 @@ def pack_exception(exc: BaseException, skip_frames: int = 0) -> dict[str, Any]:
     return packed
 
 
-def format_remote_traceback(packed: dict[str, Any]) -> str:
+# Where the functions a client shipped were compiled: name -> [(filename, first line, last line)].
+CodeOrigins = dict[str, list[tuple[str, int, int]]]
+
+
+def code_origins(*roots: Any) -> CodeOrigins:
+    """Where the functions in ``roots`` (and the notebook helpers they call) were compiled.
+
+    cloudpickle may rename a shipped function's file (3.1 writes ``<dynamic-code>``), so
+    the host's frames are mapped back to their source here, by function name and line.
+    """
+    origins: CodeOrigins = {}
+    seen: set[int] = set()
+    pending = list(roots)
+    while pending:
+        obj = pending.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, dict):
+            pending.extend(obj.values())
+        elif isinstance(obj, (list, tuple)):
+            pending.extend(obj)
+        code = getattr(obj, "__code__", None)
+        if code is None:
+            continue
+        module_globals = getattr(obj, "__globals__", {})
+        codes = [code]
+        while codes:
+            current = codes.pop()
+            lines = [n for _, _, n in current.co_lines() if n is not None] or [0]
+            origins.setdefault(current.co_name, []).append(
+                (current.co_filename, current.co_firstlineno, max(lines))
+            )
+            codes.extend(c for c in current.co_consts if hasattr(c, "co_lines"))
+            # Helpers the function calls by global name travel with it by value.
+            pending.extend(
+                module_globals[n]
+                for n in current.co_names
+                if callable(module_globals.get(n)) and hasattr(module_globals[n], "__code__")
+            )
+    return origins
+
+
+def _source_file(filename: str, lineno: int, name: str, origins: CodeOrigins) -> str:
+    for origin, first, last in origins.get(name, ()):
+        if first <= lineno <= last:
+            return origin
+    return filename
+
+
+def format_remote_traceback(packed: dict[str, Any], origins: CodeOrigins | None = None) -> str:
     """The host-side traceback, with source lines filled in from this process's linecache.
 
     Notebook functions were compiled in the kernel, so only the kernel knows their
-    source lines; the host sends file names and line numbers.
+    source lines; the host sends file names and line numbers, and ``origins`` maps
+    frames of shipped functions back to the files they were compiled from.
     """
     entries = []
     for filename, lineno, name, line in packed.get("frames", []):
         if not line and lineno:
+            if origins and not linecache.getline(filename, lineno):
+                filename = _source_file(filename, lineno, name, origins)
             line = linecache.getline(filename, lineno).strip()
         entries.append(traceback.FrameSummary(filename, lineno, name, line=line or None))
     body = "".join(traceback.StackSummary.from_list(entries).format())
@@ -232,9 +285,9 @@ def format_remote_traceback(packed: dict[str, Any]) -> str:
     return f"Traceback in the model host (most recent call last):\n{body}{last}"
 
 
-def unpack_exception(packed: dict[str, Any]) -> BaseException:
+def unpack_exception(packed: dict[str, Any], origins: CodeOrigins | None = None) -> BaseException:
     """The original exception if it unpickles here, else :class:`RemoteError`, traceback noted."""
-    text = format_remote_traceback(packed)
+    text = format_remote_traceback(packed, origins)
     exc: BaseException | None = None
     if packed.get("pickled"):
         try:

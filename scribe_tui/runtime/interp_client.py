@@ -48,6 +48,7 @@ from scribe_tui.runtime.host_protocol import (
     HostStartError,
     LaunchSpec,
     UnsendableResult,
+    code_origins,
     connect,
     encode,
     read_host_file,
@@ -135,7 +136,7 @@ class InterpClient:
         fields: dict[str, Any] = {"payload": payload}
         if variant != "model":
             fields["variant"] = variant
-        value = self._call("run", **fields)
+        value = self._call("run", shipped=(fn, kwargs), **fields)
         return pickle.loads(value)
 
     def generate(
@@ -232,7 +233,8 @@ class InterpClient:
 
     # --- requests --------------------------------------------------------------------------------
 
-    def _call(self, op: str, **fields: Any) -> Any:
+    def _call(self, op: str, *, shipped: Any = None, **fields: Any) -> Any:
+        """Send request ``op``; ``shipped`` is what a ``run`` sent, to map its traceback."""
         reply = self._request(op, fields)
         for name in ("stdout", "stderr"):  # output a remote (Modal) call could not stream
             if reply.get(name):
@@ -246,7 +248,7 @@ class InterpClient:
             raise UnsendableResult(reply["message"])
         if kind == "not_ready":
             raise HostStartError(reply["message"])
-        raise unpack_exception(reply["error"])
+        raise unpack_exception(reply["error"], code_origins(shipped) if shipped else None)
 
     def _request(self, op: str, fields: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
