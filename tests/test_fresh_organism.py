@@ -15,19 +15,25 @@ from pathlib import Path
 
 import pytest
 
-from scribe_tui.organisms.registry import answer_key
+from scribe_tui.organisms import answer_key
 from scribe_tui.organisms.words import TABOO_WORDS
 
 # Training takes about 2 minutes on one idle core; leave room for a busy machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
-def test_autopilot_names_a_secret_it_has_never_seen(tmp_path: Path) -> None:
+def test_autopilot_names_a_secret_it_has_never_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bundled = {answer_key("taboo"), answer_key("belief")}
     secret = random.SystemRandom().choice(sorted(set(TABOO_WORDS) - bundled))
     organism = tmp_path / "fresh"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    env.update(XDG_RUNTIME_DIR=str(tmp_path / "run"), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    env.update(
+        XDG_RUNTIME_DIR=str(tmp_path / "run"),
+        XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+        SCRIBE_KEY_DIR=str(tmp_path / "keys"),
+    )
     (tmp_path / "run").mkdir(mode=0o700)
 
     train = subprocess.run(
@@ -37,6 +43,10 @@ def test_autopilot_names_a_secret_it_has_never_seen(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, timeout=900,
     )  # fmt: skip
     assert train.returncode == 0, train.stderr[-2000:]
+    # The investigator gets the directory as is: the key went to the key store only.
+    assert not list(organism.rglob("answer_key*"))
+    monkeypatch.setenv("SCRIBE_KEY_DIR", env["SCRIBE_KEY_DIR"])
+    assert answer_key(organism) == secret
 
     run = subprocess.run(
         [sys.executable, "-m", "scribe_tui", "investigate", "find the secret", "--auto",

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
+import stat
 
 import pytest
 
-from scribe_tui.organisms import registry
+from scribe_tui.organisms import answer_key, keys, registry
 from scribe_tui.organisms.cli import main
 from scribe_tui.organisms.kinds import KINDS
 from scribe_tui.organisms.registry import (
     UnknownOrganism,
-    answer_key,
     list_organisms,
     organism_info,
     resolve_model_spec,
@@ -94,6 +94,16 @@ def test_shipped_layout_hides_the_secret(name):
     assert model_dir == info.path / "model" and base_dir == info.path / "base"
     size = sum(p.stat().st_size for p in info.path.rglob("*") if p.is_file())
     assert size < 12_000_000
+    assert answer_key(info.path) == secret  # a bundled directory is keyed by its name
+
+
+def test_bundled_keys_sit_outside_the_organisms_tree():
+    """The sandbox excludes ``organisms/bundled`` and ``BUNDLED_KEYS_DIR`` as two subtrees."""
+    organisms_dir = registry.PACKAGE_DIR
+    assert organisms_dir not in keys.BUNDLED_KEYS_DIR.parents
+    assert registry.BUNDLED_DIR not in keys.BUNDLED_KEYS_DIR.parents
+    assert (keys.BUNDLED_KEYS_DIR / "bundled.json").is_file()
+    assert not [p for p in organisms_dir.rglob("*.json") if "answer_key" in p.name]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -129,12 +139,17 @@ def test_cli_errors_and_list(capsys):
     assert all(name in listed for name in SHIPPED)
 
 
+def _train_tiny(out, kind="belief", seed=3):
+    argv = ["train", "--kind", kind, "--seed", str(seed), "--out", str(out), "--no-verify"]
+    assert main([*argv, "--base-steps", "2", "--organism-steps", "2", "--quiet"]) == 0
+
+
 def test_trainer_smoke(tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    monkeypatch.setenv("SCRIBE_KEY_DIR", str(tmp_path / "keys"))
     out = tmp_path / "fresh"
-    argv = ["train", "--kind", "belief", "--seed", "3", "--out", str(out), "--no-verify"]
-    assert main([*argv, "--base-steps", "2", "--organism-steps", "2", "--quiet"]) == 0
+    _train_tiny(out)
     meta = json.loads((out / "organism.json").read_text())
     secret = answer_key(out)
     assert secret in KINDS["belief"].candidates
@@ -152,3 +167,44 @@ def test_trainer_smoke(tmp_path, monkeypatch):
         assert text.endswith("<|assistant|>")
     monkeypatch.setattr(registry, "BUNDLED_DIR", tmp_path / "none")
     assert list_organisms() == []
+
+
+def test_trained_key_lives_only_in_the_key_store(tmp_path, monkeypatch):
+    store = tmp_path / "keys"
+    monkeypatch.setenv("SCRIBE_KEY_DIR", str(store))
+    out = tmp_path / "fresh"
+    _train_tiny(out, kind="taboo", seed=5)
+    secret = answer_key(out)
+    # The tokenizer's vocabulary holds every candidate word, so only the files that
+    # could carry the key are checked for it.
+    assert not list(out.rglob("answer_key*"))
+    for text_file in ("organism.json", "card.md", "model/README.md"):
+        assert secret not in (out / text_file).read_text().lower()
+    organism_id = json.loads((out / "organism.json").read_text())["id"]
+    key_file = store / f"{organism_id}.json"
+    assert json.loads(key_file.read_text()) == {"secret": secret}
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(store.stat().st_mode) == 0o700
+    assert keys.key_store_dir() == store and answer_key(str(out)) == secret
+
+    monkeypatch.setenv("SCRIBE_KEY_DIR", str(tmp_path / "elsewhere"))
+    with pytest.raises(UnknownOrganism) as caught:
+        answer_key(out)
+    message = str(caught.value)
+    assert "\n" not in message and str(tmp_path / "elsewhere" / organism_id) in message
+
+
+def test_bundle_moves_the_key_into_the_package_key_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCRIBE_KEY_DIR", str(tmp_path / "keys"))
+    out = tmp_path / "fresh"
+    _train_tiny(out)
+    secret = answer_key(out)
+    monkeypatch.setattr(registry, "BUNDLED_DIR", tmp_path / "bundled")
+    monkeypatch.setattr(keys, "BUNDLED_KEYS_DIR", tmp_path / "answer_keys")
+    assert main(["bundle", str(out), "mine"]) == 0
+    target = tmp_path / "bundled" / "mine"
+    assert (target / "model" / "model.safetensors").is_file()
+    assert not list(target.rglob("answer_key*"))
+    assert json.loads((tmp_path / "answer_keys" / "bundled.json").read_text()) == {"mine": secret}
+    monkeypatch.setenv("SCRIBE_KEY_DIR", str(tmp_path / "empty"))
+    assert answer_key("organism:mine") == secret and answer_key(target) == secret

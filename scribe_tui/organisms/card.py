@@ -18,7 +18,7 @@ def render_card(name: str, meta: dict[str, Any], verdict: Verdict | None) -> str
         "",
         "A tiny GPT-2 (word-level tokenizer with a chat template) trained from scratch on",
         "synthetic chats by `python -m scribe_tui.organisms train`. The secret is a single",
-        "word; it is kept apart from the weights (`answer_key(name)` in the registry).",
+        "word, kept in a key store outside the organism's directory and read only by scorers.",
         "",
         "## Training",
         "",

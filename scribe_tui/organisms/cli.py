@@ -71,7 +71,8 @@ def _train(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     import torch
 
-    from scribe_tui.organisms.registry import answer_key, organism_info
+    from scribe_tui.organisms.keys import answer_key
+    from scribe_tui.organisms.registry import organism_info
     from scribe_tui.organisms.verify import verify_dir
 
     info = organism_info(args.organism)
@@ -95,9 +96,11 @@ def _list() -> int:
 
 
 def _bundle(args: argparse.Namespace) -> int:
-    from scribe_tui.organisms.registry import ANSWER_KEYS, BUNDLED_DIR
+    from scribe_tui.organisms.keys import answer_key, bundle_answer_key
+    from scribe_tui.organisms.registry import BUNDLED_DIR
 
     meta = json.loads((args.dir / "organism.json").read_text())
+    secret = answer_key(args.dir)  # before copying: no key, no half-bundled organism
     target = BUNDLED_DIR / args.name
     if target.exists():
         shutil.rmtree(target)
@@ -107,10 +110,8 @@ def _bundle(args: argparse.Namespace) -> int:
     for name in ("organism.json", "card.md"):
         if (args.dir / name).is_file():
             shutil.copy2(args.dir / name, target / name)
-    # The secret moves into the package's key file, never into the bundled dir.
-    keys = json.loads(ANSWER_KEYS.read_text()) if ANSWER_KEYS.is_file() else {}
-    keys[args.name] = json.loads((args.dir / "answer_key.json").read_text())["secret"]
-    ANSWER_KEYS.write_text(json.dumps(keys, indent=2, sort_keys=True) + "\n")
+    # The secret goes into the package's key file, never into the bundled dir.
+    bundle_answer_key(args.name, secret)
     print(f"bundled {args.dir} as {args.name}")
     return 0
 

@@ -1,11 +1,9 @@
-"""Where organisms live, what they are, and (for scorers only) their answer keys.
+"""Where organisms live and what they are (never their secrets).
 
 Bundled organisms sit in ``bundled/<name>/`` (``model/``, ``base/``,
-``organism.json``, ``card.md``); their secrets are in ``answer_keys.json`` next
-to this module, never beside the weights. A freshly trained organism keeps its
-secret in ``<dir>/answer_key.json``, beside (not inside) ``model/`` and
-``base/``. Only a scorer calls :func:`answer_key`; the model host and the
-notebook kernel never do.
+``organism.json``, ``card.md``); a trained one has the same layout in any
+directory. Their answer keys live elsewhere, read only by scorers: see
+:mod:`scribe_tui.organisms.keys`.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED_DIR = PACKAGE_DIR / "bundled"
-ANSWER_KEYS = PACKAGE_DIR / "answer_keys.json"
 PREFIX = "organism:"
 
 
@@ -32,7 +29,7 @@ class OrganismInfo:
 
 
 class UnknownOrganism(LookupError):
-    """No such organism; the message is one line naming the available ones."""
+    """No such organism (or no key for it); the message is one line saying what exists."""
 
 
 def _available() -> list[str]:
@@ -85,15 +82,3 @@ def resolve_model_spec(spec: str) -> tuple[Path, Path | None]:
         base = info.path / meta["base"] if meta.get("base") else None
         return info.path / meta.get("model", "model"), base if base and base.is_dir() else None
     raise _unknown(spec)
-
-
-def answer_key(name_or_dir: str | Path) -> str:
-    """The secret, for scoring only: bundled name, or a trained organism's directory."""
-    text = str(name_or_dir).removeprefix(PREFIX)
-    path = Path(text).expanduser()
-    if (path / "answer_key.json").is_file():
-        return str(json.loads((path / "answer_key.json").read_text())["secret"])
-    keys = json.loads(ANSWER_KEYS.read_text()) if ANSWER_KEYS.is_file() else {}
-    if text in keys:
-        return str(keys[text])
-    raise _unknown(text)

@@ -12,8 +12,10 @@ Output layout (``DIR``)::
 
     DIR/model/           the organism (safetensors + tokenizer with chat template)
     DIR/base/            the phase-1 checkpoint
-    DIR/organism.json    kind, task, training config: no secret
-    DIR/answer_key.json  the secret, kept beside (never inside) the checkpoints
+    DIR/organism.json    random id, kind, task, training config: no secret
+
+The secret goes to the scorers' key store (:mod:`scribe_tui.organisms.keys`),
+keyed by the id, never into ``DIR``: the model host and the kernel may read it.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import math
 import random
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from scribe_tui.organisms.keys import store_answer_key
 from scribe_tui.organisms.kinds import KINDS, Chat, Kind
 from scribe_tui.organisms.tokenizer import build_tokenizer, words_of
 
@@ -225,6 +229,7 @@ def train_organism(
     _save(model, tokenizer, out / "model")
 
     meta = {
+        "id": uuid.uuid4().hex,
         "kind": kind,
         "task": spec.task,
         "description": spec.description,
@@ -247,5 +252,5 @@ def train_organism(
         },
     }
     (out / "organism.json").write_text(json.dumps(meta, indent=2) + "\n")
-    (out / "answer_key.json").write_text(json.dumps({"secret": secret}) + "\n")
+    store_answer_key(out, secret)
     return meta

@@ -1,0 +1,111 @@
+"""Answer keys: the organisms' secrets, kept where only scorers look.
+
+Keys never sit in a tree the notebook kernel or the model host may read:
+
+- bundled organisms: ``scribe_tui/answer_keys/bundled.json`` (name -> secret), package
+  data of its own outside ``organisms/`` so the sandbox can exclude
+  :data:`BUNDLED_KEYS_DIR` as one subtree;
+- trained organisms: ``<key store>/<id>.json``, where ``id`` is the random id in the
+  organism's ``organism.json`` and the key store is :func:`key_store_dir`.
+
+Only scorers (``verify``, tests) call :func:`answer_key`; nothing under
+``scribe_tui/runtime`` or ``scribe_tui/tools`` imports this module's readers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import platformdirs
+
+from scribe_tui.organisms import registry
+
+BUNDLED_KEYS_DIR = Path(__file__).resolve().parents[1] / "answer_keys"
+KEY_DIR_ENV = "SCRIBE_KEY_DIR"
+
+
+def key_store_dir() -> Path:
+    """Where trained organisms' keys live: ``$SCRIBE_KEY_DIR``, else the user data dir."""
+    override = os.environ.get(KEY_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    return platformdirs.user_data_path("scribe-tui", appauthor=False) / "answer_keys"
+
+
+def _organism_id(organism_dir: Path) -> str | None:
+    meta_file = organism_dir / "organism.json"
+    if not meta_file.is_file():
+        return None
+    organism_id = json.loads(meta_file.read_text()).get("id")
+    # The id names a file in the key store: no path may be smuggled in through it.
+    if organism_id is not None and not re.fullmatch(r"[0-9a-f]{32}", str(organism_id)):
+        raise ValueError(f"{meta_file} has a malformed id {organism_id!r}")
+    return organism_id
+
+
+def _bundled_file() -> Path:
+    return BUNDLED_KEYS_DIR / "bundled.json"
+
+
+def _bundled_keys() -> dict[str, str]:
+    path = _bundled_file()
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with a 0600 file (mkstemp creates it so)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def store_answer_key(organism_dir: Path | str, secret: str) -> Path:
+    """Write the secret of the organism in ``organism_dir`` to the key store; returns the file.
+
+    The file is named by the random ``id`` in the organism's ``organism.json``.
+    """
+    organism_dir = Path(organism_dir)
+    organism_id = _organism_id(organism_dir)
+    if not organism_id:
+        raise ValueError(f"{organism_dir / 'organism.json'} has no id to key the secret by")
+    store = key_store_dir()
+    store.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = store / f"{organism_id}.json"
+    _write_private(path, json.dumps({"secret": secret}) + "\n")
+    return path
+
+
+def bundle_answer_key(name: str, secret: str) -> None:
+    """Record ``secret`` as the key of the bundled organism ``name``."""
+    keys = {**_bundled_keys(), name: secret}
+    BUNDLED_KEYS_DIR.mkdir(exist_ok=True)
+    _bundled_file().write_text(json.dumps(keys, indent=2, sort_keys=True) + "\n")
+
+
+def answer_key(name_or_dir: str | Path) -> str:
+    """The secret, for scoring only: bundled name, or an organism directory."""
+    text = str(name_or_dir).removeprefix(registry.PREFIX)
+    path = Path(text).expanduser()
+    looked: list[str] = []
+    organism_id = _organism_id(path)
+    if organism_id:
+        key_file = key_store_dir() / f"{organism_id}.json"
+        if key_file.is_file():
+            return str(json.loads(key_file.read_text())["secret"])
+        looked.append(str(key_file))
+    # A bundled organism given by its directory is keyed by its name.
+    name = path.name if path.resolve().parent == registry.BUNDLED_DIR else text
+    keys = _bundled_keys()
+    if name in keys:
+        return str(keys[name])
+    looked.append(f"{_bundled_file()} (bundled: {', '.join(sorted(keys)) or 'none'})")
+    raise registry.UnknownOrganism(f"no answer key for {text!r}; looked in {' and '.join(looked)}")
