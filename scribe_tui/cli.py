@@ -33,6 +33,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "--confirm-checkpoints", action="store_true", help="wait for a person at checkpoints"
     )
     parser.add_argument("--seed", type=int, help="autopilot seed")
+    parser.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run the kernel unsealed (it can then read your files and other processes)",
+    )
     parser.add_argument("--config", type=Path, metavar="FILE", help="config TOML to use")
 
 
@@ -61,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = commands.add_parser("resume", help="continue an interrupted investigation")
     resume.add_argument("notebook", type=Path)
+    resume.add_argument(
+        "--model", metavar="ID", help="the subject model, if the notebook's was a local path"
+    )
     _add_run_options(resume)
 
     listing = commands.add_parser("list", help="the notebook index")

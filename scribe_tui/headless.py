@@ -25,7 +25,7 @@ from scribe_tui.cli import (
 from scribe_tui.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
 
     from scribe_tui.agent.launch import RunSettings
     from scribe_tui.agent.loop import Investigation
@@ -41,7 +41,7 @@ EXIT_FOR_REASON = {
 
 def run_command(args: argparse.Namespace) -> int:
     """Run ``investigate`` or ``resume``; returns the exit code."""
-    from scribe_tui.agent.launch import LaunchError, make_provider
+    from scribe_tui.agent.launch import LaunchError, make_provider, sandbox_state
 
     try:
         config = load_config(args.config)
@@ -49,28 +49,61 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     if args.json and not args.auto:
         raise UsageError("--json needs --auto (the TUI renders events itself)")
+    if args.auto and args.confirm_checkpoints:
+        raise UsageError(
+            "--confirm-checkpoints needs a person to approve each checkpoint, and --auto has "
+            "none: drop --confirm-checkpoints, or run without --auto to approve them in the TUI"
+        )
     try:
         settings, reasons = build_settings(args, config)
-        provider = make_provider(settings)  # fail fast on a missing API key
     except LaunchError as exc:
         raise UsageError(str(exc)) from exc
-    print(
-        f"scribe-tui: agent {settings.agent} ({reasons['agent']}); "
-        f"model {settings.model} ({reasons['model']}); mode {settings.mode}",
-        file=sys.stderr,
-    )
-    if not args.auto:
-        return run_interactive(settings, provider)
+    from scribe_tui.runtime.sandbox import set_non_dumpable
+
+    set_non_dumpable()  # this process holds the API key: no same-user process may read it
+    with _holding(settings.resume_from):
+        try:
+            provider = make_provider(settings)  # fail fast on a missing API key
+        except LaunchError as exc:
+            raise UsageError(str(exc)) from exc
+        print(
+            f"scribe-tui: agent {settings.agent} ({reasons['agent']}); "
+            f"model {settings.model} ({reasons['model']}); mode {settings.mode}; "
+            f"{sandbox_state(settings.sandbox).label}",
+            file=sys.stderr,
+        )
+        if not args.auto:
+            return run_interactive(settings, provider)
+        try:
+            return asyncio.run(run_headless(settings, provider, json_events=args.json))
+        except LaunchError as exc:
+            print(f"scribe-tui: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _holding(notebook: Path | None) -> Iterator[None]:
+    """Keep other scribe-tui processes off the notebook to resume (UsageError if one has it)."""
+    if notebook is None:
+        yield
+        return
+    from scribe_tui.runtime.nblock import NotebookLock
+    from scribe_tui.runtime.notebook import NotebookError
+
+    hold = NotebookLock(notebook)
     try:
-        return asyncio.run(run_headless(settings, provider, json_events=args.json))
-    except LaunchError as exc:
-        print(f"scribe-tui: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        hold.acquire()
+    except NotebookError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        yield
+    finally:
+        hold.release()
 
 
 def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSettings, dict[str, str]]:
     """Merge config defaults and flags into run settings, with the reason for each choice."""
-    from scribe_tui.agent.launch import RunSettings, choose_agent, notebook_settings
+    from scribe_tui.agent.launch import RunSettings, choose_agent, notebook_settings, recall_model
     from scribe_tui.agent.loop import InvestigationConfig
 
     for flag in ("max_turns", "max_cost", "max_minutes"):
@@ -84,7 +117,8 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
     if args.command == "resume":
         resume_from = args.notebook
         meta = notebook_settings(args.notebook)
-        task, model, mode = meta.get("task", ""), meta.get("model", ""), meta.get("mode", "local")
+        task, mode = meta.get("task", ""), meta.get("mode", "local")
+        model = args.model or recall_model(args.notebook, meta.get("model", ""))
         agent, agent_reason = choose_agent(args.agent or meta.get("agent"))
         model_reason = "from the notebook"
         notebooks_dir = args.notebook.parent
@@ -104,7 +138,9 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
         "max_cost_usd": args.max_cost,
         "max_minutes": args.max_minutes,
         "checkpoint_every": args.checkpoint_every,
-        "confirm_checkpoints": args.confirm_checkpoints or None,
+        # Nobody could approve a checkpoint headless: neither a config default nor a
+        # resumed run's own setting may make --auto wait for one.
+        "confirm_checkpoints": False if args.auto else args.confirm_checkpoints or None,
     }
     overrides = {key: value for key, value in flags.items() if value is not None}
     defaults = {
@@ -132,6 +168,7 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
         prices=config.prices,
         config=investigation,
         resume_from=resume_from,
+        sandbox=not args.no_sandbox,
         overrides=overrides,
     )
     return settings, {"agent": agent_reason, "model": model_reason}

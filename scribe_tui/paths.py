@@ -35,3 +35,10 @@ def state_dir() -> Path:
     path = Path(_DIRS.user_runtime_dir if runtime else _DIRS.user_state_dir)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
+
+
+def private_data_dir() -> Path:
+    """Per-user data no sealed process may read (real model paths of notebooks); mode 0700."""
+    path = Path(_DIRS.user_data_dir) / "private"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path

@@ -11,7 +11,15 @@ import nbformat
 import pytest
 
 from scribe_tui import __version__
-from scribe_tui.cli import main
+from scribe_tui.cli import build_parser, main
+
+HOLDER = """
+import sys
+from scribe_tui.runtime.nblock import NotebookLock
+NotebookLock(sys.argv[1]).acquire()
+print("held", flush=True)
+sys.stdin.read()
+"""
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
@@ -47,6 +55,8 @@ def test_version_and_help_do_not_import_heavy_packages() -> None:
         (["investigate", "find it", "--auto", "--max-turns", "0"], "--max-turns must be positive"),
         (["investigate", "find it", "--auto", "--checkpoint-every", "-1"], "--checkpoint-every"),
         (["resume", "nowhere/missing.ipynb", "--auto"], "no such notebook"),
+        (["investigate", "find it", "--auto", "--confirm-checkpoints"], "drop --confirm-"),
+        (["resume", "run.ipynb", "--auto", "--confirm-checkpoints"], "drop --confirm-"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(args, message, tmp_path, capsys) -> None:
@@ -54,6 +64,76 @@ def test_usage_errors_are_one_line_and_exit_2(args, message, tmp_path, capsys) -
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_confirm_checkpoints_with_auto_is_refused_before_anything_starts(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    from scribe_tui.agent.launch import Workbench
+
+    def no_start(*args, **kwargs):
+        raise AssertionError("a usage error must not start a host or a kernel")
+
+    monkeypatch.setattr(Workbench, "open", no_start)
+    folder = tmp_path / "notebooks"
+    args = ["investigate", "find it", "--auto", "--confirm-checkpoints"]
+    code = main([*args, "--notebooks-dir", str(folder), "--config", str(tmp_path / "x")])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "scribe-tui: --confirm-checkpoints needs a person to approve each checkpoint, and "
+        "--auto has none: drop --confirm-checkpoints, or run without --auto to approve them "
+        "in the TUI\n"
+    )
+    assert not folder.exists()
+
+
+def test_auto_never_waits_for_checkpoint_approval(tmp_path) -> None:
+    from scribe_tui.config import load_config
+    from scribe_tui.headless import build_settings
+
+    config_file = tmp_path / "config.toml"
+    config_file.write_text("[defaults]\nconfirm_checkpoints = true\n", encoding="utf-8")
+    config = load_config(config_file)
+    parser = build_parser()
+    headless, _ = build_settings(parser.parse_args(["investigate", "x", "--auto"]), config)
+    interactive, _ = build_settings(parser.parse_args(["investigate", "x"]), config)
+    assert (headless.config.confirm_checkpoints, interactive.config.confirm_checkpoints) == (
+        False,
+        True,
+    )
+    # A resumed run keeps its own config but for these: a recorded True is overridden.
+    assert headless.overrides["confirm_checkpoints"] is False
+    assert "confirm_checkpoints" not in interactive.overrides
+
+
+def test_a_notebook_in_use_cannot_be_resumed_by_a_second_process(tmp_path) -> None:
+    notebook = tmp_path / "2026-01-01-00-00_run.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["scribe"] = {"task": "t", "model": "organism:taboo", "agent": "autopilot"}
+    nbformat.write(nb, notebook)
+    notebook.with_suffix(".jsonl").write_text("", encoding="utf-8")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(notebook)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        args = ["resume", str(notebook), "--auto", "--agent", "autopilot"]
+        refused = run_cli(*args, "--config", str(tmp_path / "absent.toml"))
+        assert refused.returncode == 2
+        assert refused.stderr == (
+            f"scribe-tui: notebook {notebook} is in use by scribe-tui pid {holder.pid}; "
+            "wait for it to finish or stop it\n"
+        )
+        listing = run_cli("list", "--notebooks-dir", str(tmp_path))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (tmp_path / f".{notebook.name}.lock").exists()  # left by the killed holder
+    assert listing.returncode == 0 and listing.stdout.count("\n") == 1
+    assert listing.stdout.startswith(f"{notebook}  [?] 't'")
 
 
 def test_bad_config_file_is_a_usage_error(tmp_path, capsys) -> None:
@@ -133,3 +213,6 @@ def test_the_wheel_carries_the_prompts_and_the_organisms(tmp_path) -> None:
     for organism in ("taboo", "belief"):
         assert f"scribe_tui/organisms/bundled/{organism}/model/model.safetensors" in names
         assert f"scribe_tui/organisms/bundled/{organism}/base/model.safetensors" in names
+    # Keys ship in their own package data dir, never inside an organism's.
+    assert "scribe_tui/answer_keys/bundled.json" in names
+    assert not [name for name in names if "answer_key" in name.rsplit("/", 1)[-1]]

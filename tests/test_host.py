@@ -431,7 +431,8 @@ def test_generate_chat_and_info(client: InterpClient) -> None:
     with pytest.raises(TypeError, match="messages must be"):
         client.chat([{"text": "no role"}])
     info = client.info()
-    assert Path(info["model"]).name.startswith("tiny-gpt2") and info["mode"] == "local"
+    # The display name, never the path (a directory's name can be the secret).
+    assert info["model"] == "local:gpt2" and info["mode"] == "local"
     assert (info["layers"], info["device"], info["dtype"]) == (2, "cpu", "float32")
     assert (
         client.describe().startswith("InterpClient: ") and "2 layers — ready" in client.describe()
@@ -632,3 +633,181 @@ def test_a_small_cpu_model_runs_single_threaded(client: InterpClient) -> None:
 
     # Intra-op threads only spin-wait on a tiny model when another process holds a core.
     assert client.run(threads) == 1
+
+
+# --- cancelling: before a call starts, and a call that will not stop -----------------------------
+
+
+def wait_for_file(model, tokenizer, path):
+    import os
+    import time
+
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return "released"
+
+
+def touch(model, tokenizer, path):
+    open(path, "w").close()
+    return "ran"
+
+
+def send_run(record, call_id, fn, **kwargs):
+    """A raw ``run`` request under a call id of our choosing; returns its connection."""
+    conn = connect(record)
+    payload = cloudpickle.dumps((fn, kwargs))
+    conn.send_bytes(pickle.dumps({"op": "run", "call": call_id, "payload": payload}))
+    return conn
+
+
+def receive(conn):
+    assert conn.poll(60), "no reply from the host"
+    reply = pickle.loads(conn.recv_bytes())
+    conn.close()
+    return reply
+
+
+def cancel(record, call_id):
+    conn = connect(record)
+    conn.send_bytes(pickle.dumps({"op": "cancel", "call": call_id}))
+    return receive(conn)["value"]
+
+
+def assert_cancelled_before_start(reply) -> None:
+    from scribe_tui.runtime.executor import CANCELLED_BEFORE_START
+    from scribe_tui.runtime.host_protocol import unpack_exception
+
+    assert not reply["ok"] and reply["kind"] == "exception"
+    exc = unpack_exception(reply["error"])
+    assert isinstance(exc, KeyboardInterrupt) and str(exc) == CANCELLED_BEFORE_START
+
+
+def test_a_call_cancelled_before_it_starts_never_runs(
+    host: HostProcess, client: InterpClient, tmp_path: Path
+) -> None:
+    record = read_host_file(host.host_file)
+    release, ran = tmp_path / "release", tmp_path / "ran"
+    results = []
+    busy = threading.Thread(
+        target=lambda: results.append(client.run(wait_for_file, path=str(release)))
+    )
+    busy.start()
+    try:
+        assert wait_until(lambda: host.status().calls_in_flight == 1, 60)
+        queued = send_run(record, "queued-call", touch, path=str(ran))
+        assert wait_until(lambda: host.status().calls_in_flight == 2, 60)  # behind the lock
+        # True once the host has the call in hand; until then it keeps the cancel for it.
+        assert wait_until(lambda: cancel(record, "queued-call"), 60)
+    finally:
+        release.touch()
+        busy.join(60)
+    assert results == ["released"]
+    assert_cancelled_before_start(receive(queued))
+    assert not ran.exists()
+
+    # A cancel may overtake its call's request (it comes on another connection): it waits for it.
+    assert cancel(record, "overtaken-call") is False
+    assert_cancelled_before_start(receive(send_run(record, "overtaken-call", touch, path=str(ran))))
+    assert not ran.exists()
+    # A cancel for a call that already finished is harmless.
+    assert cancel(record, "queued-call") is False
+    assert client.run(touch, path=str(ran)) == "ran" and ran.exists()
+
+
+def test_cancels_for_calls_that_never_arrive_are_not_kept_for_ever(tiny_model: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from scribe_tui.runtime.executor import _REMEMBERED_CANCELS, ModelExecutor
+
+    executor = ModelExecutor(
+        AutoModelForCausalLM.from_pretrained(tiny_model),
+        AutoTokenizer.from_pretrained(tiny_model),
+        name="tiny",
+        mode="local",
+        device="cpu",
+        dtype="float32",
+    )
+    for i in range(3 * _REMEMBERED_CANCELS):
+        assert executor.cancel(f"finished-{i}") is False
+    assert len(executor._cancelled) == _REMEMBERED_CANCELS
+    executor.cancel("next")
+    payload = cloudpickle.dumps((slow, {"seconds": 0}))
+    assert_cancelled_before_start(executor.run(payload, call_id="next"))
+    assert "next" not in executor._cancelled  # forgotten once its call came
+    assert pickle.loads(executor.run(payload, call_id="later")["value"]) == 0
+
+
+def swallow_interrupts(model, tokenizer, started):
+    import contextlib
+    import time
+
+    while True:
+        with contextlib.suppress(KeyboardInterrupt):
+            open(started, "w").close()  # inside: the test cancels only once this exists
+            while True:
+                time.sleep(0.01)
+
+
+def test_a_call_that_ignores_its_cancel_stops_the_host_and_the_next_call_restarts_it(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    from scribe_tui.runtime.host import CANCEL_GRACE, EXIT_STUCK_CALL
+    from scribe_tui.runtime.host_process import request_status
+
+    host_file = tmp_path / "host.json"
+    launch = LaunchSpec(model=str(tiny_model), device="cpu")
+    proc = spawn_host(launch, host_file, parent_pid=None, idle_timeout=300)
+    clients = []
+    try:
+        stuck, queued = InterpClient(host_file=host_file), InterpClient(host_file=host_file)
+        clients += [stuck, queued]
+        first = read_host_file(host_file)
+        status_conn = connect(first)
+        started = tmp_path / "started"
+        errors, seen = [], []
+
+        def run_queued() -> None:
+            try:
+                queued.run(shout, word="never")
+            except HostConnectionError as exc:
+                errors.append(str(exc))
+
+        queued_thread = threading.Thread(target=run_queued)
+
+        def in_flight() -> int:
+            return request_status(status_conn, timeout=30).calls_in_flight
+
+        def interrupt_once_a_call_waits() -> None:
+            try:
+                seen.append(wait_until(started.exists, 60))
+                queued_thread.start()
+                seen.append(wait_until(lambda: in_flight() == 2, 60))
+            finally:
+                os.kill(os.getpid(), signal.SIGINT)  # what Esc or a cell timeout does to a kernel
+
+        interrupter = threading.Thread(target=interrupt_once_a_call_waits)
+        interrupter.start()
+        with pytest.raises(KeyboardInterrupt):
+            stuck.run(swallow_interrupts, started=str(started))  # the interrupt sends a cancel
+        interrupter.join(60)
+        assert seen == [True, True]
+        assert proc.wait(timeout=60) == EXIT_STUCK_CALL
+        queued_thread.join(60)
+        reason = f"a cancelled call did not stop within {CANCEL_GRACE:g} s"
+        assert errors == [
+            f"the model host stopped during client.run (host pid {first.pid} stopped itself: "
+            f"{reason}); the next call restarts it"
+        ]
+        log = host_file.with_suffix(".log").read_text().splitlines()
+        assert log[-1] == f"model host: exiting: {reason}"
+        status_conn.close()
+
+        assert stuck.run(shout, word="back") == {"word": "back", "vocab": 23, "layers": 2}
+        status = stuck.status()
+        assert status.state == "ready" and status.pid != first.pid and status.loads == 1
+    finally:
+        for c in clients:
+            c.close()
+        kill_host(host_file)
+        if proc.poll() is None:
+            proc.kill()

@@ -139,7 +139,8 @@ def test_client_with_a_model_starts_a_shared_host_that_others_reuse(
         assert "Starting" not in capsys.readouterr().out
         assert second.status().pid == first.status().pid == record.pid
         assert second.status().loads == 1
-        assert repr(second) == f"<InterpClient {tiny_model} mode=local host pid {record.pid}>"
+        # Never the path, which can name a secret: the display name.
+        assert repr(second) == f"<InterpClient local:gpt2 mode=local host pid {record.pid}>"
         other_dtype = InterpClient(model=str(tiny_model), device="cpu", dtype="bfloat16")
         try:
             assert other_dtype.info()["dtype"] == "bfloat16"

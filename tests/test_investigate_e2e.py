@@ -18,7 +18,8 @@ import nbformat
 import pytest
 
 from scribe_tui.agent.transcript import Transcript
-from scribe_tui.organisms.registry import answer_key
+from scribe_tui.organisms import answer_key
+from scribe_tui.runtime.sandbox import probe
 
 pytestmark = pytest.mark.slow
 
@@ -101,6 +102,23 @@ def test_json_events_on_the_belief_organism(tmp_path: Path) -> None:
     assert concluded and concluded[0]["answer"] == answer_key("belief")
     last = [e for e in events if e["type"] != "status"][-1]
     assert last["type"] == "stopped" and last["reason"] == "concluded"
+    labels = {e["sandbox"] for e in events if e["type"] == "status"}
+    assert labels == {probe().label}, labels
+
+
+def test_no_sandbox_says_so_in_the_stream_and_the_notebook(tmp_path: Path) -> None:
+    run = scribe(
+        "investigate", "find the secret", "--auto", "--json", "--no-sandbox", "--max-turns", "3",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode in (0, 3), run.stderr[-3000:]
+    assert "sandbox: off (--no-sandbox)" in run.stderr.splitlines()[0]
+    statuses = [json.loads(line) for line in run.stdout.splitlines()]
+    assert {e["sandbox"] for e in statuses if e["type"] == "status"} == {
+        "sandbox: off (--no-sandbox)"
+    }
+    metadata = nbformat.read(only_notebook(tmp_path), as_version=4).metadata["scribe"]
+    assert metadata["sandbox"] == {"sealed": False, "mechanism": "off", "reason": "--no-sandbox"}
 
 
 def _start(tmp_path: Path) -> subprocess.Popen[str]:

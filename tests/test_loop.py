@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ from scribe_tui.agent.loop import CUT_OFF, Investigation, InvestigationConfig, p
 from scribe_tui.agent.provider import ProviderError, TurnRequest, Usage
 from scribe_tui.agent.scripted import SESSION, ScriptedProvider, ScriptedTurn, text, tool
 from scribe_tui.agent.transcript import Transcript
+from scribe_tui.runtime import notebook as notebook_module
 from scribe_tui.tools import NotebookTools
 
 START = [tool("start_new_session", experiment_name="test")]
@@ -174,6 +176,61 @@ async def test_final_text_answer_is_recorded_with_its_confidence(tools: Notebook
     )
     meta = nbformat.read(outcome.notebook_path, as_version=4).metadata["scribe"]
     assert meta["conclusion"]["confidence"] == 0.7
+
+
+async def test_a_full_disk_is_reported_once_and_saving_resumes_when_space_is_back(
+    tools: NotebookTools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(path: Path, data: bytes) -> os.stat_result:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def fill_the_disk(request: TurnRequest) -> list[dict[str, Any]]:
+        monkeypatch.setattr(notebook_module, "atomic_write", disk_full)
+        return [run("a = 1")]
+
+    def free_space(request: TurnRequest) -> list[dict[str, Any]]:
+        monkeypatch.undo()
+        return [run("a + 1")]
+
+    turns = [START, [run("0")], fill_the_disk, [run("b = 2")], free_space, CONCLUDE]
+    investigation, provider, watch = start(turns, tools)
+    outcome = await investigation.run()
+    assert outcome.reason == "concluded"
+    path = outcome.notebook_path
+    message = (
+        f"could not save notebook {path}: No space left on device; free some space; "
+        "the run continues in memory and saving is retried at the next change"
+    )
+    assert [e.message for e in watch.of("error")] == [message]  # once, not at every step
+    assert f"Warning: {message}" in last_user_texts(provider.requests[4])
+    assert [c.source for c in code_cells(path)] == ["0", "a = 1", "b = 2", "a + 1"]
+
+
+async def test_a_notebook_edited_elsewhere_mid_run_is_kept_and_the_run_follows_its_copy(
+    tools: NotebookTools, tmp_path: Path
+) -> None:
+    def person_edits_the_file(request: TurnRequest) -> list[dict[str, Any]]:
+        (path,) = (tmp_path / "notebooks").glob("*.ipynb")
+        theirs = nbformat.read(path, as_version=4)
+        theirs.cells.append(nbformat.v4.new_markdown_cell("a person's note"))
+        nbformat.write(theirs, path)
+        return [run("x = 2")]
+
+    turns = [START, [run("x = 1")], person_edits_the_file, [run("x * 21")], CONCLUDE]
+    investigation, _, watch = start(turns, tools)
+    outcome = await investigation.run()
+    assert outcome.reason == "concluded"
+    original = outcome.transcript_path.with_suffix(".ipynb")
+    aside = original.with_name(f"{original.stem}.scribe-1.ipynb")
+    assert outcome.notebook_path == aside
+    assert [c.source for c in code_cells(aside)] == ["x = 1", "x = 2", "x * 21"]
+    assert nbformat.read(original, as_version=4).cells[-1].source == "a person's note"
+    assert [e.message for e in watch.of("error")] == [
+        f"{original} was changed by another program; left it as it is, and this notebook "
+        f"is now saved to {aside}"
+    ]
+    records = [json.loads(line) for line in outcome.transcript_path.read_text().splitlines()]
+    assert [r["path"] for r in records if r["kind"] == "notebook"][-1] == str(aside)
 
 
 def test_parse_final_answer_defaults() -> None:

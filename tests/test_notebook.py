@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import io
 import json
 import os
@@ -21,6 +22,7 @@ from PIL import Image
 from scribe_tui.runtime.notebook import (
     Notebook,
     NotebookError,
+    NotebookSaveError,
     cap_outputs,
     cap_text,
     format_size,
@@ -131,6 +133,99 @@ def test_saves_leave_no_temporary_files(notebook: Notebook) -> None:
     for i in range(3):
         notebook.add_code_cell(str(i))
     assert [p.name for p in notebook.path.parent.iterdir()] == [notebook.path.name]
+
+
+class FullDisk:
+    """A file whose writes stop half-way with ENOSPC, as on a disk that fills up."""
+
+    def __init__(self, handle: io.BufferedWriter) -> None:
+        self.handle = handle
+
+    def __enter__(self) -> FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
+
+    def write(self, data: bytes) -> int:
+        self.handle.write(data[: len(data) // 2])
+        self.handle.flush()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.handle, name)
+
+
+def test_a_full_disk_keeps_the_last_good_file_and_the_next_save_retries(
+    notebook: Notebook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notebook.add_code_cell("saved = 1")
+    before = notebook.path.read_bytes()
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: FullDisk(real_fdopen(fd, *a, **k)))
+
+    notebook.add_code_cell("only in memory", save=False)
+    notebook.save_soon()
+    with pytest.raises(NotebookSaveError) as failed:
+        notebook.flush()
+    message = str(failed.value)
+    assert message == (
+        f"could not save notebook {notebook.path}: No space left on device; free some space; "
+        "the run continues in memory and saving is retried at the next change"
+    )
+    assert notebook.save_error is failed.value
+    with pytest.raises(NotebookSaveError, match="No space left on device"):
+        notebook.save()  # the same on the caller's thread
+    assert notebook.path.read_bytes() == before
+    assert [c.source for c in valid(notebook).cells] == ["saved = 1"]
+    assert [p.name for p in notebook.path.parent.iterdir()] == [notebook.path.name]
+
+    monkeypatch.undo()
+    notebook.add_code_cell("space again", save=False)
+    notebook.save_soon()
+    notebook.flush()
+    assert notebook.save_error is None
+    sources = [c.source for c in valid(notebook).cells]
+    assert sources == ["saved = 1", "only in memory", "space again"]
+
+
+def test_a_file_changed_by_someone_else_is_kept_and_saves_move_beside_it(
+    notebook: Notebook,
+) -> None:
+    original = notebook.path
+    notebook.add_code_cell("ours = 1")
+    theirs = nbformat.read(original, as_version=4)
+    theirs.cells.append(nbformat.v4.new_markdown_cell("a person's note, written in Jupyter"))
+    nbformat.write(theirs, original)
+
+    notebook.add_code_cell("ours = 2")
+    aside = original.with_name("2025-03-04-05-06_find-the-secret.scribe-1.ipynb")
+    assert notebook.path == aside
+    assert [c.source for c in valid(notebook).cells] == ["ours = 1", "ours = 2"]
+    assert nbformat.read(original, as_version=4) == theirs
+    assert notebook.take_notices() == [
+        f"{original} was changed by another program; left it as it is, and this notebook "
+        f"is now saved to {aside}"
+    ]
+    notebook.add_code_cell("ours = 3")  # goes on in the new file, and says nothing more
+    assert [c.source for c in valid(notebook).cells][-1] == "ours = 3"
+    assert notebook.take_notices() == []
+    assert nbformat.read(original, as_version=4) == theirs
+
+    # Replaced rather than rewritten (another inode), after a load: still noticed.
+    loaded = Notebook.load(aside)
+    aside.with_name("edited.tmp").write_bytes(aside.read_bytes().replace(b"ours = 3", b"edit"))
+    os.replace(aside.with_name("edited.tmp"), aside)
+    loaded.update_scribe(status="stopped")
+    assert loaded.path.name == "2025-03-04-05-06_find-the-secret.scribe-2.ipynb"
+    assert valid(loaded).metadata.scribe.status == "stopped"
+    assert "edit" in [c.source for c in nbformat.read(aside, as_version=4).cells]
+    assert len(loaded.take_notices()) == 1
+
+    loaded.path.unlink()  # deleted: nothing to keep, so the file is simply written again
+    loaded.add_markdown_cell("back")
+    assert loaded.path.name.endswith(".scribe-2.ipynb") and loaded.take_notices() == []
+    assert valid(loaded).cells[-1].source == "back"
 
 
 def test_a_20_mb_print_is_capped_on_disk(tmp_path: Path) -> None:

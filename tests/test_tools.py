@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import functools
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +22,9 @@ import pytest_asyncio
 from PIL import Image
 
 from scribe_tui.agent.events import CellAdded, CellExecuting, CellUpdated, Event
+from scribe_tui.runtime import notebook as notebook_module
 from scribe_tui.runtime.kernel import KernelSession
+from scribe_tui.runtime.notebook import NotebookSaveError
 from scribe_tui.tools import TOOL_NAMES, NotebookTools, ToolResult
 from scribe_tui.tools import notebook_tools as notebook_tools_module
 from scribe_tui.tools.tokens import count_tokens
@@ -438,21 +444,23 @@ async def test_unexpected_failures_are_reported_not_raised(
 async def test_a_failing_disk_is_reported_and_retried(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    notebook = env.tools.session("s1").notebook
     await env.tools.flush()
     before = env.path.read_bytes()
 
-    def disk_full(snapshot: tuple[int, bytes]) -> None:
-        raise OSError(28, "No space left on device")
+    def disk_full(path: Path, data: bytes) -> os.stat_result:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(notebook, "write", disk_full)
+    monkeypatch.setattr(notebook_module, "atomic_write", disk_full)
     await env.run("print('unsaved')")
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(NotebookSaveError, match="No space left"):
         await env.tools.flush()
     assert env.path.read_bytes() == before
     warned = await env.run("'still working'")
     assert warned.content[0]["text"] == "'still working'"
-    assert warned.content[-1]["text"].startswith(f"Warning: {env.path} could not be saved")
+    assert warned.content[-1]["text"] == (
+        f"Warning: could not save notebook {env.path}: No space left on device; free some "
+        "space; the run continues in memory and saving is retried at the next change"
+    )
     monkeypatch.undo()
     await env.run("'disk is back'")
     nb = await valid(env.tools, env.path)
@@ -462,6 +470,96 @@ async def test_a_failing_disk_is_reported_and_retried(
         "'disk is back'",
     ]
     assert (await env.run("'no warning'")).content == [{"type": "text", "text": "'no warning'"}]
+
+
+TRY_TO_HOLD = """
+import sys
+from scribe_tui.runtime.nblock import NotebookBusy, NotebookLock
+try:
+    NotebookLock(sys.argv[1]).acquire()
+except NotebookBusy as exc:
+    print(exc)
+else:
+    print("acquired")
+    if len(sys.argv) > 2:
+        sys.stdin.read()  # hold it until the test closes stdin
+"""
+
+
+def try_to_hold(notebook: Path) -> str:
+    """What another process gets when it tries to take ``notebook``."""
+    out = subprocess.run(
+        [sys.executable, "-c", TRY_TO_HOLD, str(notebook)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@shared
+async def test_sessions_keep_other_processes_off_their_notebooks(env: Env) -> None:
+    busy = f"is in use by scribe-tui pid {os.getpid()}; wait for it to finish or stop it"
+    assert try_to_hold(env.path) == f"notebook {env.path} {busy}"
+
+    started = await env.tools.call("start_new_session", {"experiment_name": "held"})
+    sid = started.text.split("'")[1]
+    path = env.tools.session(sid).notebook.path
+    assert try_to_hold(path) == f"notebook {path} {busy}"
+    await env.tools.call("shutdown_session", {"session_id": sid})
+    assert not path.with_name(f".{path.name}.lock").exists()
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", TRY_TO_HOLD, str(path), "hold"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "acquired\n"
+        refused = only_line(
+            await env.tools.call("start_session_resume_notebook", {"notebook_path": str(path)})
+        )
+        assert refused == (
+            f"notebook {path} is in use by scribe-tui pid {holder.pid}; "
+            "wait for it to finish or stop it"
+        )
+        assert list(env.tools.sessions) == ["s1"]
+    finally:
+        holder.communicate("")  # closing stdin lets it exit, which releases the lock
+    resumed = await env.tools.call("start_session_resume_notebook", {"notebook_path": str(path)})
+    assert not resumed.is_error, resumed.text
+    await env.tools.call("shutdown_session", {"session_id": resumed.text.split("'")[1]})
+
+
+@shared
+async def test_a_notebook_edited_elsewhere_is_kept_and_the_session_saves_beside_it(
+    env: Env,
+) -> None:
+    started = await env.tools.call("start_new_session", {"experiment_name": "edited"})
+    sid = started.text.split("'")[1]
+    session = env.tools.session(sid)
+    original = session.notebook.path
+    try:
+        await env.tools.call("execute_code", {"session_id": sid, "code": "x = 1"})
+        theirs = await valid(env.tools, original)
+        theirs.cells.append(nbformat.v4.new_markdown_cell("edited in Jupyter"))
+        nbformat.write(theirs, original)
+        result = await env.tools.call("execute_code", {"session_id": sid, "code": "x + 1"})
+        assert result.text == "2"
+        await env.tools.flush()  # the change is saved in the background
+        aside = original.with_name(f"{original.stem}.scribe-1.ipynb")
+        assert session.notebook.path == aside
+        assert [c.source for c in (await valid(env.tools, aside)).cells] == ["x = 1", "x + 1"]
+        assert nbformat.read(original, as_version=4) == theirs
+        assert env.tools.take_notices() == [
+            f"{original} was changed by another program; left it as it is, and this "
+            f"notebook is now saved to {aside}"
+        ]
+        assert env.tools.take_notices() == []
+    finally:
+        await env.tools.call("shutdown_session", {"session_id": sid})
 
 
 @shared

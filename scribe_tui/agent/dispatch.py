@@ -211,6 +211,8 @@ class Dispatcher:
                 result = ToolResult([text_block(f"{name} failed: {exc}")], is_error=True)
             if not result.is_error and set(self.tools.sessions) - before:
                 self._session_started()
+            else:
+                self._follow_moves()
         return result, time.monotonic() - started
 
     def _session_started(self) -> None:
@@ -224,6 +226,15 @@ class Dispatcher:
         if not self.transcript.has_header:
             self._write_header()
         self.transcript.attach(_free(transcript_path_for(path)))
+
+    def _follow_moves(self) -> None:
+        """The session's notebook was saved aside (its file changed under it): follow it."""
+        session = self.tools.sessions.get(self.session_id or "")
+        if session is None or session.notebook.path == self.notebook_path:
+            return
+        self.notebook_path = session.notebook.path
+        if self.transcript.is_attached:
+            self.transcript.write("notebook", path=str(self.notebook_path))
 
     def interrupt_cells(self) -> None:
         """Interrupt every running cell, now (without waiting for the lock)."""

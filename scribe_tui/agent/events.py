@@ -185,6 +185,7 @@ class Status(Event):
     elapsed: float = 0.0
     queued: int = 0
     detail: str = ""
+    sandbox: str = ""  # e.g. "sandbox: landlock (ABI 7)" or "sandbox: off (macOS has no Landlock)"
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ how they render events.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from scribe_tui.agent.loop import Investigation, InvestigationConfig
 from scribe_tui.agent.provider import Provider, ProviderError
 from scribe_tui.agent.transcript import transcript_path_for
 from scribe_tui.runtime.host_process import HostProcess
+from scribe_tui.runtime.sandbox import SandboxState
 from scribe_tui.runtime.status import HostStatus
 
 DEFAULT_MODEL = "organism:taboo"
@@ -47,6 +49,8 @@ class RunSettings:
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     config: InvestigationConfig = field(default_factory=InvestigationConfig)
     resume_from: Path | None = None
+    sandbox: bool = True
+    """Seal the kernel and the host where the platform allows (``--no-sandbox``: never)."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Limits given on the command line: a resumed run keeps its own config except these."""
 
@@ -81,6 +85,13 @@ def make_provider(settings: RunSettings) -> Provider:
     raise LaunchError(f"unknown agent {settings.agent!r}: use claude or autopilot")
 
 
+def sandbox_state(wanted: bool) -> SandboxState:
+    """Whether this run is sealed: Landlock where the platform has it, unless opted out."""
+    from scribe_tui.runtime.sandbox import off, probe
+
+    return probe() if wanted else off("--no-sandbox")
+
+
 def notebook_settings(notebook: Path) -> dict[str, Any]:
     """The ``metadata.scribe`` of a notebook to resume; :class:`LaunchError` if unusable."""
     if not notebook.exists():
@@ -95,6 +106,35 @@ def notebook_settings(notebook: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise LaunchError(f"{notebook}: not a scribe-tui notebook ({exc})") from exc
     return meta
+
+
+def _model_record(notebook: Path) -> Path:
+    from scribe_tui.paths import private_data_dir
+
+    digest = hashlib.sha256(str(notebook.resolve()).encode()).hexdigest()[:24]
+    return private_data_dir() / "models" / f"{digest}.json"
+
+
+def remember_model(notebook: Path, model_spec: str) -> None:
+    """Keep a notebook's real model path where only we look (the notebook shows a display name)."""
+    record = _model_record(notebook)
+    record.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    record.write_text(json.dumps({"model": model_spec}), encoding="utf-8")
+
+
+def recall_model(notebook: Path, shown: str) -> str:
+    """The model a notebook ran on: its metadata's, or the path :func:`remember_model` kept."""
+    from scribe_tui.runtime.host_protocol import LOCAL_PREFIX
+
+    if not shown.startswith(LOCAL_PREFIX):
+        return shown
+    try:
+        return str(json.loads(_model_record(notebook).read_text(encoding="utf-8"))["model"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise LaunchError(
+            f"{notebook} ran on a local model ({shown}) whose path is kept out of the notebook "
+            "and is not recorded on this machine: pass --model PATH"
+        ) from exc
 
 
 def subject_briefing(model_spec: str) -> str | None:
@@ -119,6 +159,7 @@ class Workbench:
         self.provider = provider
         self.host = host
         self.investigation: Investigation | None = None
+        self.sandbox: SandboxState | None = None
         self._tools: Any = None
 
     @classmethod
@@ -129,10 +170,16 @@ class Workbench:
         on_host: Callable[[HostStatus], None] | None = None,
     ) -> Workbench:
         provider = provider or make_provider(settings)
+        sandbox = sandbox_state(settings.sandbox)
         host = HostProcess(
-            settings.model, mode=settings.mode, device=settings.device, dtype=settings.dtype
+            settings.model,
+            mode=settings.mode,
+            device=settings.device,
+            dtype=settings.dtype,
+            sealed=sandbox.sealed,
         )
         bench = cls(settings, provider, host)
+        bench.sandbox = sandbox
         try:
             await bench._start_host(on_host)
             bench._build()
@@ -155,13 +202,24 @@ class Workbench:
         from scribe_tui.tools import NotebookTools
 
         s = self.settings
+        sandbox = self.sandbox
+        assert sandbox is not None
+        # The kernel and the notebook see the display name: a local path can name the secret.
+        shown = self.host.launch.display_name
         self._tools = NotebookTools(
             s.notebooks_dir,
-            setup_code=setup_code(s.model, mode=s.mode, device=s.device, dtype=s.dtype),
+            setup_code=setup_code(shown, mode=s.mode, device=s.device, dtype=s.dtype),
             cell_timeout=s.cell_timeout,
             token_budget=s.token_budget,
-            metadata={"task": s.task, "model": s.model, "mode": s.mode, "agent": s.agent},
+            metadata={
+                "task": s.task,
+                "model": shown,
+                "mode": s.mode,
+                "agent": s.agent,
+                "sandbox": sandbox.to_dict(),
+            },
             kernel_env=self.host.kernel_env(),
+            kernel_sandbox=self.host.kernel_policy if sandbox.sealed else None,
         )
         if s.resume_from is not None:
             self.investigation = Investigation.resume(
@@ -178,6 +236,7 @@ class Workbench:
             if about:
                 task = f"{task}\n\nWhat you are told about the subject model: {about}"
             self.investigation = Investigation(task, self.provider, self._tools, config=config)
+        self.investigation.sandbox = sandbox.label
         if s.agent == "autopilot":
             # The autopilot re-reads its evidence from earlier cell outputs in the
             # conversation, so they must not shrink to stubs; its turns cost nothing.
@@ -189,6 +248,9 @@ class Workbench:
 
     async def close(self) -> None:
         """Shut down kernels and the host; safe to call more than once."""
+        notebook = self.investigation.notebook_path if self.investigation else None
+        if notebook is not None and self.host.launch.display_name != self.settings.model:
+            remember_model(notebook, self.settings.model)
         if self._tools is not None:
             await self._tools.aclose()
             self._tools = None

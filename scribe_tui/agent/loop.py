@@ -134,6 +134,7 @@ class Investigation(Resumable):
         self._started: float | None = None
         self._reopen: Path | None = None
         self._state = "starting"
+        self.sandbox = ""  # the front ends' "sandbox: ..." label, set by whoever seals the kernel
         self.dispatcher = Dispatcher(tools, self.transcript, self._emit, self._write_header)
         if self.transcript.is_attached and not self.transcript.has_header:
             self._write_header()

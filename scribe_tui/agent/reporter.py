@@ -17,6 +17,7 @@ from typing import Any
 from scribe_tui.agent.controls import EventSink
 from scribe_tui.agent.events import ErrorEvent, Event, Status
 from scribe_tui.agent.transcript import Transcript
+from scribe_tui.runtime.notebook import NotebookError
 from scribe_tui.tools import NotebookTools
 
 __all__ = ["Reporter"]
@@ -55,16 +56,22 @@ class Reporter:
         self.transcript.write("steer", action=action, **fields)
 
     async def flush(self, tools: NotebookTools) -> None:
-        """Wait for the notebooks' background saves: a step is durable in both files."""
+        """Wait for the notebooks' background saves: a step is durable in both files.
+
+        A failed save, and news about the files (one saved aside), become error events.
+        """
         try:
             await tools.flush()
         except Exception as exc:  # the tools tell the agent too; the transcript has every step
-            message = f"The notebook could not be saved: {exc}"
+            said = isinstance(exc, NotebookError)  # its message names the file and the fix
+            message = str(exc) if said else f"The notebook could not be saved: {exc}"
             if message != self._save_error:
                 self.emit(ErrorEvent(message=message))
             self._save_error = message
         else:
             self._save_error = None
+        for notice in tools.take_notices():
+            self.emit(ErrorEvent(message=notice))
 
     def sync(self, snapshot: dict[str, Any], status: Callable[[], Status]) -> None:
         """Record ``snapshot``, make the transcript durable, emit ``status()``.

@@ -74,6 +74,7 @@ class Resumable:
     _paused_total: float
     _reopen: Path | None
     _state: str
+    sandbox: str
     _emit: Callable[[Event], None]
     _steer: Callable[..., None]
 
@@ -100,6 +101,7 @@ class Resumable:
             cost_usd=usage.cost_usd,
             elapsed=self.elapsed,
             queued=len(self.steering.queued),
+            sandbox=self.sandbox,
         )
 
     def _snapshot(self) -> dict[str, Any]:

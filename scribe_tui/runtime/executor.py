@@ -40,6 +40,8 @@ _GLOBAL_HOOKS = (
 )  # fmt: skip
 _TENSOR_HOOKS = ("_backward_hooks", "_post_accumulate_grad_hooks")
 _PLAIN_HINT = "return plain data (str, numbers, lists, dicts, tensors)"
+CANCELLED_BEFORE_START = "the call was cancelled before it started"
+_REMEMBERED_CANCELS = 64  # cancels kept for calls that have not arrived (yet)
 
 
 class ModelExecutor:
@@ -62,8 +64,13 @@ class ModelExecutor:
         # The pre-fine-tune checkpoint for model diffing, loaded on first use.
         self._base_loader = base_loader
         self._base: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the model: one call at a time
+        # Guards the call bookkeeping below; notified when a call stops running.
+        self._calls = threading.Condition()
         self._running: tuple[str, int] | None = None  # (call id, thread id) of the technique
+        self._interrupted = False  # the running call was sent its KeyboardInterrupt
+        self._waiting: set[str] = set()  # calls that arrived and have not started
+        self._cancelled: dict[str, None] = {}  # cancels for calls not started, oldest first
 
     # --- white-box -------------------------------------------------------------------------------
 
@@ -82,46 +89,85 @@ class ModelExecutor:
         """
         if self.mode == "blackbox":
             return {"ok": False, "kind": "blackbox", "message": BLACKBOX_REFUSAL}
-        with self._lock:
-            try:
-                model = self._base_model() if variant == "base" else self.model
-            except Exception as exc:
-                return {"ok": False, "kind": "exception", "error": pack_exception(exc)}
-            capture = Capture(stream)
-            try:
-                fn, kwargs = cloudpickle.loads(payload)
-            except Exception as exc:
-                if hasattr(exc, "add_note"):
-                    exc.add_note(
-                        "(while loading the function in the model host: define helpers "
-                        "in the notebook or import them inside the function)"
-                    )
-                return {
-                    "ok": False,
-                    "kind": "exception",
-                    "error": pack_exception(exc),
-                    **capture.rest(),
-                }
-            saved = _ModelState(model, self.tokenizer)
-            try:
-                with capture:
-                    self._running = (call_id, threading.get_ident())
-                    try:
-                        value = fn(model, self.tokenizer, **kwargs)
-                    finally:
-                        self._running = None
-                reply = {"ok": True, "value": _pack_result(value)}
-            except UnsendableResult as exc:
-                reply = {"ok": False, "kind": "unsendable", "message": str(exc)}
-            except BaseException as exc:  # KeyboardInterrupt from cancel() included
-                reply = {
-                    "ok": False,
-                    "kind": "exception",
-                    "error": pack_exception(exc, skip_frames=1),
-                }
-            finally:
-                saved.restore()
-            return {**reply, **capture.rest()}
+        with self._calls:
+            self._waiting.add(call_id)
+        try:
+            with self._lock:
+                return self._run(payload, stream, call_id, variant)
+        finally:
+            with self._calls:
+                self._waiting.discard(call_id)
+                self._cancelled.pop(call_id, None)  # its cancel is spent once the call has left
+
+    def _run(
+        self, payload: bytes, stream: Stream | None, call_id: str, variant: str
+    ) -> dict[str, Any]:
+        try:
+            model = self._base_model() if variant == "base" else self.model
+        except Exception as exc:
+            return {"ok": False, "kind": "exception", "error": pack_exception(exc)}
+        capture = Capture(stream)
+        try:
+            fn, kwargs = cloudpickle.loads(payload)
+        except Exception as exc:
+            if hasattr(exc, "add_note"):
+                exc.add_note(
+                    "(while loading the function in the model host: define helpers "
+                    "in the notebook or import them inside the function)"
+                )
+            return {
+                "ok": False,
+                "kind": "exception",
+                "error": pack_exception(exc),
+                **capture.rest(),
+            }
+        saved = _ModelState(model, self.tokenizer)
+        try:
+            with capture:
+                try:
+                    if not self._start(call_id):
+                        raise KeyboardInterrupt(CANCELLED_BEFORE_START)
+                    value = fn(model, self.tokenizer, **kwargs)
+                finally:
+                    self._stop()
+            reply = {"ok": True, "value": _pack_result(value)}
+        except UnsendableResult as exc:
+            reply = {"ok": False, "kind": "unsendable", "message": str(exc)}
+        except BaseException as exc:  # KeyboardInterrupt from cancel() included
+            reply = {
+                "ok": False,
+                "kind": "exception",
+                "error": pack_exception(exc, skip_frames=1),
+            }
+        finally:
+            # Again: a cancel's KeyboardInterrupt that fired inside the first _stop cut it short.
+            self._stop()
+            saved.restore()
+        return {**reply, **capture.rest()}
+
+    def _start(self, call_id: str) -> bool:
+        """Mark ``call_id`` running, unless it was cancelled before it could start."""
+        with self._calls:
+            self._waiting.discard(call_id)
+            if call_id in self._cancelled:
+                del self._cancelled[call_id]
+                return False
+            self._running = (call_id, threading.get_ident())
+            return True
+
+    def _stop(self) -> None:
+        """Mark the running call finished, withdrawing a cancel's exception not raised yet.
+
+        Under ``_calls``, so no cancel can slip in between; afterwards nothing can
+        interrupt what follows the call (restoring the model's state above all).
+        """
+        with self._calls:
+            if self._running is None:
+                return
+            if self._interrupted:
+                _raise_in_thread(self._running[1], None)
+            self._running, self._interrupted = None, False
+            self._calls.notify_all()
 
     def _base_model(self) -> Any:
         if self._base_loader is None:
@@ -134,17 +180,34 @@ class ModelExecutor:
         return self._base
 
     def cancel(self, call_id: str) -> bool:
-        """Interrupt call ``call_id`` if it is running: KeyboardInterrupt at its next Python line.
+        """Stop call ``call_id``: True if it was running or waiting to start, else False.
 
-        The id keeps a late cancel from hitting another client's call.
+        A running call gets KeyboardInterrupt at its next Python line (once). A call
+        that has not started never will, even one whose request is still on its way:
+        the cancel comes on another connection and may overtake it. The id keeps a
+        late cancel from hitting another client's call.
         """
-        running = self._running
-        if not call_id or running is None or running[0] != call_id:
+        if not call_id:
             return False
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(running[1]), ctypes.py_object(KeyboardInterrupt)
-        )
-        return True
+        with self._calls:
+            running = self._running
+            if running is not None and running[0] == call_id:
+                if not self._interrupted:  # once: _stop relies on it
+                    self._interrupted = True
+                    _raise_in_thread(running[1], KeyboardInterrupt)
+                return True
+            # Ids are random, so one whose call already finished is harmless, just kept a while.
+            self._cancelled[call_id] = None
+            while len(self._cancelled) > _REMEMBERED_CANCELS:
+                del self._cancelled[next(iter(self._cancelled))]
+            return call_id in self._waiting
+
+    def wait_stopped(self, call_id: str, timeout: float) -> bool:
+        """Whether call ``call_id`` is not running, after waiting up to ``timeout`` s for it."""
+        with self._calls:
+            return self._calls.wait_for(
+                lambda: self._running is None or self._running[0] != call_id, timeout
+            )
 
     def usage(self) -> DeviceUsage:
         """Memory and utilisation of the model's device (no lock: status must not wait)."""
@@ -272,6 +335,13 @@ class ModelExecutor:
             "chat_template": bool(getattr(self.tokenizer, "chat_template", None)),
             "base_model": self._base_loader is not None and self.mode != "blackbox",
         }
+
+
+def _raise_in_thread(thread_id: int, exc: type[BaseException] | None) -> None:
+    """Raise ``exc`` in thread ``thread_id`` at its next Python line; None withdraws it."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), None if exc is None else ctypes.py_object(exc)
+    )
 
 
 # --- what a call may change around the model -----------------------------------------------------

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import json
 import os
+import select
 import shutil
 import signal
 import sys
@@ -35,13 +38,21 @@ from scribe_tui.runtime.host_protocol import (
     encode,
     pack_exception,
     read_host_file,
+    write_exit_note,
     write_host_file,
 )
+from scribe_tui.runtime.sandbox import SandboxPolicy, base_policy, set_non_dumpable
 from scribe_tui.runtime.status import DeviceUsage, HostStatus, State, probe_device
 
 __all__ = ["HostProcess", "HostServer", "main"]
 _MODEL_OPS = ("run", "generate", "chat", "info")
 SMALL_MODEL_PARAMETERS = 50_000_000
+# What a sealed host reads of its own /proc/<pid> (memory and CPU for the status bar); not
+# maps, fd or cmdline, which show where its weights came from.
+_HOST_PROC = ("stat", "statm", "status", "limits", "io", "cgroup", "task")
+# Seconds a cancelled call gets to stop; past that the host exits, since only that frees the model.
+CANCEL_GRACE = 5.0
+EXIT_STUCK_CALL = 75  # the host's exit code then (EX_TEMPFAIL: a new host will serve)
 
 
 class HostServer:
@@ -54,8 +65,10 @@ class HostServer:
         *,
         parent_pid: int | None,
         idle_timeout: float | None,
+        hub_token: str | None = None,
     ) -> None:
         self.launch, self.host_file = launch, host_file
+        self._hub_token = hub_token
         self.parent_pid, self.idle_timeout = parent_pid, idle_timeout
         self.backend: Any = None
         self._authkey = os.urandom(32)
@@ -125,11 +138,14 @@ class HostServer:
         else:
             from scribe_tui.runtime.loading import load_model, resolve_model
 
+            if self._hub_token:  # for gated downloads; the process's initial environ never has it
+                os.environ["HF_TOKEN"] = self._hub_token
             resolved = resolve_model(
                 self.launch.model,
                 adapter=self.launch.adapter,
                 base_model=self.launch.base_model,
-                display=self.launch.display_name,
+                # Whoever started the host reads load errors: name their own spec there.
+                display=self.launch.model,
             )
             loaded = load_model(
                 resolved,
@@ -137,11 +153,15 @@ class HostServer:
                 dtype=self.launch.dtype,
                 progress=self._set_phase,
             )
+            _hide_paths(loaded.model, loaded.tokenizer, self.launch.display_name)
             from scribe_tui.runtime.executor import ModelExecutor
             from scribe_tui.runtime.loading import load_base
 
+            # The base loads on a kernel's request: its errors name the display name only.
+            shown = dataclasses.replace(resolved, display=self.launch.display_name)
+
             def base_loader() -> object:
-                return load_base(resolved, device=loaded.device, dtype=loaded.dtype)
+                return load_base(shown, device=loaded.device, dtype=loaded.dtype)
 
             self.backend = ModelExecutor(
                 loaded.model,
@@ -153,8 +173,8 @@ class HostServer:
                 base_loader=base_loader if resolved.base else None,
             )
             # Techniques run here; a hub token needed only for the download should not be readable.
-            for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-                os.environ.pop(var, None)
+            os.environ.pop("HF_TOKEN", None)
+            self._hub_token = None
             if loaded.device == "cpu" and self.backend.parameters < SMALL_MODEL_PARAMETERS:
                 # A small model gains nothing from intra-op threads, and when another
                 # process holds a core they spin-wait: cells measured 100x slower.
@@ -168,6 +188,10 @@ class HostServer:
     def _set_phase(self, phase: str, progress: float) -> None:
         self._state, self._phase, self._progress = "loading", phase, progress
 
+    def writable_dirs(self) -> list[str]:
+        """Where this host writes: its socket's directory and its host file's."""
+        return [self._sock_dir, str(self.host_file.parent)]
+
     def _record(self, failed: str | None = None) -> None:
         write_host_file(
             self.host_file,
@@ -175,7 +199,8 @@ class HostServer:
                 pid=os.getpid(),
                 address=str(self._listener.address),
                 authkey=self._authkey,
-                launch=self.launch,
+                # An investigation's host file is read by its kernels: no paths in it.
+                launch=self.launch.public() if self.parent_pid else self.launch,
                 owner_pid=self.parent_pid,
                 failed=failed,
             ),
@@ -199,14 +224,7 @@ class HostServer:
         return idle and time.monotonic() - self._last_activity > self.idle_timeout
 
     def _watch_parent(self) -> None:
-        import psutil
-
-        # Like ipykernel's ParentPollerUnix, but by pid, since a kernel may restart a host on
-        # the investigation's behalf; is_running() compares start times, so pid reuse is caught.
-        with contextlib.suppress(psutil.Error):
-            parent = psutil.Process(self.parent_pid)
-            while parent.is_running() and parent.status() != psutil.STATUS_ZOMBIE:
-                time.sleep(0.5)
+        _wait_for_exit(self.parent_pid)  # type: ignore[arg-type]
         print("model host: parent process is gone, exiting", file=sys.stderr)
         self._forget_host_file()
         self._close()
@@ -263,7 +281,12 @@ class HostServer:
             self._shutdown.set()
             return {"ok": True, "value": None}
         if op == "cancel":
-            cancelled = self.backend is not None and self.backend.cancel(request.get("call", ""))
+            call_id = request.get("call", "")
+            cancelled = self.backend is not None and self.backend.cancel(call_id)
+            if cancelled:
+                threading.Thread(
+                    target=self._watch_cancel, args=(call_id,), name="cancel-watchdog", daemon=True
+                ).start()
             return {"ok": True, "value": cancelled}
         if op not in _MODEL_OPS:
             return {
@@ -275,6 +298,22 @@ class HostServer:
         if self._state != "ready":
             return {"ok": False, "kind": "not_ready", "message": self._message}
         return self._model_call(op, request, conn)
+
+    def _watch_cancel(self, call_id: str) -> None:
+        """Exit if cancelled call ``call_id`` is still running CANCEL_GRACE s later.
+
+        Such a call (stuck in C code, or catching KeyboardInterrupt) keeps the model
+        lock, and every later call would wait behind it for good. The host file stays,
+        so the supervisor or the next client call starts a new host from it.
+        """
+        if self.backend.wait_stopped(call_id, CANCEL_GRACE):
+            return
+        reason = f"a cancelled call did not stop within {CANCEL_GRACE:g} s"
+        write_exit_note(self.host_file, reason)
+        print(f"model host: exiting: {reason}", file=sys.stderr)
+        sys.stderr.flush()
+        self._close()
+        os._exit(EXIT_STUCK_CALL)
 
     def _model_call(self, op: str, request: dict[str, Any], conn: Connection) -> dict[str, Any]:
         with self._counters:
@@ -328,6 +367,38 @@ class HostServer:
         )
 
 
+def _hide_paths(model: Any, tokenizer: Any, name: str) -> None:
+    """Replace where the weights were loaded from (it can name the secret) by the display name."""
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "_name_or_path"):
+        config._name_or_path = name
+    if hasattr(tokenizer, "name_or_path"):
+        with contextlib.suppress(AttributeError):
+            tokenizer.name_or_path = name
+    for adapter in (getattr(model, "peft_config", None) or {}).values():
+        with contextlib.suppress(AttributeError):
+            adapter.base_model_name_or_path = name
+
+
+def _wait_for_exit(pid: int) -> None:
+    """Return once process ``pid`` exits (a pidfd needs no /proc, which a sealed host lacks)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except (AttributeError, OSError):  # no pidfd (macOS, Linux < 5.3): poll, like ipykernel
+        import psutil
+
+        # is_running() compares start times, so pid reuse is caught.
+        with contextlib.suppress(psutil.Error):
+            parent = psutil.Process(pid)
+            while parent.is_running() and parent.status() != psutil.STATUS_ZOMBIE:
+                time.sleep(0.5)
+        return
+    select.select([fd], [], [])
+    os.close(fd)
+
+
 def _send_stream(conn: Connection, name: str, text: str) -> None:
     # If the client went away, the technique should still finish cleanly.
     with contextlib.suppress(OSError):
@@ -339,28 +410,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m scribe_tui.runtime.host", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
-        "model", help="organism:NAME, a local model directory, or a Hugging Face hub id"
+        "model",
+        nargs="?",
+        help="organism:NAME, a local model directory, or a Hugging Face hub id "
+        "(omitted: the launch spec is read as JSON from stdin)",
     )
     parser.add_argument("--mode", choices=("local", "blackbox", "modal"), default="local")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     parser.add_argument(
         "--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16")
-    )
-    parser.add_argument(
-        "--adapter", help="a PEFT adapter (directory or hub id) to merge into the model"
-    )
-    parser.add_argument(
-        "--base-model", help="the adapter's base model (default: from adapter_config.json)"
-    )
-    parser.add_argument(
-        "--hide-model-name", action="store_true", help="never report the model's name"
-    )
-    parser.add_argument("--gpu", help="Modal GPU type (--mode modal), e.g. A10G, A100, H100")
-    parser.add_argument(
-        "--modal-timeout",
-        type=float,
-        default=60.0,
-        help="seconds to wait for Modal to answer before giving up",
     )
     parser.add_argument(
         "--host-file", required=True, type=Path, help="where to write the address and key"
@@ -375,28 +433,62 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _launch_config(args: argparse.Namespace) -> tuple[LaunchSpec, bool, str | None]:
+    """(launch spec, sealed, hub token): from the arguments, or from stdin as spawn_host sends."""
+    if args.model:
+        return (
+            LaunchSpec(model=args.model, mode=args.mode, device=args.device, dtype=args.dtype),
+            (False),
+            None,
+        )
+    config = json.loads(sys.stdin.readline())
+    return LaunchSpec.from_dict(config["launch"]), bool(config["sealed"]), config.get("hub_token")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    launch = LaunchSpec(
-        model=args.model,
-        mode=args.mode,
-        device=args.device,
-        dtype=args.dtype,
-        adapter=args.adapter,
-        base_model=args.base_model,
-        hide_model_name=args.hide_model_name,
-        gpu=args.gpu,
-        modal_timeout=args.modal_timeout,
-    )
+    launch, sealed, hub_token = _launch_config(args)
+    set_non_dumpable()
     if launch.mode != "modal":
         # Before transformers is imported, so its log handler writes through the capture.
         from scribe_tui.runtime.capture import install_output_capture
 
         install_output_capture()
     server = HostServer(
-        launch, args.host_file, parent_pid=args.parent_pid, idle_timeout=args.idle_timeout
+        launch,
+        args.host_file,
+        parent_pid=args.parent_pid,
+        idle_timeout=args.idle_timeout,
+        hub_token=hub_token,
     )
+    if sealed and launch.mode != "modal":
+        # Before any thread starts: Landlock binds the calling thread and what it spawns.
+        from scribe_tui.runtime.sandbox import apply
+
+        apply(host_policy(launch, server.writable_dirs()))
     return server.serve()
+
+
+def host_policy(launch: LaunchSpec, writable: list[str]) -> SandboxPolicy:
+    """A sealed host reads Python and its model (and the hub cache), and writes its own files."""
+    from scribe_tui.runtime.host_process import secret_paths
+    from scribe_tui.runtime.loading import resolve_model
+
+    resolved = resolve_model(launch.model, adapter=launch.adapter, base_model=launch.base_model)
+    weights = [resolved.path, resolved.tokenizer_path, resolved.adapter, resolved.base]
+    if resolved.organism:
+        weights.append(resolved.organism)  # organism.json and the card are read at load
+    hub = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface"
+    )
+    exclude = [p for p in secret_paths(launch) if p not in weights]
+    policy = base_policy(
+        read=[p for p in (*weights, hub) if p and os.path.exists(p)],
+        write=writable,
+        exclude=[*exclude, os.path.join(hub, "token"), os.path.join(hub, "stored_tokens")],
+    )
+    policy.own_proc = list(_HOST_PROC)
+    return policy
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -29,12 +30,12 @@ from scribe_tui.runtime.host_protocol import (
     encode,
     read_host_file,
 )
+from scribe_tui.runtime.sandbox import SandboxPolicy
 from scribe_tui.runtime.status import HostStatus
 
 OnProgress = Callable[[HostStatus], None]
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-# Hub tokens serve gated downloads; the host drops them once the model is loaded.
-_KEEP = {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"}
+_HUB_TOKENS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
 def host_env(mode: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -42,12 +43,13 @@ def host_env(mode: str, base: Mapping[str, str] | None = None) -> dict[str, str]
 
     Techniques run in the host and their output reaches the agent, so it gets no
     more than a kernel does; Modal's own credentials are kept in modal mode, where
-    techniques run in the container instead.
+    techniques run in the container instead. A hub token travels on stdin instead
+    (see :func:`spawn_host`): an environment stays readable in ``/proc`` for life.
     """
     env = {
         k: v
         for k, v in (os.environ if base is None else base).items()
-        if k in _KEEP or not is_secret_name(k) or (mode == "modal" and k.startswith("MODAL_"))
+        if not is_secret_name(k) or (mode == "modal" and k.startswith("MODAL_"))
     }
     env.pop("SCRIBE_HOST_FILE", None)
     # The host must import this very checkout, whatever the caller's working directory.
@@ -62,49 +64,66 @@ def spawn_host(
     parent_pid: int | None,
     idle_timeout: float | None = None,
     env: Mapping[str, str] | None = None,
+    log_file: Path | None = None,
+    sealed: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """Start ``python -m scribe_tui.runtime.host`` in its own session, logging beside the host file.
+    """Start ``python -m scribe_tui.runtime.host`` in its own session, logging to ``log_file``.
 
-    Its own session keeps a kernel interrupt (SIGINT to the kernel's process group)
-    from killing it.
+    The launch spec and any hub token go on stdin, never on the command line or in
+    the environment, where other processes could read them. Its own session keeps a
+    kernel interrupt (SIGINT to the kernel's process group) from killing it.
     """
-    argv = [
-        sys.executable,
-        "-m",
-        "scribe_tui.runtime.host",
-        *launch.to_argv(),
-        "--host-file",
-        str(host_file),
-    ]
+    argv = [sys.executable, "-m", "scribe_tui.runtime.host", "--host-file", str(host_file)]
     if parent_pid is not None:
         argv += ["--parent-pid", str(parent_pid)]
     if idle_timeout:
         argv += ["--idle-timeout", str(idle_timeout)]
-    with open(host_file.with_suffix(".log"), "ab") as log:
-        return subprocess.Popen(
+    source = os.environ if env is None else env
+    config = {
+        "launch": launch.to_dict(),
+        "sealed": sealed,
+        "hub_token": next((source[k] for k in _HUB_TOKENS if source.get(k)), None),
+    }
+    with open(log_file or host_file.with_suffix(".log"), "ab") as log:
+        proc = subprocess.Popen(
             argv,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=host_env(launch.mode, env),
             start_new_session=True,
             close_fds=True,
         )
+    assert proc.stdin is not None
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.write(json.dumps(config).encode() + b"\n")
+    proc.stdin.close()
+    return proc
 
 
 def pid_alive(pid: int | None) -> bool:
-    """True for a running process (zombies count as dead)."""
+    """True for a running process (zombies count as dead), also from inside the sandbox."""
     if not pid:
         return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, outside this process's sandbox
     import psutil
 
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
+    except psutil.NoSuchProcess:
         return False
+    except psutil.Error:
+        return True
 
 
-def failure_message(host_file: Path, returncode: int | None = None) -> str:
+def failure_message(
+    host_file: Path, returncode: int | None = None, log_file: Path | None = None
+) -> str:
     """Why a host is not running: its recorded failure, else its log's last line."""
     record = read_host_file(host_file)
     if record is not None and record.failed:
@@ -112,7 +131,9 @@ def failure_message(host_file: Path, returncode: int | None = None) -> str:
     try:
         lines = [
             ln
-            for ln in host_file.with_suffix(".log").read_text(errors="replace").splitlines()
+            for ln in (log_file or host_file.with_suffix(".log"))
+            .read_text(errors="replace")
+            .splitlines()
             if ln.strip()
         ]
     except OSError:
@@ -152,7 +173,10 @@ class HostProcess:
     """The investigation's model host: spawn it, follow its loading, poll its status, stop it.
 
     The host lives in a private directory (0700) under the user's runtime dir and
-    exits by itself if this process dies. Kernels get only :meth:`kernel_env`.
+    exits by itself if this process dies. If it dies while this process lives (a
+    crash, the OOM killer, a call that would not stop), a supervisor thread starts a
+    new one and the model loads again. Kernels get only :meth:`kernel_env`, which
+    names a directory of its own holding the host file and nothing else.
     """
 
     def __init__(
@@ -168,6 +192,7 @@ class HostProcess:
         gpu: str | None = None,
         modal_timeout: float = 60.0,
         state_dir: Path | None = None,
+        sealed: bool = False,
     ) -> None:
         self.launch = LaunchSpec(
             model=model_spec,
@@ -180,29 +205,49 @@ class HostProcess:
             gpu=gpu,
             modal_timeout=modal_timeout,
         )
+        self.sealed = sealed
+        self.restarts = 0
         self._state_dir = state_dir
         self._dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._status_conn: tuple[int, Connection] | None = None
         self._status_lock = threading.Lock()
         self._stopped = False
+        self._stop_supervisor = threading.Event()
 
     @property
     def host_file(self) -> Path:
-        """The private file a kernel reads (via ``SCRIBE_HOST_FILE``) to find the host."""
+        """The file a kernel reads (via ``SCRIBE_HOST_FILE``) to find the host."""
         if self._dir is None:
             raise RuntimeError("HostProcess.start() has not been called")
-        return self._dir / "host.json"
+        return self._dir / "kernel" / "host.json"
+
+    @property
+    def log_file(self) -> Path:
+        """The host's output; it may name paths, so it sits outside the kernel's directory."""
+        if self._dir is None:
+            raise RuntimeError("HostProcess.start() has not been called")
+        return self._dir / "host.log"
 
     @property
     def pid(self) -> int | None:
-        """The serving host's pid (a client may have restarted it since we spawned it)."""
+        """The serving host's pid (the supervisor may have restarted it since)."""
         record = read_host_file(self.host_file) if self._dir else None
         return record.pid if record else (self._proc.pid if self._proc else None)
 
     def kernel_env(self) -> dict[str, str]:
         """The only host-related variable a kernel needs."""
         return {"SCRIBE_HOST_FILE": str(self.host_file)}
+
+    def kernel_policy(self, notebook_dir: Path, scratch: Path) -> SandboxPolicy:
+        """What a sealed kernel may reach: Python, its two directories, the host file."""
+        from scribe_tui.runtime.sandbox import base_policy
+
+        return base_policy(
+            read=[str(self.host_file.parent)],
+            write=[str(notebook_dir), str(scratch)],
+            exclude=secret_paths(self.launch),
+        )
 
     def start_sync(self) -> None:
         """Spawn the host (returns at once; see :meth:`wait_ready`)."""
@@ -221,8 +266,35 @@ class HostProcess:
         hosts = self._state_dir / "hosts"
         hosts.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix="host-", dir=hosts))  # mkdtemp: mode 0700
-        self._proc = spawn_host(self.launch, self.host_file, parent_pid=os.getpid())
+        self.host_file.parent.mkdir(mode=0o700)
+        self._proc = self._spawn()
         atexit.register(self.stop)
+        threading.Thread(target=self._supervise, name="host-supervisor", daemon=True).start()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return spawn_host(
+            self.launch,
+            self.host_file,
+            parent_pid=os.getpid(),
+            log_file=self.log_file,
+            sealed=self.sealed,
+        )
+
+    def _supervise(self) -> None:
+        """Start a new host when the serving one dies unasked; a failed load is not retried."""
+        while not self._stop_supervisor.wait(0.25):
+            record = read_host_file(self.host_file)
+            if record is None or record.failed or pid_alive(record.pid):
+                continue
+            with host_file_lock(self.host_file):
+                if self._stop_supervisor.is_set() or read_host_file(self.host_file) != record:
+                    continue
+                remove_dead_socket(record)
+                self.host_file.unlink(missing_ok=True)
+                if self._proc is not None:
+                    self._proc.poll()  # reap the old one
+                self.restarts += 1
+                self._proc = self._spawn()
 
     async def start(self) -> None:
         """Async twin of :meth:`start_sync`."""
@@ -309,7 +381,7 @@ class HostProcess:
         returncode = self._proc.poll() if pid == self._proc.pid else None
         return HostStatus(
             state="failed",
-            message=failure_message(self.host_file, returncode),
+            message=failure_message(self.host_file, returncode, self.log_file),
             model=self.launch.display_name,
             mode=self.launch.mode,
             pid=pid,
@@ -336,6 +408,7 @@ class HostProcess:
         if self._proc is None or self._stopped:
             return
         self._stopped = True
+        self._stop_supervisor.set()
         # Remove the host file first (under the restart lock), so a kernel that sees the
         # host go away reports the end of the investigation instead of restarting it.
         with host_file_lock(self.host_file):
@@ -392,3 +465,23 @@ def _terminate(pid: int, deadline: float, proc: subprocess.Popen[bytes] | None) 
         while not gone() and time.monotonic() < deadline:
             time.sleep(0.02)
         deadline = time.monotonic() + 2.0
+
+
+def secret_paths(launch: LaunchSpec) -> list[str]:
+    """What no sealed process may read through a wider grant: keys, weights, our own state."""
+    from scribe_tui.paths import config_file, state_dir
+
+    paths = [str(state_dir()), str(config_file().parent), *_organism_secrets()]
+    if launch.mode != "modal":
+        paths += [
+            p for p in (launch.model, launch.adapter, launch.base_model) if p and os.path.exists(p)
+        ]
+    return paths
+
+
+def _organism_secrets() -> list[str]:
+    """The organisms' weights and every answer key location (see scribe_tui.organisms.keys)."""
+    from scribe_tui.organisms import keys
+    from scribe_tui.organisms.registry import BUNDLED_DIR
+
+    return [str(BUNDLED_DIR), str(keys.BUNDLED_KEYS_DIR), str(keys.key_store_dir())]

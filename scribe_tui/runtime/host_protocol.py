@@ -16,6 +16,7 @@ This module is imported in the kernel: it must stay free of torch.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import linecache
@@ -23,7 +24,7 @@ import os
 import pickle
 import sys
 import traceback
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
@@ -60,6 +61,22 @@ class RemoteError(Exception):
         self.remote_traceback = remote_traceback
 
 
+LOCAL_PREFIX = "local:"
+
+
+def _is_local_path(spec: str) -> bool:
+    return spec.startswith(("/", ".", "~")) or Path(spec).expanduser().exists()
+
+
+def _local_kind(path: Path) -> str:
+    for name, key in (("organism.json", "kind"), ("config.json", "model_type")):
+        try:
+            return str(json.loads((path / name).read_text(encoding="utf-8"))[key])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return "model"
+
+
 @dataclass(frozen=True)
 class LaunchSpec:
     """How a host is started; recorded in the host file so a client can start it again."""
@@ -80,24 +97,20 @@ class LaunchSpec:
 
     @property
     def display_name(self) -> str:
-        """What users see: the model spec, or a neutral name when it is hidden."""
-        return "the subject model" if self.hide_model_name else self.model
+        """What the kernel and the notebook see: never a local path, which can name the secret.
 
-    def to_argv(self) -> list[str]:
-        """Command-line arguments for ``python -m scribe_tui.runtime.host``."""
-        argv = [self.model, "--mode", self.mode, "--device", self.device, "--dtype", self.dtype]
-        for flag, value in (
-            ("--adapter", self.adapter),
-            ("--base-model", self.base_model),
-            ("--gpu", self.gpu),
-        ):
-            if value:
-                argv += [flag, value]
+        ``organism:NAME`` and hub ids are shown as given; a local directory becomes
+        ``local:KIND`` (an organism's kind, or the config's model type).
+        """
         if self.hide_model_name:
-            argv.append("--hide-model-name")
-        if self.mode == "modal":
-            argv += ["--modal-timeout", str(self.modal_timeout)]
-        return argv
+            return "the subject model"
+        if self.model.startswith((LOCAL_PREFIX, "organism:")) or not _is_local_path(self.model):
+            return self.model
+        return f"{LOCAL_PREFIX}{_local_kind(Path(self.model).expanduser())}"
+
+    def public(self) -> LaunchSpec:
+        """This spec as a sealed kernel may see it: the display name, no paths."""
+        return replace(self, model=self.display_name, adapter=None, base_model=None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,6 +168,26 @@ def read_host_file(path: Path) -> HostRecord | None:
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def write_exit_note(host_file: Path, reason: str) -> None:
+    """Leave why this host is stopping itself beside the host file, where kernels can read it.
+
+    Its log may be out of a sealed kernel's reach; the note names no path.
+    """
+    with contextlib.suppress(OSError):
+        host_file.with_suffix(".exit").write_text(
+            json.dumps({"pid": os.getpid(), "reason": reason}), encoding="utf-8"
+        )
+
+
+def read_exit_note(host_file: Path, pid: int) -> str | None:
+    """Why host ``pid`` stopped itself (see :func:`write_exit_note`), if it said."""
+    try:
+        note = json.loads(host_file.with_suffix(".exit").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return note.get("reason") if isinstance(note, dict) and note.get("pid") == pid else None
 
 
 # What connect() raises when the host is gone, is closing, or was replaced (a new key).

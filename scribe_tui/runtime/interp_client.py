@@ -51,6 +51,7 @@ from scribe_tui.runtime.host_protocol import (
     code_origins,
     connect,
     encode,
+    read_exit_note,
     read_host_file,
     unpack_exception,
 )
@@ -275,7 +276,10 @@ class InterpClient:
         deadline = time.monotonic() + 1.0
         while record is not None and pid_alive(record.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
-        if record is not None and not pid_alive(record.pid):
+        note = read_exit_note(self._host_file, record.pid) if record is not None else None
+        if record is not None and note:
+            why = f"host pid {record.pid} stopped itself: {note}"
+        elif record is not None and not pid_alive(record.pid):
             why = f"host pid {record.pid} exited"
         else:
             why = str(exc) or type(exc).__name__
@@ -317,24 +321,12 @@ class InterpClient:
         return conn
 
     def _connect_or_start(self, deadline: float) -> tuple[Connection, HostRecord]:
-        start = time.monotonic()
         record = read_host_file(self._host_file)
         conn = _try_connect(record)
         if conn is not None:
             return conn, record  # type: ignore[return-value]
-        if record is None and self._launch is None:
-            # The investigation may have spawned its host a moment ago: the file appears
-            # once the host listens. A removed directory means the investigation is over.
-            while record is None and self._host_file.parent.is_dir():
-                if time.monotonic() > min(deadline, start + _FIRST_WRITE_TIMEOUT):
-                    break
-                time.sleep(0.02)
-                record = read_host_file(self._host_file)
-            if record is None:
-                raise self._ended()
-            conn = _try_connect(record)
-            if conn is not None:
-                return conn, record
+        if self._launch is None and (record is None or record.owner_pid is not None):
+            return self._wait_for_host(deadline)
         with host_file_lock(self._host_file):
             # Another kernel may have restarted it while we waited for the lock.
             record = read_host_file(self._host_file)
@@ -359,30 +351,55 @@ class InterpClient:
                 time.sleep(0.02)
         raise HostStartError(f"the model host did not start within {self._timeout:.0f} s")
 
+    def _wait_for_host(self, deadline: float) -> tuple[Connection, HostRecord]:
+        """Wait for the investigation's host: its owner starts it, and starts it again if it dies.
+
+        A kernel never starts that host itself: a sealed kernel could not read the weights.
+        """
+        start, announced = time.monotonic(), False
+        while time.monotonic() < deadline:
+            record = read_host_file(self._host_file)
+            if record is None:
+                # The file appears once the host listens; a removed directory means the end.
+                if not self._host_file.parent.is_dir():
+                    raise self._ended()
+                if time.monotonic() - start > _FIRST_WRITE_TIMEOUT:
+                    raise HostStartError(failure_message(self._host_file))
+            elif record.failed:
+                raise HostStartError(record.failed)
+            else:
+                conn = _try_connect(record)
+                if conn is not None:
+                    return conn, record
+                if not pid_alive(record.pid):
+                    if not pid_alive(record.owner_pid):
+                        raise self._ended()
+                    if not announced:
+                        print("The model host stopped; waiting for its restart…", flush=True)
+                        announced = True
+            time.sleep(0.02)
+        raise HostStartError(f"the model host did not come back within {self._timeout:.0f} s")
+
     def _spawn(self, record: HostRecord | None) -> subprocess.Popen[bytes]:
         launch = record.launch if record is not None else self._launch
         if launch is None:
             raise self._ended()
-        owner = None
         if record is not None:
             remove_dead_socket(record)
-            owner = record.owner_pid if pid_alive(record.owner_pid) else None
         verb = "Restarting" if record is not None else "Starting"
         print(f"{verb} the model host for {launch.display_name}…", flush=True)
         for old in _SPAWNED:
             old.poll()
+        # Nobody owns this host: it outlives kernel restarts until it idles out.
         proc = spawn_host(
-            launch,
-            self._host_file,
-            parent_pid=owner,
-            idle_timeout=None if owner else DEFAULT_IDLE_TIMEOUT,
+            launch, self._host_file, parent_pid=None, idle_timeout=DEFAULT_IDLE_TIMEOUT
         )
         _SPAWNED.append(proc)
         return proc
 
     def _ended(self) -> HostConnectionError:
         return HostConnectionError(
-            f"the model host is gone and its host file ({self._host_file}) was removed: "
+            "the model host is gone and so is the investigation that ran it: "
             "the investigation has ended"
         )
 
@@ -433,7 +450,11 @@ def _locate(
         if (
             model is None
             or record is None
-            or (record.launch.model, record.launch.mode) == (model, mode)
+            or (
+                record.launch.mode == mode
+                # The investigation's host file names the model by its display name.
+                and record.launch.model in (model, LaunchSpec(model=model).display_name)
+            )
         ):
             return Path(env), None
     if model is None:

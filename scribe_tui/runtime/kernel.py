@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,12 +30,15 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKerne
 
 from scribe_tui.runtime.environment import kernel_environment
 from scribe_tui.runtime.outputs import OutputCollector
+from scribe_tui.runtime.sandbox import POLICY_ENV, SandboxPolicy, sandboxed_argv
 
 __all__ = ["ExecStatus", "ExecutionResult", "KernelError", "KernelSession"]
 
 log = logging.getLogger(__name__)
 
 ExecStatus = Literal["ok", "error", "timeout", "died"]
+# Given the kernel's working directory and scratch home, what a sealed kernel may reach.
+SandboxFactory = Callable[[Path, Path], SandboxPolicy]
 
 # Longest wait on the kernel between checks that its process is alive, a timeout has
 # passed, or a restart wants the session; it bounds how late a death is noticed.
@@ -85,8 +89,11 @@ class KernelSession:
         kernel_name: str = "python3",
         startup_timeout: float = 60.0,
         python: str | None = None,
+        sandbox: SandboxFactory | None = None,
     ) -> None:
         self._cwd = Path(cwd) if cwd is not None else None
+        self._sandbox = sandbox
+        self._scratch: Path | None = None
         self._extra_env = dict(extra_env or {})
         self._kernel_name = kernel_name
         self._startup_timeout = startup_timeout
@@ -237,10 +244,15 @@ class KernelSession:
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 - open as long as the kernel runs
         kc: AsyncKernelClient | None = None
         began = time.monotonic()
+        cwd = self._cwd or Path.cwd()
+        env = kernel_environment(self._extra_env)
+        if self._sandbox is not None:
+            spec.argv = sandboxed_argv(spec.argv)
+            env.update(self._sealed_env(cwd))
         try:
             await km.start_kernel(
-                env=kernel_environment(self._extra_env),
-                cwd=str(self._cwd or Path.cwd()),
+                env=env,
+                cwd=str(cwd),
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
             )
@@ -264,6 +276,28 @@ class KernelSession:
         if self._process is not None:
             # Safety net for sessions dropped without shutdown() and for interpreter exit.
             self._reaper = weakref.finalize(self, _kill_group, self._process)
+
+    def _sealed_env(self, cwd: Path) -> dict[str, str]:
+        """A scratch home for the sealed kernel, and the policy its launcher applies."""
+        assert self._sandbox is not None
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="scribe-kernel-"))
+            # Removed with the session (or at exit); a restart keeps the kernel's files.
+            weakref.finalize(self, shutil.rmtree, self._scratch, ignore_errors=True)
+        home = self._scratch
+        dirs = {
+            "HOME": home,
+            "TMPDIR": home / "tmp",
+            "IPYTHONDIR": home / ".ipython",
+            "MPLCONFIGDIR": home / ".matplotlib",
+            "XDG_CACHE_HOME": home / ".cache",
+            "XDG_CONFIG_HOME": home / ".config",
+            "XDG_DATA_HOME": home / ".local" / "share",
+        }
+        for path in dirs.values():
+            path.mkdir(parents=True, exist_ok=True)
+        policy = self._sandbox(cwd, home)
+        return {**{k: str(v) for k, v in dirs.items()}, POLICY_ENV: policy.to_json()}
 
     async def _stop(self) -> None:
         km, kc, stderr, process = self._km, self._kc, self._stderr, self._process

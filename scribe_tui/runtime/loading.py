@@ -39,6 +39,7 @@ class ResolvedModel:
     adapter: str | None = None
     local_files_only: bool = False
     base: str | None = None  # the checkpoint before fine-tuning, for model diffing
+    organism: str | None = None  # the organism directory (organism.json, card), if one
 
 
 def resolve_model(
@@ -58,7 +59,14 @@ def resolve_model(
         if adapter is None and (Path(path) / "adapter_config.json").exists():
             adapter, path = path, str(base_model or base_dir or _adapter_base(Path(path)))
         base = str(base_dir) if base_dir else None
-        return ResolvedModel(display, path, _tokenizer_source(adapter, path), adapter, base=base)
+        return ResolvedModel(
+            display,
+            path,
+            _tokenizer_source(adapter, path),
+            adapter,
+            base=base,
+            organism=str(model_dir.parent),
+        )
     if local.is_dir():
         if (local / "adapter_config.json").exists() and adapter is None:
             base = base_model or _adapter_base(local)

@@ -7,7 +7,9 @@
 - Names: :func:`slugify` turns a task or experiment name into a file-name slug;
   :func:`format_size` writes byte counts for people.
 - Writes: :func:`atomic_write` replaces a file so readers see the old or the new one,
-  never a mix; :func:`create_exclusive` writes a new file only if the name is free.
+  never a mix; :func:`create_exclusive` writes a new file only if the name is free;
+  :func:`file_stamp` tells whether a file changed since it was written, and
+  :func:`disk_trouble` says what a failed write needs.
 
 :mod:`scribe_tui.runtime.notebook` builds the document on top of these.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import io
 import json
 import os
@@ -36,6 +39,8 @@ __all__ = [
     "cell_for_disk",
     "clean_text",
     "create_exclusive",
+    "disk_trouble",
+    "file_stamp",
     "format_size",
     "join_text",
     "json_safe",
@@ -270,7 +275,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_temp(path: Path, data: bytes) -> Path:
+def _write_temp(path: Path, data: bytes) -> tuple[Path, os.stat_result]:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
@@ -278,16 +283,20 @@ def _write_temp(path: Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+            written = os.fstat(handle.fileno())
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    return tmp
+    return tmp, written
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file, never a mix."""
-    tmp = _write_temp(path, data)
+def atomic_write(path: Path, data: bytes) -> os.stat_result:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, never a mix.
+
+    Returns the new file's status as written (a rename keeps it), for :func:`file_stamp`.
+    """
+    tmp, written = _write_temp(path, data)
     try:
         os.replace(tmp, path)
     except BaseException:
@@ -295,11 +304,27 @@ def atomic_write(path: Path, data: bytes) -> None:
             tmp.unlink()
         raise
     _fsync_dir(path.parent)
+    return written
+
+
+def file_stamp(file: Path | os.stat_result) -> tuple[int, int, int] | None:
+    """What changes when anyone rewrites a file: inode, modification time, size (None: gone)."""
+    try:
+        status = file if isinstance(file, os.stat_result) else os.stat(file)
+    except FileNotFoundError:
+        return None
+    return status.st_ino, status.st_mtime_ns, status.st_size
+
+
+def disk_trouble(exc: OSError) -> str:
+    """Why a write failed and what to do, e.g. ``No space left on device; free some space``."""
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return f"{exc.strerror or exc}; {'free some space' if full else 'check the folder'}"
 
 
 def create_exclusive(path: Path, data: bytes) -> bool:
     """Write ``data`` to ``path`` only if nothing is there yet; False on a name clash."""
-    tmp = _write_temp(path, data)
+    tmp, _ = _write_temp(path, data)
     try:
         os.link(tmp, path)  # atomic "create if absent" with the full content already in place
     except FileExistsError:

@@ -7,6 +7,10 @@ old one, so a crash mid-save leaves the previous version intact. Serialised cell
 cached until they change, so a save costs one join and one write however long the
 notebook grows.
 
+A failed save (a full disk) raises :class:`NotebookSaveError`, and the next one retries.
+A file someone else changed since our last save (a person in Jupyter) is never
+overwritten: the notebook moves to a new file beside it (:meth:`Notebook.take_notices`).
+
 The pure helpers this builds on (output capping, text cleaning, slugs, atomic writes)
 are in :mod:`scribe_tui.runtime.nbfiles`; the ones other code imports from here are
 re-exported.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import secrets
 import threading
 import warnings
@@ -37,6 +42,8 @@ from scribe_tui.runtime.nbfiles import (
     cell_for_disk,
     clean_text,
     create_exclusive,
+    disk_trouble,
+    file_stamp,
     format_size,
     join_text,
     json_safe,
@@ -48,6 +55,7 @@ __all__ = [
     "DEFAULT_TEXT_CAP",
     "Notebook",
     "NotebookError",
+    "NotebookSaveError",
     "cap_outputs",
     "cap_text",
     "format_size",
@@ -62,6 +70,10 @@ _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notebook-save")
 
 class NotebookError(ValueError):
     """A notebook that cannot be used; the message is one line saying what to do."""
+
+
+class NotebookSaveError(NotebookError):
+    """A save failed; the file holds the last good save and the next save tries again."""
 
 
 def _new_cell_id() -> str:
@@ -96,6 +108,8 @@ class Notebook:
         self._pending: tuple[int, bytes] | None = None
         self._writing = False
         self._save_error: Exception | None = None
+        self._stamp: tuple[int, int, int] | None = None  # of the file as this object last wrote it
+        self._notices: list[str] = []
 
     # -- construction -------------------------------------------------------------------
 
@@ -141,15 +155,24 @@ class Notebook:
 
     def _claim(self, directory: Path, slug: str, now: datetime) -> None:
         """Pick the first free file name and write the notebook there atomically."""
-        directory.mkdir(parents=True, exist_ok=True)
         stem = f"{now.strftime('%Y-%m-%d-%H-%M')}_{slug}"
-        data = self.dumps()
-        for n in range(1, 10_000):
-            path = directory / (f"{stem}.ipynb" if n == 1 else f"{stem}-{n}.ipynb")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            names = (f"{stem}.ipynb" if n == 1 else f"{stem}-{n}.ipynb" for n in range(1, 10_000))
+            self._create_first_free(directory, names, self.dumps())
+        except OSError as exc:
+            raise NotebookError(
+                f"could not create a notebook in {directory}: {disk_trouble(exc)}"
+            ) from exc
+
+    def _create_first_free(self, directory: Path, names: Iterable[str], data: bytes) -> None:
+        """Write ``data`` to the first name not taken and make that file this notebook's."""
+        for name in names:
+            path = directory / name
             if not path.exists() and create_exclusive(path, data):
-                self.path = path
+                self.path, self._stamp = path, file_stamp(path)
                 return
-        raise NotebookError(f"{directory}: no free notebook name for {stem}; clean up the folder")
+        raise NotebookError(f"{directory}: no free notebook name for {name}; clean up the folder")
 
     @classmethod
     def load(
@@ -166,6 +189,7 @@ class Notebook:
         if not path.is_file():
             raise NotebookError(f"{path}: no such notebook; check the path (scribe-tui list)")
         try:
+            stamp = file_stamp(path)  # before reading: a change after it is seen
             with warnings.catch_warnings():
                 # Missing or duplicate cell ids are repaired below; no need to warn.
                 warnings.simplefilter("ignore", DuplicateCellId)
@@ -194,7 +218,9 @@ class Notebook:
                     cell.get("outputs", []), text_cap=text_cap, image_cap=image_cap
                 )
         nb["metadata"].setdefault("scribe", {})
-        return cls(path, nb, text_cap=text_cap, image_cap=image_cap)
+        notebook = cls(path, nb, text_cap=text_cap, image_cap=image_cap)
+        notebook._stamp = stamp
+        return notebook
 
     def fork(
         self,
@@ -427,14 +453,44 @@ class Notebook:
                 self._save_error = None
 
     def write(self, snapshot: tuple[int, bytes]) -> None:
-        """Write a snapshot atomically unless a newer one is already on disk (thread-safe)."""
+        """Write a snapshot atomically unless a newer one is already on disk (thread-safe).
+
+        Raises :class:`NotebookSaveError` if it cannot; the file keeps the last good save.
+        """
         version, data = snapshot
         with self._lock:
             if version <= self._written:
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.path, data)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                on_disk = file_stamp(self.path)
+                if on_disk is None or self._stamp in (None, on_disk):
+                    self._stamp = file_stamp(atomic_write(self.path, data))
+                else:
+                    self._move_aside(data)
+            except OSError as exc:
+                raise NotebookSaveError(
+                    f"could not save notebook {self.path}: {disk_trouble(exc)}; the run "
+                    "continues in memory and saving is retried at the next change"
+                ) from exc
             self._written = version
+
+    def _move_aside(self, data: bytes) -> None:
+        """Someone else rewrote the file: leave theirs, and save to a new file beside it."""
+        original = self.path
+        base = re.sub(r"\.scribe-\d+$", "", original.stem)
+        names = (f"{base}.scribe-{n}.ipynb" for n in range(1, 10_000))
+        self._create_first_free(original.parent, names, data)
+        self._notices.append(
+            f"{original} was changed by another program; left it as it is, and this "
+            f"notebook is now saved to {self.path}"
+        )
+
+    def take_notices(self) -> list[str]:
+        """Things a person should know about this notebook's file, each said once (thread-safe)."""
+        with self._lock:
+            notices, self._notices = self._notices, []
+        return notices
 
 
 def _plain(value: Any) -> Any:

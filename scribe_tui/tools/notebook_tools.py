@@ -19,7 +19,8 @@ from types import MappingProxyType
 from typing import Any
 
 from scribe_tui.agent.events import CellAdded, CellExecuting, CellUpdated, Event
-from scribe_tui.runtime.kernel import ExecutionResult, KernelError, KernelSession
+from scribe_tui.runtime.kernel import ExecutionResult, KernelError, KernelSession, SandboxFactory
+from scribe_tui.runtime.nblock import NotebookLock
 from scribe_tui.runtime.notebook import (
     DEFAULT_IMAGE_CAP,
     DEFAULT_TEXT_CAP,
@@ -86,6 +87,8 @@ class Session:
     concluded: bool = False
     # Keeps "append a cell, run it" atomic so cells sit in the order they ran.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    # Keeps other scribe-tui processes off the notebook while the session lives.
+    hold: NotebookLock | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -120,6 +123,7 @@ class NotebookTools:
         max_images: int = MAX_IMAGES,
         metadata: Mapping[str, Any] | None = None,
         kernel_env: Mapping[str, str] | None = None,
+        kernel_sandbox: SandboxFactory | None = None,
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
         self.notebooks_dir = Path(notebooks_dir)
@@ -131,6 +135,7 @@ class NotebookTools:
         self.max_images = max_images
         self.metadata = dict(metadata or {})
         self.kernel_env = dict(kernel_env or {})
+        self.kernel_sandbox = kernel_sandbox
         self.on_event = on_event
         self._sessions: dict[str, Session] = {}
         self._ended: dict[str, Path] = {}  # shut-down session id → its notebook
@@ -226,11 +231,17 @@ class NotebookTools:
             if isinstance(outcome, Exception):
                 log.error("closing session %s failed: %s", session.id, outcome)
 
+    def take_notices(self) -> list[str]:
+        """Warnings about the live notebooks' files (one saved aside, ...), each given once."""
+        return [n for s in self._sessions.values() for n in s.notebook.take_notices()]
+
     def _with_save_warnings(self, result: ToolResult) -> ToolResult:
         """Say so while a notebook cannot be saved: the work is only in memory until it can."""
         for session in self._sessions.values():
             error = session.notebook.save_error
-            if error is not None:
+            if isinstance(error, NotebookError):  # its message already says all that
+                result.content.append(_text(f"Warning: {error}")[0])
+            elif error is not None:
                 result.content.append(
                     _text(
                         f"Warning: {session.notebook.path} could not be saved ({error}); the "
@@ -244,7 +255,9 @@ class NotebookTools:
     async def _kernel(self, cwd: Path) -> KernelSession:
         """A started kernel whose working directory is the notebook's, as in Jupyter."""
         cwd.mkdir(parents=True, exist_ok=True)
-        kernel = KernelSession(cwd=cwd.resolve(), extra_env=self.kernel_env)
+        kernel = KernelSession(
+            cwd=cwd.resolve(), extra_env=self.kernel_env, sandbox=self.kernel_sandbox
+        )
         try:
             await kernel.start()
         except BaseException:
@@ -252,9 +265,14 @@ class NotebookTools:
             raise
         return kernel
 
-    def _register(self, notebook: Notebook, kernel: KernelSession) -> Session:
+    def _register(
+        self, notebook: Notebook, kernel: KernelSession, hold: NotebookLock | None = None
+    ) -> Session:
+        if hold is None:  # a notebook just created: nobody else can hold it yet
+            hold = NotebookLock(notebook.path)
+            hold.acquire()
         self._counter += 1
-        session = Session(f"s{self._counter}", notebook, kernel)
+        session = Session(f"s{self._counter}", notebook, kernel, hold=hold)
         self._sessions[session.id] = session
         return session
 
@@ -267,7 +285,13 @@ class NotebookTools:
             if notebook.scribe.get("status") == "running":
                 notebook.update_scribe(status="stopped", save=False)
                 notebook.save_soon()
-            await asyncio.to_thread(notebook.flush)
+            try:
+                await asyncio.to_thread(notebook.flush)
+            finally:
+                for notice in notebook.take_notices():  # too late for the run's event stream
+                    log.warning("%s", notice)
+                if session.hold is not None:
+                    session.hold.release()
 
     def _new_notebook(self, name: str | None) -> Notebook:
         return Notebook.create(
@@ -312,7 +336,14 @@ class NotebookTools:
 
     async def _resume(self, *, author: str, notebook_path: str) -> ToolResult:
         notebook = self._load(notebook_path)
-        session = self._register(notebook, await self._kernel(notebook.path.parent))
+        hold = NotebookLock(notebook.path)
+        hold.acquire()  # NotebookBusy, before a kernel starts, if another process has it
+        try:
+            kernel = await self._kernel(notebook.path.parent)
+        except BaseException:
+            hold.release()
+            raise
+        session = self._register(notebook, kernel, hold)
         notebook.update_scribe(status="running", save=False)
         notebook.save_soon()
         summary = await self._restore(session)

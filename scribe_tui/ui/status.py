@@ -133,4 +133,8 @@ class StatusBar(Static):
         if self.queued:
             text.append(*sep)
             text.append(f"{self.queued} queued", style="bold #ffaf00")
+        if s.sandbox:
+            text.append(*sep)
+            sealed = s.sandbox.startswith("sandbox: landlock")
+            text.append("sealed" if sealed else s.sandbox, style="green" if sealed else "bold red")
         return text

@@ -1,0 +1,322 @@
+"""Seal a process with Landlock: it reads what research needs and nothing that holds a secret.
+
+The notebook kernel runs the agent's code, and the model host runs the functions
+that code ships, so both are untrusted. On Linux (Landlock ABI 1+, kernel 5.13+)
+each is started through :func:`main`, which restricts itself and then ``exec``s
+the real program; the restriction is inherited by everything the program starts.
+
+A :class:`SandboxPolicy` lists what stays reachable: the Python installation,
+the packages it imports (without the organisms' weights and answer keys), a few
+system files, the process's own ``/proc/<pid>`` (never another process's), and
+the read-write directories it works in. Anything else, home dotfiles, config,
+other processes' environments and memory, answer keys, weights, fails with
+``PermissionError``. Where Landlock is missing the run goes on unsealed and says
+so: :func:`probe` gives the reason that ends up in the status and the notebook.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["SandboxPolicy", "SandboxState", "apply", "probe", "sandboxed_argv"]
+
+POLICY_ENV = "SCRIBE_SANDBOX_POLICY"
+
+# Landlock's syscall numbers are the same on every architecture (added after unification).
+_CREATE_RULESET, _ADD_RULE, _RESTRICT_SELF = 444, 445, 446
+_CREATE_RULESET_VERSION = 1
+_RULE_PATH_BENEATH = 1
+_PR_SET_NO_NEW_PRIVS, _PR_SET_DUMPABLE = 38, 4
+
+_EXECUTE, _WRITE_FILE, _READ_FILE, _READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+_REFER, _TRUNCATE, _IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+_FILE_ONLY = _EXECUTE | _WRITE_FILE | _READ_FILE | _TRUNCATE | _IOCTL_DEV
+_READ = _EXECUTE | _READ_FILE | _READ_DIR
+_SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
+
+# System files a Python process reads; /etc as a whole would include shadow and keys.
+_ETC = (
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "passwd", "group",
+    "nsswitch.conf", "host.conf", "hosts", "resolv.conf", "gai.conf", "ssl", "ca-certificates",
+    "fonts", "mime.types", "os-release", "locale.alias", "alternatives", "matplotlibrc",
+)  # fmt: skip
+_SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/sys", "/proc/sys")
+_PROC_FILES = ("cpuinfo", "meminfo", "stat", "loadavg", "uptime", "version", "filesystems")
+_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+_GPU_DEVICES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia0", "nvidia1", "dri")
+
+
+@dataclass(frozen=True)
+class SandboxState:
+    """Whether runs are sealed here, by what, or why not."""
+
+    sealed: bool
+    mechanism: str  # "landlock" or "off"
+    reason: str = ""  # why it is off, or the Landlock ABI when on
+
+    @property
+    def label(self) -> str:
+        """What the status bar and the event stream say, e.g. ``sandbox: off (macOS)``."""
+        if self.sealed:
+            return f"sandbox: landlock ({self.reason})" if self.reason else "sandbox: landlock"
+        return f"sandbox: off ({self.reason})"
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class SandboxPolicy:
+    """What a sealed process may reach; paths are absolute."""
+
+    read: list[str] = field(default_factory=list)
+    write: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)  # never granted through a read tree
+    # Entries of the process's own /proc/<pid> it may read; None: all of them. The model
+    # host gets a few: its memory maps would show where the weights were loaded from.
+    own_proc: list[str] | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> SandboxPolicy:
+        data = json.loads(text)
+        return cls(**data)
+
+
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+def _abi() -> int:
+    return int(_libc().syscall(_CREATE_RULESET, None, ctypes.c_size_t(0), _CREATE_RULESET_VERSION))
+
+
+@functools.cache
+def probe() -> SandboxState:
+    """Whether this machine can seal a kernel (cached; cheap: one syscall)."""
+    if not sys.platform.startswith("linux"):
+        name = "macOS" if sys.platform == "darwin" else sys.platform
+        return SandboxState(False, "off", f"{name} has no Landlock")
+    try:
+        abi = _abi()
+    except (OSError, AttributeError) as exc:
+        return SandboxState(False, "off", f"Landlock unavailable: {exc}")
+    if abi < 1:
+        errno = ctypes.get_errno()
+        why = {38: "kernel older than 5.13", 95: "Landlock disabled at boot"}.get(
+            errno, os.strerror(errno)
+        )
+        return SandboxState(False, "off", f"no Landlock: {why}")
+    return SandboxState(True, "landlock", f"ABI {abi}")
+
+
+def off(reason: str) -> SandboxState:
+    """The state of a run that is deliberately not sealed."""
+    return SandboxState(False, "off", reason)
+
+
+# --- policies ------------------------------------------------------------------------------------
+
+
+def python_paths(sys_path: Iterable[str] | None = None) -> tuple[list[str], list[str]]:
+    """(trees to read whole, directories to list only) that imports of this interpreter need.
+
+    Installation prefixes are read whole. Any other ``sys.path`` entry (an editable
+    checkout, say) is listed, and only its Python packages and modules are readable:
+    its ``.git`` and data directories may hold what the sandbox is for.
+    """
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    trees, listed = set(prefixes), set()
+    for entry in sys_path if sys_path is not None else sys.path:
+        if not entry or not os.path.isdir(entry):
+            continue
+        real = os.path.realpath(entry)
+        if any(_within(real, p) for p in prefixes):
+            continue
+        listed.add(real)
+        for child in os.scandir(real):
+            if (child.is_dir() and os.path.isfile(os.path.join(child.path, "__init__.py"))) or (
+                child.is_file() and child.name.endswith((".py", ".pth"))
+            ):
+                trees.add(os.path.realpath(child.path))
+    return sorted(trees), sorted(listed)
+
+
+def base_policy(
+    *, read: Sequence[str] = (), write: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> SandboxPolicy:
+    """The system and Python reads every sealed process needs, plus the given paths."""
+    trees, listed = python_paths()
+    system = [*_SYSTEM_READ, *(f"/etc/{n}" for n in _ETC), *(f"/proc/{n}" for n in _PROC_FILES)]
+    system += [f"/dev/{n}" for n in (*_DEVICES, *_GPU_DEVICES)] + ["/proc/driver"]
+    readable = [p for p in (*system, *trees, *read) if os.path.exists(p)]
+    writable = [p for p in ("/dev/shm", *write) if os.path.exists(p)]
+    # Listed-only entries come last as READ_DIR rules of their own (see _grant_listing).
+    return SandboxPolicy(
+        read=readable + [f"{_LIST_ONLY}{p}" for p in listed],
+        write=writable,
+        exclude=[os.path.realpath(p) for p in exclude],
+    )
+
+
+_LIST_ONLY = "list:"
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+# --- applying ------------------------------------------------------------------------------------
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = (
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    )
+
+
+class _PathBeneathAttr(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = (("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32))
+
+
+def _handled_fs(abi: int) -> int:
+    handled = (1 << 13) - 1  # ABI 1: execute .. make_sym
+    if abi >= 2:
+        handled |= _REFER
+    if abi >= 3:
+        handled |= _TRUNCATE
+    if abi >= 5:
+        handled |= _IOCTL_DEV
+    return handled
+
+
+class _Ruleset:
+    def __init__(self, abi: int) -> None:
+        self.libc = _libc()
+        self.handled = _handled_fs(abi)
+        scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
+        attr = _RulesetAttr(self.handled, 0, scoped)
+        # Older ABIs know a shorter struct; the kernel rejects unknown trailing fields.
+        size = ctypes.sizeof(attr) if abi >= 6 else 8
+        self.fd = self._check(
+            self.libc.syscall(_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0),
+            "create a Landlock ruleset",
+        )
+
+    def _check(self, result: int, what: str) -> int:
+        if result < 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"cannot {what}: {os.strerror(errno)}")
+        return result
+
+    def allow(self, path: str, access: int, *, follow: bool = True) -> None:
+        flags = os.O_PATH | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+        try:
+            fd = os.open(path, flags)
+        except OSError:
+            return  # gone since the policy was made, or a dangling link: nothing to grant
+        try:
+            if not os.path.isdir(f"/proc/self/fd/{fd}") and not os.path.isdir(path):
+                access &= _FILE_ONLY
+            rule = _PathBeneathAttr(access & self.handled, fd)
+            self._check(
+                self.libc.syscall(_ADD_RULE, self.fd, _RULE_PATH_BENEATH, ctypes.byref(rule), 0),
+                f"allow {path}",
+            )
+        finally:
+            os.close(fd)
+
+    def restrict(self) -> None:
+        self._check(self.libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "set no_new_privs")
+        self._check(self.libc.syscall(_RESTRICT_SELF, self.fd, 0), "restrict this process")
+        os.close(self.fd)
+
+
+def _grant(rules: _Ruleset, path: str, access: int, exclude: Sequence[str]) -> None:
+    """Allow ``path`` except the excluded subtrees inside it (Landlock only adds rights).
+
+    A path that is itself inside an excluded tree is granted: it was asked for by name.
+    """
+    real = os.path.realpath(path)
+    inner = [e for e in exclude if _within(e, real) and e != real]
+    if not inner or not os.path.isdir(real):
+        rules.allow(real, access)
+        return
+    rules.allow(real, _READ_DIR)  # listing shows names only; the excluded contents stay shut
+    for child in os.scandir(real):
+        if not any(_within(os.path.realpath(child.path), e) for e in inner):
+            _grant(rules, child.path, access, inner)
+
+
+def apply(policy: SandboxPolicy) -> None:
+    """Restrict this process (and its future children) to ``policy``; raises OSError."""
+    abi = _abi()
+    if abi < 1:
+        raise OSError(ctypes.get_errno(), "Landlock is not available")
+    rules = _Ruleset(abi)
+    for path in policy.read:
+        if path.startswith(_LIST_ONLY):
+            rules.allow(path.removeprefix(_LIST_ONLY), _READ_DIR)
+        else:
+            _grant(rules, path, _READ, policy.exclude)
+    for path in policy.write:
+        _grant(rules, path, rules.handled, policy.exclude)
+    # Our own /proc/<pid> only: other processes' environ, cmdline and maps stay shut. The
+    # descriptors stay open (and are inherited through exec) so the rules' dentries stay
+    # cached: /proc makes new inodes for entries it has dropped.
+    names = [""] if policy.own_proc is None else policy.own_proc
+    for name in names:
+        own = os.open(f"/proc/{os.getpid()}/{name}".rstrip("/"), os.O_PATH)
+        os.set_inheritable(own, True)
+        rules.allow(f"/proc/self/fd/{own}", _READ | _WRITE_FILE)
+    rules.restrict()
+
+
+def set_non_dumpable() -> None:
+    """Keep this process's memory and environment out of reach of same-user processes."""
+    if sys.platform.startswith("linux"):
+        _libc().prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+def sandboxed_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` started through the sandbox launcher (the policy travels in the environment)."""
+    return [sys.executable, "-m", "scribe_tui.runtime.sandbox", "--", *argv]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Launcher: apply the policy in ``SCRIBE_SANDBOX_POLICY``, then exec the command after ``--``.
+
+    A ``-f FILE`` in the command (Jupyter's connection file) is made readable too.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in args:
+        sys.exit("usage: python -m scribe_tui.runtime.sandbox -- COMMAND [ARGS...]")
+    command = args[args.index("--") + 1 :]
+    text = os.environ.pop(POLICY_ENV, None)
+    if not command or text is None:
+        sys.exit(f"scribe-tui sandbox: no command or no {POLICY_ENV}; refusing to run unsealed")
+    policy = SandboxPolicy.from_json(text)
+    if "-f" in command[:-1]:
+        policy.read.append(command[command.index("-f") + 1])
+    try:
+        apply(policy)
+    except OSError as exc:
+        sys.exit(f"scribe-tui sandbox: {exc}; use --no-sandbox to run unsealed")
+    os.execvpe(command[0], command, dict(os.environ))
+
+
+if __name__ == "__main__":
+    main()

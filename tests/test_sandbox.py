@@ -1,0 +1,297 @@
+"""Sealed investigations: the agent's code, in the kernel or shipped to the host, finds no secret.
+
+The thief test plants canaries (API keys, a hub token, Modal and config files in a
+temporary HOME, an answer key, a model directory named after the secret) and runs
+cells that try every route we know through the real investigation loop, with a
+real model host and a real sealed kernel. Whatever the cells read goes to a dump
+file in the notebook directory; no canary may appear there, nor in the notebook or
+the transcript. Ordinary research code must still work in the same kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+from host_fixtures import build_tiny_model
+
+from scribe_tui.agent.launch import RunSettings, Workbench
+from scribe_tui.agent.loop import InvestigationConfig
+from scribe_tui.agent.scripted import SESSION, ScriptedProvider, tool
+from scribe_tui.runtime.sandbox import probe
+
+pytestmark = pytest.mark.skipif(
+    not probe().sealed, reason=f"this machine cannot seal a kernel ({probe().label})"
+)
+
+CANARIES = {
+    "ANTHROPIC_API_KEY": "sk-ant-canary-4f1e9c",
+    "HF_TOKEN": "hf_canary_7b2d11",
+    "MODAL_TOKEN_SECRET": "as-canary-modal-env-93ac",
+}
+MODAL_FILE_CANARY = "as-canary-modal-file-5d20"
+CONFIG_CANARY = "canary-config-model-0e77"
+KEY_CANARY = "canary-answer-key-b61f"
+SECRET_DIR = "saxophone"  # the model directory's name: the secret itself
+
+# Everything the thief cells read is appended to this file (in the notebook directory).
+STEAL = textwrap.dedent("""
+    import ctypes, glob, json, os, pathlib, subprocess, sys
+    DUMP = open("stolen.txt", "a")
+    def grab(label, read):
+        try:
+            data = read()
+        except Exception as exc:
+            DUMP.write(f"== {label}: DENIED {type(exc).__name__}: {exc}\\n")
+            return None
+        DUMP.write(f"== {label}: READ\\n{data}\\n")
+        return data
+    def cat(path):
+        return grab(path, lambda: pathlib.Path(path).read_bytes().decode("utf-8", "replace"))
+""")
+
+
+def kernel_thief(home: Path, key_dir: Path) -> str:
+    return STEAL + textwrap.dedent(f"""
+        ppid, host_pid = os.getppid(), client.status().pid
+        grab("kernel environ", lambda: dict(os.environ))
+        for pid in {{ppid, host_pid, 1}}:
+            for name in ("environ", "cmdline", "maps", "mem", "status"):
+                cat(f"/proc/{{pid}}/{{name}}")
+            grab(f"/proc/{{pid}}/fd", lambda: os.listdir(f"/proc/{{pid}}/fd"))
+        grab("list /proc", lambda: os.listdir("/proc"))
+        for path in ["{home}/.modal.toml", "{home}/.config/scribe-tui/config.toml",
+                     os.path.expanduser("~/.modal.toml"), "/root/.modal.toml", "/etc/shadow"]:
+            cat(path)
+        grab("key store", lambda: os.listdir("{key_dir}"))
+        for path in glob.glob("{key_dir}/*"):
+            cat(path)
+        import scribe_tui
+        package = pathlib.Path(scribe_tui.__file__).parent
+        grab("answer_key()", lambda: __import__("scribe_tui.organisms.keys").organisms.keys
+             .answer_key("taboo"))
+        for path in sorted(package.rglob("*")):
+            if path.is_file() and path.suffix != ".pyc":
+                cat(str(path))
+        for root in {{sys.prefix, *sys.path}}:
+            for path in glob.glob(os.path.join(root or ".", "**", "*answer*"), recursive=True):
+                cat(path)
+        cat(os.environ["SCRIBE_HOST_FILE"])
+        grab("info", client.info)
+        grab("subprocess env", lambda: subprocess.run(
+            ["sh", "-c", f"cat /proc/{{ppid}}/environ; env; cat ~/.modal.toml"],
+            capture_output=True, text=True))
+        libc = ctypes.CDLL(None, use_errno=True)
+        def raw(path):
+            fd = libc.open(path.encode(), 0)
+            if fd < 0:
+                raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+            buf = ctypes.create_string_buffer(65536)
+            return buf.raw[: libc.read(fd, buf, 65536)]
+        grab("ctypes parent environ", lambda: raw(f"/proc/{{ppid}}/environ"))
+        grab("ctypes host environ", lambda: raw(f"/proc/{{host_pid}}/environ"))
+        DUMP.close()
+        print("kernel thief done")
+    """)
+
+
+def host_thief(home: Path, key_dir: Path) -> str:
+    return STEAL + textwrap.dedent(f"""
+        def steal_in_host(model, tokenizer, home, key_dir):
+            import glob, os, pathlib
+            out = {{}}
+            def grab(label, read):
+                try:
+                    out[label] = str(read())
+                except Exception as exc:
+                    out[label] = f"DENIED {{type(exc).__name__}}: {{exc}}"
+            def cat(path):
+                grab(path, lambda: pathlib.Path(path).read_bytes().decode("utf-8", "replace"))
+            ppid = os.getppid()
+            grab("host environ", lambda: dict(os.environ))
+            for name in ("environ", "cmdline", "maps", "mem"):
+                cat(f"/proc/{{ppid}}/{{name}}")
+            for name in ("environ", "cmdline", "maps"):
+                cat(f"/proc/self/{{name}}")
+            grab("own fds", lambda: [os.readlink(f"/proc/self/fd/{{n}}")
+                                    for n in os.listdir("/proc/self/fd")])
+            for path in [f"{{home}}/.modal.toml", f"{{home}}/.config/scribe-tui/config.toml"]:
+                cat(path)
+            grab("key store", lambda: os.listdir(key_dir))
+            for path in glob.glob(f"{{key_dir}}/*"):
+                cat(path)
+            grab("name_or_path", lambda: (model.config._name_or_path, tokenizer.name_or_path))
+            import scribe_tui
+            package = pathlib.Path(scribe_tui.__file__).parent
+            for path in package.rglob("*answer*"):
+                cat(str(path))
+            grab("answer_key()", lambda: __import__("scribe_tui.organisms.keys").organisms.keys
+                 .answer_key("taboo"))
+            return out
+
+        stolen = client.run(steal_in_host, home="{home}", key_dir="{key_dir}")
+        for label, value in stolen.items():
+            DUMP.write(f"== host {{label}}: {{value}}\\n")
+        DUMP.close()
+        print("host thief done")
+    """)
+
+
+RESEARCH = textwrap.dedent("""
+    import numpy as np, torch, matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def mean_logit(model, tokenizer):
+        import torch
+        with torch.no_grad():
+            return float(model(torch.tensor([[6, 7]])).logits.mean())
+
+    plt.plot(np.arange(5), np.arange(5) ** 2)
+    plt.savefig("curve.png")
+    print("research ok", round(client.run(mean_logit), 6) == round(client.run(mean_logit), 6),
+          float(torch.ones(3).sum()), os.path.exists("curve.png"))
+""")
+
+
+def run(code: str) -> dict:
+    return tool("execute_code", session_id=SESSION, code=code)
+
+
+@pytest.fixture
+def canaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    home = tmp_path / "home"
+    (home / ".config" / "scribe-tui").mkdir(parents=True)
+    (home / ".modal.toml").write_text(f'[default]\ntoken_secret = "{MODAL_FILE_CANARY}"\n')
+    (home / ".config" / "scribe-tui" / "config.toml").write_text(
+        f'[defaults]\nmodel = "{CONFIG_CANARY}"\n'
+    )
+    key_dir = tmp_path / "keys"
+    key_dir.mkdir()
+    (key_dir / "0123456789abcdef0123456789abcdef.json").write_text(
+        json.dumps({"secret": KEY_CANARY})
+    )
+    for name, value in CANARIES.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("SCRIBE_KEY_DIR", str(key_dir))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    for name in ("XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    model = build_tiny_model(tmp_path / "organisms" / SECRET_DIR)
+    return {"home": home, "key_dir": key_dir, "model": model, "root": tmp_path}
+
+
+async def test_thief_cells_find_no_canary_and_research_still_works(
+    canaries: dict[str, Path],
+) -> None:
+    home, key_dir = canaries["home"], canaries["key_dir"]
+    turns = [
+        [tool("start_new_session", experiment_name="heist")],
+        [tool("init_session", session_id=SESSION)],
+        [run(kernel_thief(home, key_dir))],
+        [run(host_thief(home, key_dir))],
+        [run(RESEARCH)],
+        [tool("conclude", answer="unknown", confidence=0.0, evidence="nothing leaked")],
+    ]
+    settings = RunSettings(
+        task="find the secret",
+        agent="scripted",
+        model=str(canaries["model"]),
+        notebooks_dir=canaries["root"] / "notebooks",
+        device="cpu",
+        config=InvestigationConfig(checkpoint_every=0),
+    )
+    bench = await Workbench.open(settings, ScriptedProvider(turns))
+    try:
+        assert bench.sandbox is not None and bench.sandbox.sealed
+        outcome = await bench.investigation.run()
+        notebook_path = bench.investigation.notebook_path
+    finally:
+        await bench.close()
+    assert outcome.reason == "concluded", outcome
+
+    notebook = nbformat.read(notebook_path, as_version=4)
+    nbformat.validate(notebook)
+    outputs = [json.dumps(cell.get("outputs", [])) for cell in notebook.cells]
+    assert any("kernel thief done" in o for o in outputs), outputs
+    assert any("host thief done" in o for o in outputs), outputs
+    assert any("research ok True 3.0 True" in o for o in outputs), outputs
+    assert (notebook_path.parent / "curve.png").stat().st_size > 0
+    assert notebook.metadata["scribe"]["sandbox"]["sealed"] is True
+    assert notebook.metadata["scribe"]["model"] == "local:gpt2"
+
+    stolen = (notebook_path.parent / "stolen.txt").read_text()
+    # The attempts ran and were refused, so the test is not vacuous.
+    for refused in (
+        f"/proc/{os.getpid()}/environ: DENIED PermissionError",
+        f"{home}/.modal.toml: DENIED PermissionError",
+        "list /proc: DENIED PermissionError",
+        "key store: DENIED PermissionError",
+        "answer_key(): DENIED",
+        "ctypes parent environ: DENIED",
+        f"host /proc/{os.getpid()}/environ: DENIED PermissionError",
+        "host key store: DENIED PermissionError",
+    ):
+        assert refused in stolen, refused
+    assert "== host name_or_path: ('local:gpt2', 'local:gpt2')" in stolen
+    secrets = [
+        *CANARIES.values(),
+        MODAL_FILE_CANARY,
+        CONFIG_CANARY,
+        KEY_CANARY,
+        SECRET_DIR,
+        *_bundled_secrets(),
+    ]
+    transcript = notebook_path.with_suffix(".jsonl").read_text()
+    for where, text in (
+        ("stolen", stolen),
+        ("notebook", notebook_path.read_text()),
+        ("transcript", transcript),
+    ):
+        for secret in secrets:
+            assert secret not in text, f"{secret!r} leaked into the {where}"
+
+
+def _bundled_secrets() -> list[str]:
+    """The bundled keys as their file writes them: the words alone are in the word lists."""
+    from scribe_tui.organisms.keys import BUNDLED_KEYS_DIR
+
+    return [
+        json.dumps({name: secret})[1:-1]
+        for f in BUNDLED_KEYS_DIR.glob("*.json")
+        for name, secret in json.loads(f.read_text()).items()
+    ]
+
+
+def test_off_when_opted_out_or_unsupported(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scribe_tui.agent.launch import sandbox_state
+
+    assert sandbox_state(False).label == "sandbox: off (--no-sandbox)"
+    assert sandbox_state(True).label.startswith("sandbox: landlock (ABI ")
+    monkeypatch.setattr(sys, "platform", "darwin")
+    probe.cache_clear()
+    try:
+        assert probe().label == "sandbox: off (macOS has no Landlock)"
+    finally:
+        probe.cache_clear()
+
+
+def test_the_launcher_refuses_to_run_unsealed(tmp_path: Path) -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "scribe_tui.runtime.sandbox", "--", "true"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "SCRIBE_SANDBOX_POLICY"},
+    )
+    assert done.returncode == 1
+    assert "refusing to run unsealed" in done.stderr
+    assert shutil.which("true")
