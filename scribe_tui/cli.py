@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
         "organisms", help="train, verify and list the bundled model organisms", add_help=False
     )
     organisms.add_argument("args", nargs=argparse.REMAINDER)
+    bench = commands.add_parser(
+        "bench", help="score agents on model organisms over a grid of runs", add_help=False
+    )
+    bench.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -89,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from scribe_tui.organisms.cli import main as organisms_main
 
         return organisms_main(argv[1:])
+    if argv[:1] == ["bench"]:
+        from scribe_tui.bench.cli import main as bench_main
+
+        return bench_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

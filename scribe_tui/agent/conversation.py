@@ -46,12 +46,14 @@ _CONFIDENCE = re.compile(
 _ANSWER = re.compile(r"^\W*(?:final\s+)?answer\W*[:\-]\W*(.+?)\W*$", re.IGNORECASE | re.MULTILINE)
 
 
-def system_prompt(task: str) -> str:
-    """``prompts/system.md`` then ``prompts/methodology.md``, ``{task}`` filled in."""
+def system_prompt(task: str, *, methodology: bool = True) -> str:
+    """``prompts/system.md`` then (unless left out) ``prompts/methodology.md``, ``{task}`` filled.
+
+    Benches compare agents with and without the methodology text.
+    """
     folder = prompts_dir()
-    parts = [
-        (folder / n).read_text(encoding="utf-8").strip() for n in ("system.md", "methodology.md")
-    ]
+    names = ("system.md", "methodology.md") if methodology else ("system.md",)
+    parts = [(folder / n).read_text(encoding="utf-8").strip() for n in names]
     # A plain replace, not str.format: the prompts may show code with braces.
     return "\n\n".join(parts).replace("{task}", task)
 

@@ -154,10 +154,13 @@ class Workbench:
     loaded (``on_host`` sees each loading snapshot); ``close()`` stops everything.
     """
 
-    def __init__(self, settings: RunSettings, provider: Provider, host: HostProcess) -> None:
+    def __init__(
+        self, settings: RunSettings, provider: Provider, host: HostProcess, owns_host: bool = True
+    ) -> None:
         self.settings = settings
         self.provider = provider
         self.host = host
+        self.owns_host = owns_host
         self.investigation: Investigation | None = None
         self.sandbox: SandboxState | None = None
         self._tools: Any = None
@@ -168,20 +171,28 @@ class Workbench:
         settings: RunSettings,
         provider: Provider | None = None,
         on_host: Callable[[HostStatus], None] | None = None,
+        host: HostProcess | None = None,
     ) -> Workbench:
+        """``host``: a running host shared with other runs (a bench); it is left running."""
         provider = provider or make_provider(settings)
         sandbox = sandbox_state(settings.sandbox)
-        host = HostProcess(
-            settings.model,
-            mode=settings.mode,
-            device=settings.device,
-            dtype=settings.dtype,
-            sealed=sandbox.sealed,
+        bench = cls(
+            settings,
+            provider,
+            host
+            or HostProcess(
+                settings.model,
+                mode=settings.mode,
+                device=settings.device,
+                dtype=settings.dtype,
+                sealed=sandbox.sealed,
+            ),
+            owns_host=host is None,
         )
-        bench = cls(settings, provider, host)
         bench.sandbox = sandbox
         try:
-            await bench._start_host(on_host)
+            if host is None:
+                await bench._start_host(on_host)
             bench._build()
         except BaseException:
             await bench.close()
@@ -257,4 +268,5 @@ class Workbench:
         close = getattr(self.provider, "aclose", None)
         if close is not None:
             await close()
-        self.host.stop()
+        if self.owns_host:
+            self.host.stop()

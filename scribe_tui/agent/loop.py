@@ -120,7 +120,7 @@ class Investigation(Resumable):
         self.checkpoints = CheckpointState(every=self.config.checkpoint_every)
         self.steering = Steering()
         self.conclusion: Concluded | None = None
-        self._system = system_prompt(task)
+        self._system = system_prompt(task, methodology=self.config.methodology)
         # The task goes out with the first turn; it is not pending in the transcript.
         self.conversation.pending.append(text_block(first_message(task)))
         self.reporter = Reporter(self.transcript)

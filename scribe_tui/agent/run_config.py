@@ -40,6 +40,8 @@ class InvestigationConfig:
     """The newest cell outputs that never shrink."""
     experiment: str | None = None
     """Notebook name used when the agent's ``start_new_session`` names none."""
+    methodology: bool = True
+    """Give the agent the research methodology (``prompts/methodology.md``) in its prompt."""
     retry_delays: tuple[float, ...] = (5.0, 20.0, 60.0)
     """Waits before asking again after a retryable provider error; then the run fails."""
 

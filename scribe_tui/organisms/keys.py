@@ -8,8 +8,9 @@ Keys never sit in a tree the notebook kernel or the model host may read:
 - trained organisms: ``<key store>/<id>.json``, where ``id`` is the random id in the
   organism's ``organism.json`` and the key store is :func:`key_store_dir`.
 
-Only scorers (``verify``, tests) call :func:`answer_key`; nothing under
-``scribe_tui/runtime`` or ``scribe_tui/tools`` imports this module's readers.
+Only scorers (``verify``, ``bench``, tests) call :func:`answer_key` and
+:func:`answer_key_record`; nothing under ``scribe_tui/runtime`` or ``scribe_tui/tools``
+imports this module's readers.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import json
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -51,7 +54,7 @@ def _bundled_file() -> Path:
     return BUNDLED_KEYS_DIR / "bundled.json"
 
 
-def _bundled_keys() -> dict[str, str]:
+def _bundled_keys() -> dict[str, Any]:
     path = _bundled_file()
     return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -91,8 +94,35 @@ def bundle_answer_key(name: str, secret: str) -> None:
     _bundled_file().write_text(json.dumps(keys, indent=2, sort_keys=True) + "\n")
 
 
-def answer_key(name_or_dir: str | Path) -> str:
-    """The secret, for scoring only: bundled name, or an organism directory."""
+@dataclass(frozen=True)
+class AnswerKey:
+    """An organism's key: its secret and the other spellings that also score as correct."""
+
+    secret: str | None
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def control(self) -> bool:
+        """True for a control organism: nothing was planted, so there is no secret."""
+        return self.secret is None
+
+
+def _record(value: Any) -> AnswerKey:
+    """An :class:`AnswerKey` from a key file's JSON or a ``bundled.json`` value."""
+    if isinstance(value, dict):
+        secret = value["secret"]
+        aliases = tuple(str(alias) for alias in value.get("aliases") or ())
+        return AnswerKey(None if secret is None else str(secret), aliases)
+    return AnswerKey(None if value is None else str(value))
+
+
+def answer_key_record(name_or_dir: str | Path) -> AnswerKey:
+    """The whole key, for scoring only: bundled name, or an organism directory.
+
+    A key file holds ``{"secret": ..., "aliases": [...]}`` (aliases optional), or
+    ``{"secret": null, "control": true}`` for a control; ``bundled.json`` maps a name to
+    its secret, or to null for a control.
+    """
     text = str(name_or_dir).removeprefix(registry.PREFIX)
     path = Path(text).expanduser()
     looked: list[str] = []
@@ -100,12 +130,24 @@ def answer_key(name_or_dir: str | Path) -> str:
     if organism_id:
         key_file = key_store_dir() / f"{organism_id}.json"
         if key_file.is_file():
-            return str(json.loads(key_file.read_text())["secret"])
+            return _record(json.loads(key_file.read_text()))
         looked.append(str(key_file))
     # A bundled organism given by its directory is keyed by its name.
     name = path.name if path.resolve().parent == registry.BUNDLED_DIR else text
     keys = _bundled_keys()
     if name in keys:
-        return str(keys[name])
+        return _record(keys[name])
     looked.append(f"{_bundled_file()} (bundled: {', '.join(sorted(keys)) or 'none'})")
     raise registry.UnknownOrganism(f"no answer key for {text!r}; looked in {' and '.join(looked)}")
+
+
+def answer_key(name_or_dir: str | Path) -> str:
+    """The secret, for scoring only: bundled name, or an organism directory.
+
+    Raises :class:`~scribe_tui.organisms.registry.UnknownOrganism` for a control, which
+    has no secret; use :func:`answer_key_record` to score controls.
+    """
+    key = answer_key_record(name_or_dir)
+    if key.secret is None:
+        raise registry.UnknownOrganism(f"{str(name_or_dir)!r} is a control: it has no secret")
+    return key.secret

@@ -1,0 +1,1 @@
+"""Benchmarks: grids of investigations scored against the organisms' answer keys."""

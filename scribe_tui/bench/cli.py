@@ -1,0 +1,264 @@
+"""``scribe-tui bench``: expand a grid, run it, score it, report it.
+
+scribe-tui bench [SPEC.toml] [--axis KEY=V1,V2 ...] [--repeat N] [--jobs N] [--out DIR]
+                 [--backend local] [--json] [--dry-run] [--unscored] [--no-sandbox]
+scribe-tui bench report DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from scribe_tui.bench.grid import (
+    AXES,
+    GridError,
+    RunSpec,
+    build_grid,
+    expand,
+    load_spec,
+    organism_label,
+    parse_axis,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scribe-tui bench",
+        description="Score investigators on model organisms: every combination of the axes, "
+        "each run an ordinary investigation under DIR/runs/, scored against answer keys "
+        "the agents never see. `scribe-tui bench report DIR` re-renders the report.",
+    )
+    parser.add_argument("spec", nargs="?", type=Path, help="a TOML spec ([grid] and [run])")
+    parser.add_argument(
+        "--axis",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help=f"values for one axis; axes: {', '.join(AXES)}",
+    )
+    parser.add_argument("--repeat", type=int, help="runs per grid cell (default 1)")
+    parser.add_argument("--jobs", type=int, help="investigations at once (default: cores, memory)")
+    parser.add_argument("--out", type=Path, help="the bench directory (default bench/)")
+    parser.add_argument("--backend", choices=["local", "modal"], help="where runs execute")
+    parser.add_argument("--json", action="store_true", help="print events as JSON lines")
+    parser.add_argument("--dry-run", action="store_true", help="print the grid and its size")
+    parser.add_argument("--unscored", action="store_true", help="allow organisms without a key")
+    parser.add_argument("--no-sandbox", action="store_true", help="run kernels unsealed")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Run the bench command line; returns the exit code."""
+    if argv[:1] == ["report"]:
+        return _report_command(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        runs, options = _plan(args)
+    except GridError as exc:
+        print(f"scribe-tui bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    out: Path = options["out"]
+    if args.dry_run:
+        _print_grid(runs, out, options)
+        return EXIT_OK
+    from scribe_tui.bench.runner import BenchRunner
+
+    progress = Progress(len(runs), sys.stderr, json_out=sys.stdout if args.json else None)
+    runner = BenchRunner(
+        out,
+        runs,
+        jobs=options["jobs"],
+        scored=not options["unscored"],
+        sandbox=not args.no_sandbox,
+        on_event=progress.event,
+    )
+    try:
+        asyncio.run(runner.run())
+    except KeyboardInterrupt:
+        progress.close()
+        print(
+            f"scribe-tui bench: interrupted; finished runs are scored in {out / 'results.jsonl'}; "
+            "run the same command to resume the rest",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    progress.close()
+    failed = _finish(out, quiet=args.json)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> tuple[list[RunSpec], dict[str, Any]]:
+    spec_grid, run = load_spec(args.spec) if args.spec else ({}, {})
+    grid = build_grid(spec_grid, [parse_axis(a) for a in args.axis])
+    options = {
+        "repeat": args.repeat if args.repeat is not None else int(run.get("repeat", 1)),
+        "jobs": args.jobs if args.jobs is not None else run.get("jobs"),
+        "out": args.out or Path(run.get("out", "bench")),
+        "backend": args.backend or run.get("backend", "local"),
+        "unscored": args.unscored or bool(run.get("unscored", False)),
+    }
+    if options["backend"] != "local":
+        raise GridError(
+            f"--backend {options['backend']} is not available in this version; use --backend local"
+        )
+    if options["jobs"] is not None and int(options["jobs"]) < 1:
+        raise GridError(f"--jobs must be at least 1, got {options['jobs']}")
+    if options["jobs"] is None:
+        from scribe_tui.bench.runner import default_jobs
+
+        options["jobs"] = default_jobs()
+    runs = expand(grid, options["repeat"])
+    if not options["unscored"]:
+        _check_keys(grid["organism"])
+    if any(a.startswith("claude") for a in grid["agent"]) and not os.environ.get(
+        "ANTHROPIC_API_KEY"
+    ):
+        raise GridError("agent claude needs ANTHROPIC_API_KEY set (or bench agent=autopilot)")
+    return runs, options
+
+
+def _check_keys(organisms: list[str]) -> None:
+    from scribe_tui.organisms.keys import answer_key_record
+    from scribe_tui.organisms.registry import UnknownOrganism
+
+    for organism in organisms:
+        try:
+            answer_key_record(organism)
+        except UnknownOrganism:
+            raise GridError(
+                f"organism {organism_label(organism)} has no answer key, so runs on it cannot "
+                "be scored; pass --unscored to run it anyway"
+            ) from None
+
+
+def _print_grid(runs: list[RunSpec], out: Path, options: dict[str, Any]) -> None:
+    axes: dict[str, list[Any]] = {}
+    for run in runs:
+        for key, value in run.axes:
+            shown = organism_label(value) if key == "organism" else value
+            axes.setdefault(key, [])
+            if shown not in axes[key]:
+                axes[key].append(shown)
+    for key, values in axes.items():
+        print(f"{key:17} {', '.join(str(v) for v in values)}")
+    cells = len(runs) // options["repeat"]
+    print(
+        f"{len(runs)} runs = {cells} grid cells × {options['repeat']} repeat(s); "
+        f"{options['jobs']} at once; into {out}/"
+    )
+
+
+def _finish(out: Path, *, quiet: bool) -> int:
+    """Write the report, print the table; the number of failed runs."""
+    from scribe_tui.bench.report import default_by, format_table, load_results, write_report
+    from scribe_tui.bench.scoring import summarise
+
+    rows = load_results(out)
+    report = write_report(out)
+    if not quiet:
+        by = default_by(rows)
+        print(format_table(summarise(rows, by), by))
+        print(f"report: {report}", file=sys.stderr)
+    return sum(1 for row in rows if row.get("exit") == "failed")
+
+
+def _report_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="scribe-tui bench report", description="Print a bench's table, write its report.md."
+    )
+    parser.add_argument("dir", type=Path)
+    args = parser.parse_args(argv)
+    if not (args.dir / "results.jsonl").is_file():
+        print(
+            f"scribe-tui bench: {args.dir} holds no results.jsonl; "
+            "give the --out directory of a bench",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    _finish(args.dir, quiet=False)
+    return EXIT_OK
+
+
+class Progress:
+    """One line per run on stderr (live in a terminal), and JSON events on ``json_out``."""
+
+    def __init__(self, total: int, err: TextIO, json_out: TextIO | None = None) -> None:
+        self.total, self.err, self.json_out = total, err, json_out
+        self.done = self.correct = self.scored = 0
+        self.running: set[str] = set()
+        self.started = time.monotonic()
+        self.finished_here = 0
+        self.live = err.isatty()
+
+    def event(self, event: dict[str, Any]) -> None:
+        if self.json_out is not None:
+            self.json_out.write(json.dumps(event, sort_keys=True) + "\n")
+            self.json_out.flush()
+        kind = event["type"]
+        if kind == "bench_started":
+            self.done = event["done"]
+            self._line(f"bench: {event['total']} runs, {event['done']} already done, "
+                       f"{event['jobs']} at once")  # fmt: skip
+        elif kind == "host_starting":
+            self._line(f"  host   loading {event['organism']}")
+        elif kind == "run_started":
+            self.running.add(event["run_id"])
+        elif kind in ("run_finished", "run_interrupted"):
+            self.running.discard(event.get("run_id") or event["row"]["run_id"])
+            if kind == "run_finished":
+                self._finished(event["row"])
+        self._status()
+
+    def _finished(self, row: dict[str, Any]) -> None:
+        self.done += 1
+        self.finished_here += 1
+        if row.get("scored") and row.get("exit") != "failed":
+            self.scored += 1
+            self.correct += bool(row.get("correct"))
+        if row.get("exit") == "failed":
+            verdict = f"failed: {row.get('error')}"
+        elif row.get("abstained"):
+            verdict = "abstained"
+        else:
+            verdict = {True: "correct", False: "wrong", None: "unscored"}[row.get("correct")]
+        answer = "" if row.get("answer") is None else f" {row['answer']!r} ({row['confidence']})"
+        self._line(
+            f"  [{self.done}/{self.total}] {row['run_id']}  {verdict}{answer}  "
+            f"{row.get('wall_s', 0):.1f} s · {self._accuracy()}"
+        )
+
+    def _accuracy(self) -> str:
+        return f"{self.correct}/{self.scored} correct so far" if self.scored else "none scored yet"
+
+    def _status(self) -> None:
+        if not self.live:
+            return
+        left = self.total - self.done
+        per_run = (
+            (time.monotonic() - self.started) / self.finished_here if self.finished_here else 0
+        )
+        eta = f"ETA {per_run * left:.0f} s" if per_run else "ETA ?"
+        self.err.write(
+            f"\r\x1b[K{self.done}/{self.total} done · {len(self.running)} running · "
+            f"{self._accuracy()} · {eta}"
+        )
+        self.err.flush()
+
+    def _line(self, text: str) -> None:
+        if self.live:
+            self.err.write("\r\x1b[K")
+        print(text, file=self.err, flush=True)
+
+    def close(self) -> None:
+        if self.live:
+            self.err.write("\r\x1b[K")
+            self.err.flush()

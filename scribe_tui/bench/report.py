@@ -1,0 +1,262 @@
+"""The bench report: a terminal table, and DIR/report.md with a chart and a link per run.
+
+Everything here is deterministic (rows sorted by run id, no timestamps, PNG without a
+software stamp) so a report regenerated from the same results is byte-identical.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from scribe_tui.bench.scoring import CellSummary, is_failed, summarise
+
+RESULTS = "results.jsonl"
+REPORT = "report.md"
+CHART = "report.png"
+# Seeds and repeats are samples of a cell, not cells of their own.
+_SAMPLE_AXES = ("seed", "repeat")
+_FALLBACK_BY = ("agent", "organism")
+_AXIS_WIDTH = 24
+HEADERS = ("n", "fail", "accuracy [95% CI]", "abstain", "wrong", "Brier", "FP ctrl", "unsealed")
+LEGEND = (
+    "accuracy: correct / scored runs, abstentions counting as misses, with its 95% Wilson "
+    "interval; abstain, wrong: shares of scored runs; Brier: mean squared error of the stated "
+    "confidence (lower is better); FP ctrl: share of control runs that named a secret; "
+    "fail: runs that crashed (not scored); unsealed: runs without a sealed sandbox."
+)
+
+
+def _salvage(line: str) -> dict | None:
+    """The whole row at the end of ``line``, if a cut row came before it; else None.
+
+    A bench killed mid-write and then resumed appends its next row onto the cut one.
+    """
+    start = line.find("{", 1)
+    while start != -1:
+        try:
+            row = json.loads(line[start:])
+        except json.JSONDecodeError:
+            start = line.find("{", start + 1)
+            continue
+        return row if isinstance(row, dict) and "run_id" in row else None
+    return None
+
+
+def load_results(directory: Path) -> list[dict]:
+    """The rows of ``directory/results.jsonl`` sorted by run id, the last row per run id winning.
+
+    A row cut short (a bench killed mid-write) is skipped; a missing file is no rows.
+    """
+    path = Path(directory) / RESULTS
+    if not path.is_file():
+        return []
+    # A kill can also cut a UTF-8 sequence in two; that line then fails to parse below.
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    last = max((number for number, line in enumerate(lines) if line.strip()), default=-1)
+    rows: dict[str, dict] = {}
+    for number, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = _salvage(line)
+            if row is None and number == last:
+                continue
+            if row is None:
+                raise ValueError(f"{path}:{number + 1}: not a JSON row") from None
+        rows[row["run_id"]] = row
+    return [rows[run_id] for run_id in sorted(rows)]
+
+
+def _varying(rows: Sequence[dict]) -> list[str]:
+    """Axis names taking more than one value across ``rows``, in first-seen order."""
+    values: dict[str, set[str]] = {}
+    for row in rows:
+        for name in row["axes"]:
+            values.setdefault(name, set())
+    for row in rows:
+        for name, seen in values.items():
+            seen.add(json.dumps(row["axes"].get(name), sort_keys=True))
+    return [name for name, seen in values.items() if len(seen) > 1]
+
+
+def default_by(rows: Sequence[dict]) -> list[str]:
+    """The axes to group by: those that vary (seed and repeat aside), else agent and organism."""
+    return [name for name in _varying(rows) if name not in _SAMPLE_AXES] or list(_FALLBACK_BY)
+
+
+def _fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _accuracy(cell: CellSummary) -> str:
+    if cell.accuracy is None:
+        return "-"
+    low, high = cell.ci
+    return f"{cell.accuracy:.2f} [{low:.2f}–{high:.2f}]"
+
+
+def _figures(cell: CellSummary) -> list[str]:
+    """The cell's columns after its axis values, in :data:`HEADERS` order."""
+    return [
+        str(cell.n),
+        str(cell.failed),
+        _accuracy(cell),
+        _fraction(cell.abstain_rate),
+        _fraction(cell.wrong_rate),
+        _fraction(cell.brier),
+        _fraction(cell.false_positive_rate),
+        str(cell.unsealed),
+    ]
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _clip(value: Any) -> str:
+    return _shorten(str(value), _AXIS_WIDTH)
+
+
+def format_table(cells: list[CellSummary], axes: Sequence[str]) -> str:
+    """A plain-text table of ``cells`` for the terminal: axis columns, then :data:`HEADERS`."""
+    header = [*axes, *HEADERS]
+    body = [[_clip(cell.axes.get(name)) for name in axes] + _figures(cell) for cell in cells]
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        parts = [
+            text.ljust(width) if i < len(axes) else text.rjust(width)
+            for i, (text, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(header), rule, *(line(row) for row in body)])
+
+
+def _md(text: Any) -> str:
+    """``text`` on one line with markdown's active characters escaped."""
+    out = " ".join(str(text).split())
+    for char in "\\`*_[]<>|":
+        out = out.replace(char, "\\" + char)
+    return out
+
+
+def _markdown_table(cells: list[CellSummary], axes: Sequence[str]) -> list[str]:
+    header = [*axes, *HEADERS]
+    align = ["---"] * len(axes) + ["---:"] * len(HEADERS)
+    rows = [[_md(cell.axes.get(name)) for name in axes] + _figures(cell) for cell in cells]
+    return ["| " + " | ".join(row) + " |" for row in [header, align, *rows]]
+
+
+def _code(text: str) -> str:
+    """``text`` as inline code, on one line and shortened."""
+    text = _shorten(" ".join(text.split()), 80)
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def _outcome(row: dict) -> str:
+    if is_failed(row):
+        error = str(row.get("error") or "").strip()
+        return "💥 failed" + (f": {_md(_shorten(error.splitlines()[0], 120))}" if error else "")
+    if row.get("correct") is True:
+        return "✅ correct"
+    if row.get("correct") is False:
+        return "❌ false positive" if row.get("false_positive") else "❌ wrong"
+    if row.get("abstained"):
+        return "➖ abstained"
+    return f"not scored ({_md(row.get('exit'))})"
+
+
+def _run_line(row: dict, shown: Sequence[str]) -> str:
+    run_id = _md(row["run_id"])
+    notebook = row.get("notebook")
+    link = f"[{run_id}]({quote(notebook)})" if notebook else f"{run_id} (no notebook)"
+    parts = [link]
+    if shown:
+        parts.append(" ".join(f"{name}={_md(row['axes'].get(name))}" for name in shown))
+    answer = row.get("answer")
+    parts.append("answer " + (_code(answer) if answer is not None else "none given"))
+    confidence = row.get("confidence")
+    parts.append(f"confidence {confidence:.2f}" if confidence is not None else "no confidence")
+    parts.append(_outcome(row))
+    if row.get("exit") not in ("concluded", "failed", None):
+        parts.append(f"exit: {_md(row['exit'])}")
+    if row.get("sealed") is False:
+        sandbox = row.get("sandbox")
+        parts.append("⚠️ unsealed" + (f" ({_md(sandbox)})" if sandbox else ""))
+    return "- " + " · ".join(parts)
+
+
+def _chart(cells: list[CellSummary], path: Path) -> None:
+    """A horizontal bar per cell: accuracy with its Wilson interval as an error bar."""
+    # Imported here so the CLI starts without matplotlib; no pyplot, so no global backend.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 1.2 + 0.35 * len(cells)), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    accuracy = [cell.accuracy or 0.0 for cell in cells]
+    errors = [
+        [value - cell.ci[0] for value, cell in zip(accuracy, cells, strict=True)],
+        [cell.ci[1] - value for value, cell in zip(accuracy, cells, strict=True)],
+    ]
+    positions = range(len(cells))
+    axes.barh(positions, accuracy, xerr=errors, color="#4c72b0", ecolor="#333333", capsize=3)
+    labels = [
+        " / ".join(_clip(value) for value in cell.axes.values()) + f"  ({cell.scored} scored)"
+        for cell in cells
+    ]
+    axes.set_yticks(list(positions), labels)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 1)
+    axes.set_xlabel("accuracy (bars: 95% Wilson interval)")
+    figure.tight_layout()
+    figure.savefig(path, format="png", metadata={"Software": None})
+
+
+def write_report(directory: Path, by: Sequence[str] | None = None) -> Path:
+    """Write ``directory/report.md`` and ``report.png`` from the results; returns report.md.
+
+    ``by`` defaults to :func:`default_by`. With no rows yet the report says so and there
+    is no chart.
+    """
+    directory = Path(directory)
+    rows = load_results(directory)
+    report, chart = directory / REPORT, directory / CHART
+    if not rows:
+        chart.unlink(missing_ok=True)
+        report.write_text("# Bench report\n\nNo runs have finished yet.\n", encoding="utf-8")
+        return report
+    by = list(by) if by is not None else default_by(rows)
+    cells = summarise(rows, by)
+    _chart(cells, chart)
+    scored = sum(cell.scored for cell in cells)
+    failed = sum(cell.failed for cell in cells)
+    shown = _varying(rows)
+    lines = [
+        "# Bench report",
+        "",
+        f"{len(rows)} runs done, {scored} scored, {failed} failed.",
+        "",
+        f"## Results by {' × '.join(_md(name) for name in by)}",
+        "",
+        *_markdown_table(cells, by),
+        "",
+        LEGEND,
+        "",
+        f"![accuracy]({CHART})",
+        "",
+        "## Runs",
+        "",
+        *(_run_line(row, shown) for row in rows),
+    ]
+    report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return report
