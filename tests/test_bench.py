@@ -100,17 +100,42 @@ def test_a_bench_killed_mid_run_resumes_without_redoing_finished_runs(tmp_path: 
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    first = load_results(tmp_path / "out")
+    # Moved before resuming: the unfinished run's transcript names its old notebook path.
+    (tmp_path / "out").rename(tmp_path / "moved")
+    first = load_results(tmp_path / "moved")
     assert len(first) == 1
-    first_notebook = tmp_path / "out" / first[0]["notebook"]
+    first_notebook = tmp_path / "moved" / first[0]["notebook"]
     saved = first_notebook.read_bytes()
 
-    run = bench(*args, cwd=tmp_path)
+    run = bench(*args[:-1], "moved", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
-    rows = load_results(tmp_path / "out")
+    rows = load_results(tmp_path / "moved")
     assert len(rows) == 2 and all(r["correct"] for r in rows)
     assert first_notebook.read_bytes() == saved  # the finished run was not redone
     assert "1 already done" in run.stderr
+
+
+def test_ctrl_c_keeps_finished_runs_scored_and_leaves_the_rest_to_resume(tmp_path: Path) -> None:
+    args = ["--axis", "organism=taboo", "--repeat", "3", "--jobs", "1", "--out", "out"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scribe_tui", "bench", *args],
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    results = tmp_path / "out" / "results.jsonl"
+    deadline = time.monotonic() + 240
+    while not (results.exists() and results.read_text().count("\n") >= 1):
+        assert proc.poll() is None and time.monotonic() < deadline, "no run finished"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "run the same command to resume the rest" in err.splitlines()[-1]
+    scored = load_results(tmp_path / "out")
+    assert 1 <= len(scored) < 3 and all(r["correct"] for r in scored)
 
 
 def test_dry_run_prints_the_grid_and_runs_nothing(tmp_path: Path) -> None:
@@ -141,7 +166,6 @@ def test_dry_run_prints_the_grid_and_runs_nothing(tmp_path: Path) -> None:
         (["bad.toml"], "bad.toml is not valid TOML"),
         (["--axis", "organism=keyless"], "has no answer key, so runs on it cannot be scored"),
         (["--axis", "agent=claude"], "agent claude needs ANTHROPIC_API_KEY"),
-        (["--backend", "modal"], "--backend modal is not available in this version"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_runs_nothing(

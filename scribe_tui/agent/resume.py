@@ -147,7 +147,11 @@ class Resumable:
             transcript=Transcript(transcript_path),
         )
         state = point.state
-        investigation._reopen = investigation.dispatcher.notebook_path = Path(point.notebook)
+        notebook = Path(point.notebook)
+        beside = Path(transcript_path).parent / notebook.name
+        if not notebook.exists() and beside.exists():
+            notebook = beside  # the folder was moved (or came back from a Modal container)
+        investigation._reopen = investigation.dispatcher.notebook_path = notebook
         investigation.conversation.restore(point)
         investigation.steering.queued = point.queued
         investigation.turns = int(state.get("turns", 0))

@@ -1,7 +1,8 @@
 """``scribe-tui bench``: expand a grid, run it, score it, report it.
 
 scribe-tui bench [SPEC.toml] [--axis KEY=V1,V2 ...] [--repeat N] [--jobs N] [--out DIR]
-                 [--backend local] [--json] [--dry-run] [--unscored] [--no-sandbox]
+                 [--backend local|modal] [--gpu GPU] [--json] [--dry-run] [--unscored]
+                 [--no-sandbox]
 scribe-tui bench report DIR
 """
 
@@ -48,7 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, help="runs per grid cell (default 1)")
     parser.add_argument("--jobs", type=int, help="investigations at once (default: cores, memory)")
     parser.add_argument("--out", type=Path, help="the bench directory (default bench/)")
-    parser.add_argument("--backend", choices=["local", "modal"], help="where runs execute")
+    parser.add_argument(
+        "--backend",
+        choices=["local", "modal"],
+        help="where runs execute: local (this machine, the default) or modal (each run in a "
+        "Modal GPU container of its own, --jobs at once, default 8; needs `modal token new`); "
+        "either way results land in DIR and are scored here",
+    )
+    parser.add_argument("--gpu", help="the Modal GPU type with --backend modal (default L4)")
     parser.add_argument("--json", action="store_true", help="print events as JSON lines")
     parser.add_argument("--dry-run", action="store_true", help="print the grid and its size")
     parser.add_argument("--unscored", action="store_true", help="allow organisms without a key")
@@ -70,17 +78,20 @@ def main(argv: list[str]) -> int:
     if args.dry_run:
         _print_grid(runs, out, options)
         return EXIT_OK
+    from scribe_tui.bench.modal_backend import ModalBenchRunner, ModalUnavailable
     from scribe_tui.bench.runner import BenchRunner
 
     progress = Progress(len(runs), sys.stderr, json_out=sys.stdout if args.json else None)
-    runner = BenchRunner(
-        out,
-        runs,
+    settings: dict[str, Any] = dict(
         jobs=options["jobs"],
         scored=not options["unscored"],
         sandbox=not args.no_sandbox,
         on_event=progress.event,
     )
+    if options["backend"] == "modal":
+        runner: BenchRunner = ModalBenchRunner(out, runs, gpu=options["gpu"], **settings)
+    else:
+        runner = BenchRunner(out, runs, **settings)
     try:
         asyncio.run(runner.run())
     except KeyboardInterrupt:
@@ -91,6 +102,10 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    except ModalUnavailable as exc:
+        progress.close()
+        print(f"scribe-tui bench: {exc} (finished runs are kept in {out}/)", file=sys.stderr)
+        return EXIT_FAILED
     progress.close()
     failed = _finish(out, quiet=args.json)
     return EXIT_FAILED if failed else EXIT_OK
@@ -104,15 +119,20 @@ def _plan(args: argparse.Namespace) -> tuple[list[RunSpec], dict[str, Any]]:
         "jobs": args.jobs if args.jobs is not None else run.get("jobs"),
         "out": args.out or Path(run.get("out", "bench")),
         "backend": args.backend or run.get("backend", "local"),
+        "gpu": args.gpu or run.get("gpu"),
         "unscored": args.unscored or bool(run.get("unscored", False)),
     }
-    if options["backend"] != "local":
-        raise GridError(
-            f"--backend {options['backend']} is not available in this version; use --backend local"
-        )
+    if options["backend"] not in ("local", "modal"):
+        raise GridError(f"backend {options['backend']!r}: use local or modal")
+    if options["backend"] == "modal" and not args.dry_run:
+        _check_modal()
     if options["jobs"] is not None and int(options["jobs"]) < 1:
         raise GridError(f"--jobs must be at least 1, got {options['jobs']}")
-    if options["jobs"] is None:
+    if options["jobs"] is None and options["backend"] == "modal":
+        from scribe_tui.bench.modal_backend import DEFAULT_JOBS
+
+        options["jobs"] = DEFAULT_JOBS
+    elif options["jobs"] is None:
         from scribe_tui.bench.runner import default_jobs
 
         options["jobs"] = default_jobs()
@@ -124,6 +144,19 @@ def _plan(args: argparse.Namespace) -> tuple[list[RunSpec], dict[str, Any]]:
     ):
         raise GridError("agent claude needs ANTHROPIC_API_KEY set (or bench agent=autopilot)")
     return runs, options
+
+
+def _check_modal() -> None:
+    """The Modal SDK and a token, checked in milliseconds, before anything starts."""
+    import importlib.util
+
+    from scribe_tui.runtime.modal_host import modal_credentials_problem
+
+    if importlib.util.find_spec("modal") is None:
+        raise GridError("--backend modal needs the modal package: pip install 'scribe-tui[modal]'")
+    problem = modal_credentials_problem()
+    if problem:
+        raise GridError(problem)
 
 
 def _check_keys(organisms: list[str]) -> None:

@@ -52,7 +52,7 @@ DEFAULTS: dict[str, list[Any]] = {
     "checkpoint_every": [10],
     "seed": [0],
 }
-RUN_KEYS = ("repeat", "jobs", "out", "backend", "unscored")
+RUN_KEYS = ("repeat", "jobs", "out", "backend", "gpu", "unscored")
 _INTS = ("checkpoint_every", "max_turns", "seed")
 _FLOATS = ("max_cost", "max_minutes")
 

@@ -63,7 +63,7 @@ class BenchRunner:
         """Run what is not finished yet; returns the rows this call added."""
         self.out.mkdir(parents=True, exist_ok=True)
         done = {row["run_id"] for row in load_results(self.out)}
-        pending = [r for r in self.runs if r.run_id not in done]
+        pending = _interleaved([r for r in self.runs if r.run_id not in done])
         self._emit(
             {
                 "type": "bench_started",
@@ -72,16 +72,18 @@ class BenchRunner:
                 "jobs": self.jobs,
             }
         )
-        slots = asyncio.Semaphore(self.jobs)
-        rows: list[BenchEvent] = []
-        loads = 0
-        try:
-            finished = await asyncio.gather(*(self._guarded(r, slots) for r in pending))
-            rows = [row for row in finished if row is not None]
-        finally:
-            loads = await asyncio.to_thread(self._stop_hosts)
+        rows, loads = await self._execute(pending)
         self._emit({"type": "bench_finished", "added": len(rows), "model_loads": loads})
         return rows
+
+    async def _execute(self, pending: list[RunSpec]) -> tuple[list[BenchEvent], int]:
+        """Run ``pending`` on this machine; (the rows added, how many times models loaded)."""
+        slots = asyncio.Semaphore(self.jobs)
+        try:
+            finished = await asyncio.gather(*(self._guarded(r, slots) for r in pending))
+        finally:
+            loads = await asyncio.to_thread(self._stop_hosts)
+        return [row for row in finished if row is not None], loads
 
     async def _guarded(self, run: RunSpec, slots: asyncio.Semaphore) -> BenchEvent | None:
         async with slots:
@@ -90,8 +92,7 @@ class BenchRunner:
             if row is None:  # interrupted: left to resume, not scored
                 self._emit({"type": "run_interrupted", "run_id": run.run_id})
                 return None
-            self._append(row)
-            self._emit({"type": "run_finished", "row": row})
+            self._record(row)
             return row
 
     async def _one(self, run: RunSpec) -> BenchEvent | None:
@@ -119,26 +120,7 @@ class BenchRunner:
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text(traceback.format_exc(), encoding="utf-8")
         row["wall_s"] = round(time.monotonic() - started, 2)
-        return self._scored(run, row)
-
-    def _scored(self, run: RunSpec, row: BenchEvent) -> BenchEvent:
-        """The scorer's view: only this process ever opens the answer keys."""
-        from scribe_tui.organisms.keys import answer_key_record
-
-        row.setdefault("answer", None)
-        row.setdefault("confidence", None)
-        key = answer_key_record(run["organism"]) if self.scored else None
-        if key is None or row.get("exit") == "failed":
-            verdict = {"correct": None, "abstained": False, "false_positive": False}
-        else:
-            result = score(row["answer"], key)
-            verdict = {
-                "correct": result.correct,
-                "abstained": result.abstained,
-                "false_positive": result.false_positive,
-            }
-        row.update(verdict, control=bool(key and key.control), scored=key is not None)
-        return row
+        return score_row(run, row, scored=self.scored)
 
     def _settings(self, run: RunSpec) -> Any:
         from scribe_tui.agent.launch import RunSettings
@@ -202,6 +184,11 @@ class BenchRunner:
             host.stop()
         return loads
 
+    def _record(self, row: BenchEvent) -> None:
+        """A finished, scored run: appended to results.jsonl, then reported."""
+        self._append(row)
+        self._emit({"type": "run_finished", "row": row})
+
     def _append(self, row: BenchEvent) -> None:
         line = json.dumps(row, sort_keys=True) + "\n"
         with open(self._results, "a+", encoding="utf-8") as fh:
@@ -210,6 +197,47 @@ class BenchRunner:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
+
+
+def score_row(run: RunSpec, row: BenchEvent, *, scored: bool) -> BenchEvent:
+    """Add the verdict to a finished run's row; only a scorer here ever opens the answer keys.
+
+    ``scored=False`` marks the row unscored without looking for a key (what a
+    container running the investigation does: it has none).
+    """
+    from scribe_tui.organisms.keys import answer_key_record
+
+    row.setdefault("answer", None)
+    row.setdefault("confidence", None)
+    key = answer_key_record(run["organism"]) if scored else None
+    if key is None or row.get("exit") == "failed":
+        verdict = {"correct": None, "abstained": False, "false_positive": False}
+    else:
+        result = score(row["answer"], key)
+        verdict = {
+            "correct": result.correct,
+            "abstained": result.abstained,
+            "false_positive": result.false_positive,
+        }
+    row.update(verdict, control=bool(key and key.control), scored=key is not None)
+    return row
+
+
+def _interleaved(runs: list[RunSpec]) -> list[RunSpec]:
+    """Round-robin over hosts: runs started together then use different hosts.
+
+    A host serves one call at a time, so two runs on one organism mostly wait for
+    each other; the grid's own order would start them side by side.
+    """
+    by_host: dict[tuple[str, str], list[RunSpec]] = {}
+    for run in runs:
+        by_host.setdefault((run["organism"], run["mode"]), []).append(run)
+    queues = list(by_host.values())
+    order: list[RunSpec] = []
+    while queues:
+        order += [queue.pop(0) for queue in queues]
+        queues = [queue for queue in queues if queue]
+    return order
 
 
 def _ends_with_newline(path: Path) -> bool:
