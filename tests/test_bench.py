@@ -42,6 +42,15 @@ def bench(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedPr
     )
 
 
+def wait_for_a_result(out: Path, proc: subprocess.Popen) -> None:
+    """Until the bench in ``proc`` has scored one run (it must not exit first)."""
+    results = out / "results.jsonl"
+    deadline = time.monotonic() + 240
+    while not (results.exists() and results.read_text().count("\n") >= 1):
+        assert proc.poll() is None and time.monotonic() < deadline, "no run finished"
+        time.sleep(0.1)
+
+
 def test_bench_over_the_bundled_organisms_scores_reports_and_resumes(tmp_path: Path) -> None:
     args = ("--axis", "organism=taboo,belief", "--jobs", "2", "--out", "out", "--json")
     run = bench(*args, cwd=tmp_path)
@@ -89,12 +98,8 @@ def test_a_bench_killed_mid_run_resumes_without_redoing_finished_runs(tmp_path: 
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    results = tmp_path / "out" / "results.jsonl"
     try:
-        deadline = time.monotonic() + 240
-        while not (results.exists() and results.read_text().count("\n") >= 1):
-            assert proc.poll() is None and time.monotonic() < deadline, "no run finished"
-            time.sleep(0.1)
+        wait_for_a_result(tmp_path / "out", proc)
         os.killpg(proc.pid, signal.SIGKILL)  # the bench, its kernels and its host
         proc.wait()
     finally:
@@ -125,11 +130,7 @@ def test_ctrl_c_keeps_finished_runs_scored_and_leaves_the_rest_to_resume(tmp_pat
         stderr=subprocess.PIPE,
         text=True,
     )
-    results = tmp_path / "out" / "results.jsonl"
-    deadline = time.monotonic() + 240
-    while not (results.exists() and results.read_text().count("\n") >= 1):
-        assert proc.poll() is None and time.monotonic() < deadline, "no run finished"
-        time.sleep(0.1)
+    wait_for_a_result(tmp_path / "out", proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]

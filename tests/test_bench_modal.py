@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import pickle
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import cloudpickle
 import nbformat
 import pytest
-from test_investigate_e2e import cli_env
+from test_bench import bench
 
 from scribe_tui.bench import cli
 from scribe_tui.bench.grid import build_grid, expand
@@ -52,21 +51,13 @@ def unreachable_modal(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_no_modal_token_is_one_line_exit_2_and_creates_nothing(
     tmp_path: Path, no_modal_token: None
 ) -> None:
-    def bench(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "scribe_tui", "bench", *args],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            env=cli_env(tmp_path),
-            timeout=60,
-        )
-
-    run = bench("--backend", "modal", "--axis", "organism=taboo", "--out", "o")
+    run = bench("--backend", "modal", "--axis", "organism=taboo", "--out", "o", cwd=tmp_path)
     assert run.returncode == 2, run.stderr
     assert run.stderr.count("\n") == 1 and "modal token new" in run.stderr, run.stderr
     assert not (tmp_path / "o").exists()
-    dry = bench("--backend", "modal", "--axis", "organism=taboo", "--out", "o", "--dry-run")
+    dry = bench(
+        "--backend", "modal", "--axis", "organism=taboo", "--out", "o", "--dry-run", cwd=tmp_path
+    )  # fmt: skip
     assert dry.returncode == 0 and f"{DEFAULT_JOBS} at once" in dry.stdout, dry.stderr
     assert not (tmp_path / "o").exists()
 

@@ -9,8 +9,6 @@ import functools
 import io
 import json
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ import nbformat
 import pytest
 import pytest_asyncio
 from PIL import Image
+from test_nblock import hold_in_another_process, try_in_another_process
 
 from scribe_tui.agent.events import CellAdded, CellExecuting, CellUpdated, Event
 from scribe_tui.runtime import notebook as notebook_module
@@ -472,52 +471,20 @@ async def test_a_failing_disk_is_reported_and_retried(
     assert (await env.run("'no warning'")).content == [{"type": "text", "text": "'no warning'"}]
 
 
-TRY_TO_HOLD = """
-import sys
-from scribe_tui.runtime.nblock import NotebookBusy, NotebookLock
-try:
-    NotebookLock(sys.argv[1]).acquire()
-except NotebookBusy as exc:
-    print(exc)
-else:
-    print("acquired")
-    if len(sys.argv) > 2:
-        sys.stdin.read()  # hold it until the test closes stdin
-"""
-
-
-def try_to_hold(notebook: Path) -> str:
-    """What another process gets when it tries to take ``notebook``."""
-    out = subprocess.run(
-        [sys.executable, "-c", TRY_TO_HOLD, str(notebook)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
-
-
 @shared
 async def test_sessions_keep_other_processes_off_their_notebooks(env: Env) -> None:
     busy = f"is in use by scribe-tui pid {os.getpid()}; wait for it to finish or stop it"
-    assert try_to_hold(env.path) == f"notebook {env.path} {busy}"
+    assert try_in_another_process(env.path) == f"notebook {env.path} {busy}"
 
     started = await env.tools.call("start_new_session", {"experiment_name": "held"})
     sid = started.text.split("'")[1]
     path = env.tools.session(sid).notebook.path
-    assert try_to_hold(path) == f"notebook {path} {busy}"
+    assert try_in_another_process(path) == f"notebook {path} {busy}"
     await env.tools.call("shutdown_session", {"session_id": sid})
     assert not path.with_name(f".{path.name}.lock").exists()
 
-    holder = subprocess.Popen(
-        [sys.executable, "-c", TRY_TO_HOLD, str(path), "hold"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold_in_another_process(path)
     try:
-        assert holder.stdout is not None and holder.stdout.readline() == "acquired\n"
         refused = only_line(
             await env.tools.call("start_session_resume_notebook", {"notebook_path": str(path)})
         )
