@@ -21,7 +21,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 __all__ = ["SandboxPolicy", "SandboxState", "apply", "probe", "sandboxed_argv"]
@@ -78,6 +78,7 @@ class SandboxPolicy:
     read: list[str] = field(default_factory=list)
     write: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)  # never granted through a read tree
+    listable: list[str] = field(default_factory=list)  # names visible, contents not
     # Entries of the process's own /proc/<pid> it may read; None: all of them. The model
     # host gets a few: its memory maps would show where the weights were loaded from.
     own_proc: list[str] | None = None
@@ -128,7 +129,7 @@ def off(reason: str) -> SandboxState:
 # --- policies ------------------------------------------------------------------------------------
 
 
-def python_paths(sys_path: Iterable[str] | None = None) -> tuple[list[str], list[str]]:
+def python_paths() -> tuple[list[str], list[str]]:
     """(trees to read whole, directories to list only) that imports of this interpreter need.
 
     Installation prefixes are read whole. Any other ``sys.path`` entry (an editable
@@ -137,7 +138,7 @@ def python_paths(sys_path: Iterable[str] | None = None) -> tuple[list[str], list
     """
     prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     trees, listed = set(prefixes), set()
-    for entry in sys_path if sys_path is not None else sys.path:
+    for entry in sys.path:
         if not entry or not os.path.isdir(entry):
             continue
         real = os.path.realpath(entry)
@@ -159,17 +160,12 @@ def base_policy(
     trees, listed = python_paths()
     system = [*_SYSTEM_READ, *(f"/etc/{n}" for n in _ETC), *(f"/proc/{n}" for n in _PROC_FILES)]
     system += [f"/dev/{n}" for n in (*_DEVICES, *_GPU_DEVICES)] + ["/proc/driver"]
-    readable = [p for p in (*system, *trees, *read) if os.path.exists(p)]
-    writable = [p for p in ("/dev/shm", *write) if os.path.exists(p)]
-    # Listed-only entries come last as READ_DIR rules of their own (see _grant_listing).
     return SandboxPolicy(
-        read=readable + [f"{_LIST_ONLY}{p}" for p in listed],
-        write=writable,
+        read=[p for p in (*system, *trees, *read) if os.path.exists(p)],
+        write=[p for p in ("/dev/shm", *write) if os.path.exists(p)],
         exclude=[os.path.realpath(p) for p in exclude],
+        listable=listed,
     )
-
-
-_LIST_ONLY = "list:"
 
 
 def _within(path: str, root: str) -> bool:
@@ -268,10 +264,9 @@ def apply(policy: SandboxPolicy) -> None:
         raise OSError(ctypes.get_errno(), "Landlock is not available")
     rules = _Ruleset(abi)
     for path in policy.read:
-        if path.startswith(_LIST_ONLY):
-            rules.allow(path.removeprefix(_LIST_ONLY), _READ_DIR)
-        else:
-            _grant(rules, path, _READ, policy.exclude)
+        _grant(rules, path, _READ, policy.exclude)
+    for path in policy.listable:
+        rules.allow(path, _READ_DIR)
     for path in policy.write:
         _grant(rules, path, rules.handled, policy.exclude)
     # Our own /proc/<pid> only: other processes' environ, cmdline and maps stay shut. The
