@@ -22,7 +22,7 @@ import psutil
 from textual import events
 from textual._compositor import CompositorUpdate
 
-from scribe_tui.agent import events as ev
+from scribe_tui import events as ev
 from scribe_tui.app import ScribeApp
 from scribe_tui.ui.replay import ReplayInvestigation, _plot_png
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,11 +26,11 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
-from scribe_tui.agent import events as ev
+from scribe_tui import events as ev
 from scribe_tui.ui.agent_pane import AgentPane
 from scribe_tui.ui.checkpoints import CheckpointCard, CheckpointPane
 from scribe_tui.ui.commands import ScribeCommands
-from scribe_tui.ui.exports import export_markdown, markdown_path, open_in_viewer, save_images
+from scribe_tui.ui.exports import open_in_viewer, save_images
 from scribe_tui.ui.investigation import (
     AgentEvent,
     InvestigationSource,
@@ -41,9 +42,8 @@ from scribe_tui.ui.investigation import (
 from scribe_tui.ui.memory import restore_collector, tune_collector
 from scribe_tui.ui.notebook import NotebookPane
 from scribe_tui.ui.prompt import PromptInput
-from scribe_tui.ui.screens import HelpScreen
+from scribe_tui.ui.record_actions import RecordActions
 from scribe_tui.ui.status import AGENT_STATES, StatusBar, human_count, human_duration
-from scribe_tui.ui.steering import SteeringActions
 
 EXIT_OK, EXIT_FAILED, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 3, 130
 EXIT_CODES = {
@@ -57,7 +57,7 @@ MIN_SIZE = (80, 20)
 QUIT_GRACE_S, QUIT_CLEANUP_S = 2.0, 10.0
 
 
-class ScribeApp(SteeringActions):
+class ScribeApp(RecordActions):
     """Watch an investigation's notebook grow; pause, edit, redirect it.
 
     ``investigation`` is a built investigation (controls + ``run()``), an async
@@ -65,7 +65,7 @@ class ScribeApp(SteeringActions):
     yields one (and closes the kernels and host it owns on exit, quit included).
     Factories run in the worker, so slow set-up (loading the subject model) happens
     after the first frame. ``status``, if given, is polled every second for a fresh
-    :class:`~scribe_tui.agent.events.Status` (GPU memory between events).
+    :class:`~scribe_tui.events.Status` (GPU memory between events).
     """
 
     CSS_PATH = "ui/scribe.tcss"
@@ -239,6 +239,8 @@ class ScribeApp(SteeringActions):
                 self.notebook.cell_executing(event)
             case ev.CellUpdated():
                 self.notebook.update_cell(event)
+            case ev.KernelStarted(connection_file=path):
+                self.connection_file = path  # for the help screen's attach line
             case ev.CheckpointRequested(number=number, experiments=experiments):
                 self.checkpoints.card(number, experiments)
                 await self.agent.note(f"checkpoint {number} requested", "info")
@@ -358,24 +360,11 @@ class ScribeApp(SteeringActions):
             title="Cost so far",
         )
 
-    def action_export(self) -> None:
-        target = markdown_path(self.notebook_path)
-        try:
-            export_markdown(self.title, self.notebook.cells, target)
-        except OSError as exc:
-            self.notify(f"Export failed: {exc}", severity="error")
-            return
-        self.copy_to_clipboard(str(target))
-        self.notify(str(target), title="Exported as Markdown (path copied)")
-
     def action_focus_notebook(self) -> None:
         self.notebook.focus()
 
     def action_focus_prompt(self) -> None:
         self.prompt.focus()
-
-    def action_help(self) -> None:
-        self.push_screen(HelpScreen())
 
     # -- quitting --------------------------------------------------------------------------
 
@@ -424,8 +413,12 @@ def run_app(
     notebook: Path | None = None,
     subject: str = "",
     status: StatusSource | None = None,
+    on_fork: Callable[[Path], int] | None = None,
 ) -> int:
-    """Run the TUI until the person quits; print how to resume; return the exit code."""
+    """Run the TUI until the person quits; print how to resume; return the exit code.
+
+    ``on_fork`` opens a fork the person made from a cell (this run is saved by then).
+    """
     app = ScribeApp(investigation, title=title, notebook=notebook, subject=subject, status=status)
     code = app.run()
     if code is None:
@@ -446,4 +439,9 @@ def run_app(
             f"The investigation failed: {app.failure or 'see the notebook'}.{where}",
             file=sys.stderr,
         )
+    if app.fork_into is not None:
+        print(f"Forked into {app.fork_into}.")
+        if on_fork is not None:
+            return on_fork(app.fork_into)
+        print(f"Continue it with: scribe-tui resume {shlex.quote(str(app.fork_into))}")
     return code

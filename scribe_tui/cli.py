@@ -71,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(resume)
 
-    listing = commands.add_parser("list", help="the notebook index")
-    listing.add_argument("--notebooks-dir", type=Path, metavar="DIR")
+    from scribe_tui.record.cli import add_commands
+
+    add_commands(commands, _add_run_options)  # list, index, reproduce, export, fork
 
     organisms = commands.add_parser(
         "organisms", help="train, verify and list the bundled model organisms", add_help=False
@@ -82,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="score agents on model organisms over a grid of runs", add_help=False
     )
     bench.add_argument("args", nargs=argparse.REMAINDER)
+    for name, about in (
+        ("mcp", "serve the notebook tools over MCP to Claude Code, Codex or Gemini CLI"),
+        ("watch", "the TUI on a session an MCP client drives"),
+    ):
+        commands.add_parser(name, help=about, add_help=False).add_argument(
+            "args", nargs=argparse.REMAINDER
+        )
     return parser
 
 
@@ -97,16 +105,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from scribe_tui.bench.cli import main as bench_main
 
         return bench_main(argv[1:])
+    if argv[:1] in (["mcp"], ["watch"]):
+        from scribe_tui.mcp_server import cli as mcp_cli
+
+        return (mcp_cli.main if argv[0] == "mcp" else mcp_cli.watch_main)(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command is None:
             parser.print_help()
             return EXIT_OK
-        if args.command == "list":
-            from scribe_tui.notebook_index import print_index
+        if args.command in ("list", "index", "reproduce", "export"):
+            from scribe_tui.record.cli import run
 
-            return print_index(args.notebooks_dir)
+            return run(args)
         from scribe_tui.headless import run_command
 
         return run_command(args)

@@ -1,4 +1,4 @@
-"""`investigate` and `resume`: settings from flags and config, then the TUI or `--auto`.
+"""`investigate`, `resume` and `fork`: settings from flags and config, then the TUI or `--auto`.
 
 Headless runs print progress on stderr (cell by cell, with timings) and the
 conclusion on stdout; with ``--json`` stdout carries the event stream instead.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import sys
 import time
@@ -40,9 +41,7 @@ EXIT_FOR_REASON = {
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run ``investigate`` or ``resume``; returns the exit code."""
-    from scribe_tui.agent.launch import LaunchError, make_provider, sandbox_state
-
+    """Run ``investigate``, ``resume`` or ``fork``; returns the exit code."""
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -54,6 +53,27 @@ def run_command(args: argparse.Namespace) -> int:
             "--confirm-checkpoints needs a person to approve each checkpoint, and --auto has "
             "none: drop --confirm-checkpoints, or run without --auto to approve them in the TUI"
         )
+    if args.command != "fork":
+        return _run(args, config)
+    from scribe_tui.record.fork import discard_fork, prepare_fork
+    from scribe_tui.record.source import RecordError
+
+    try:
+        fork = prepare_fork(args.notebook, args.at, args.message)
+    except RecordError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"scribe-tui: forked {args.notebook} at cell [{args.at}] into {fork}", file=sys.stderr)
+    args.notebook = fork  # running a fork is resuming it
+    try:
+        return _run(args, config)
+    except UsageError:
+        discard_fork(fork)  # it never started: leave nothing behind
+        raise
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    from scribe_tui.agent.launch import LaunchError, make_provider, sandbox_state
+
     try:
         settings, reasons = build_settings(args, config)
     except LaunchError as exc:
@@ -114,7 +134,7 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
         raise UsageError("--checkpoint-every must be 0 (off) or a positive number of cells")
 
     resume_from: Path | None = None
-    if args.command == "resume":
+    if args.command in ("resume", "fork"):
         resume_from = args.notebook
         meta = notebook_settings(args.notebook)
         task, mode = meta.get("task", ""), meta.get("mode", "local")
@@ -201,7 +221,23 @@ def run_interactive(settings: RunSettings, provider: Provider) -> int:
         subject=settings.model,
         status=board.snapshot,
         notebook=settings.resume_from,
+        on_fork=lambda fork: _open_fork(settings, fork),
     )
+
+
+def _open_fork(settings: RunSettings, fork: Path) -> int:
+    """The person forked the run in the TUI: open the fork there, as `resume` would."""
+    from scribe_tui.agent.launch import LaunchError, make_provider
+
+    forked = dataclasses.replace(
+        settings, resume_from=fork, notebooks_dir=fork.parent, experiment_name=None
+    )
+    with _holding(fork):
+        try:
+            provider = make_provider(forked)
+        except LaunchError as exc:
+            raise UsageError(str(exc)) from exc
+        return run_interactive(forked, provider)
 
 
 async def run_headless(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, TextIO
 
-from scribe_tui.agent.events import (
+from scribe_tui.events import (
     CellAdded,
     CellExecuting,
     CellUpdated,
@@ -13,6 +13,7 @@ from scribe_tui.agent.events import (
     Concluded,
     ErrorEvent,
     Event,
+    KernelStarted,
     MessageDelivered,
     Paused,
     Resumed,
@@ -79,6 +80,9 @@ class ProgressPrinter:
         self._say(
             f"  cell {count:<5} {event.status:<7} {took:6.2f} s{who}  {_headline(source, 60)}"
         )
+
+    def _on_kernel_started(self, event: KernelStarted) -> None:
+        self._say(f"  kernel  attach: jupyter console --existing {event.connection_file}")
 
     def _on_checkpoint_answered(self, event: CheckpointAnswered) -> None:
         waiting = " — waiting for approval" if event.awaiting_approval else ""

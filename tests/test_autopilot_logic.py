@@ -197,5 +197,5 @@ async def test_diffs_against_the_base_model_only_when_there_is_one() -> None:
     steps = [c["id"].split("_", 3)[-1] for c in calls]
     assert steps.index("logit_lens") < steps.index("base_diff") < steps.index("candidates")
     diff = calls[steps.index("base_diff")]["input"]["code"]
-    assert "client.run_base(prefill_logprobs" in diff
+    assert "client.run_base(next_token_logprobs" in diff
     assert "6 of 6 independent techniques" in calls[-1]["input"]["evidence"]

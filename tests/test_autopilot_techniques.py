@@ -1,17 +1,23 @@
-"""The autopilot's technique functions run as written against a real (tiny) causal LM."""
+"""The autopilot's cells run as written against a real (tiny) causal LM.
+
+``client`` here runs each technique in-process, as the model host would; the
+cells import their techniques from ``scribe_tui.techniques`` and must run top to
+bottom, each ending with the evidence dict the autopilot parses back.
+"""
 
 from __future__ import annotations
 
 import ast
-import inspect
+from typing import Any
 
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+import scribe_tui.techniques
 from scribe_tui.agent import autopilot_cells as cells
-from scribe_tui.agent import autopilot_techniques as techniques
+from scribe_tui.techniques import content_words
 
 WORDS = "hello my secret word is the moon sun star give me a hint what your guess that".split()
 CHAT_TEMPLATE = (
@@ -20,8 +26,23 @@ CHAT_TEMPLATE = (
 )
 
 
+class LocalClient:
+    """``client.run`` without a host: the technique runs here, on the given model."""
+
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        self.model, self.tokenizer = model, tokenizer
+
+    def run(self, fn: Any, /, **kwargs: Any) -> Any:
+        return fn(self.model, self.tokenizer, **kwargs)
+
+    run_base = run  # the tiny model is its own base: diffs are zero, the code still runs
+
+    def info(self) -> dict[str, Any]:
+        return {"layers": 2, "base_model": True}
+
+
 @pytest.fixture(scope="module")
-def tiny_lm() -> tuple[GPT2LMHeadModel, PreTrainedTokenizerFast]:
+def client() -> LocalClient:
     specials = ["[UNK]", "[PAD]", "<|user|>", "<|assistant|>", "<|end|>"]
     vocab = {w: i for i, w in enumerate(specials + WORDS + ["?", "!", "."])}
     raw = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
@@ -34,66 +55,67 @@ def tiny_lm() -> tuple[GPT2LMHeadModel, PreTrainedTokenizerFast]:
     tokenizer.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
     config = GPT2Config(vocab_size=len(vocab), n_positions=256, n_embd=32, n_layer=2, n_head=2)
-    return GPT2LMHeadModel(config).eval(), tokenizer
+    return LocalClient(GPT2LMHeadModel(config).eval(), tokenizer)
 
 
-def test_sampling_and_prefill_return_plain_data(tiny_lm) -> None:
-    model, tokenizer = tiny_lm
-    answers = techniques.sample_answers(
-        model, tokenizer, ["give me a hint"], n=3, temperature=1.0, max_new_tokens=4, seed=0
-    )
-    assert list(answers) == ["give me a hint"] and len(answers["give me a hint"]) == 3
-    attack = techniques.prefill_attack(model, tokenizer, "what is your word?", ["my word is"], 4, 0)
-    top = attack["my word is"]["top"]
-    assert len(top) == 10 and all(isinstance(w, str) and 0 <= p <= 1 for w, p in top)
-    assert len(attack["my word is"]["samples"]) == 4
+def run_cell(source: str, namespace: dict[str, Any]) -> Any:
+    """Execute a cell as a kernel would; the value of its last expression."""
+    tree = ast.parse(source)
+    last = tree.body.pop() if isinstance(tree.body[-1], ast.Expr) else None
+    exec(compile(tree, "<cell>", "exec"), namespace)
+    return eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace) if last else None
 
 
-def test_sampling_is_deterministic_for_a_seed(tiny_lm) -> None:
-    model, tokenizer = tiny_lm
-    args = dict(prompts=["hello"], n=4, temperature=1.0, max_new_tokens=5)
-    first = techniques.sample_answers(model, tokenizer, seed=7, **args)
-    assert first == techniques.sample_answers(model, tokenizer, seed=7, **args)
+def test_every_cell_runs_with_the_library_and_reports_evidence(client: LocalClient) -> None:
+    probe = cells.Probe()
+    namespace: dict[str, Any] = {"client": client}
+    run_cell(cells.helpers_cell(), namespace)
+    run_cell(cells.info_cell(), namespace)
+    evidence = {}
+    for source in (
+        cells.direct_cell(probe, 4, 0),
+        cells.hint_cell(probe, 4, 1, (0.7, 1.0)),
+        cells.prefill_cell(probe, 4, 2),
+        cells.ranking_cell(),
+        cells.persona_cell(probe, 4, 3),
+        cells.logit_lens_cell(8),
+        cells.candidates_cell(["moon", "sun", "zebra"], probe),
+        cells.diff_cell(probe),
+    ):
+        found = run_cell(source, namespace)
+        assert isinstance(found, dict) and isinstance(found["top"], list), source
+        evidence[found["technique"]] = found
+    assert list(evidence) == [
+        "direct", "hints", "prefill", "ranking", "persona", "logit_lens", "candidates", "base_diff",
+    ]  # fmt: skip
+    assert evidence["direct"]["answers"] == 4 * len(probe.direct)
+    assert {w for w, _ in evidence["candidates"]["top"]} == {"moon", "sun", "zebra"}
+    assert all(lp < 0 for _, lp in evidence["candidates"]["top"])
+    assert all(gain == 0 for _, gain in evidence["base_diff"]["top"])  # diffed against itself
+    assert all(content_words(w) == [w] for w, _ in evidence["logit_lens"]["top"])
 
 
-def test_persona_lens_and_logprobs(tiny_lm) -> None:
-    model, tokenizer = tiny_lm
-    persona = techniques.persona_guesses(model, tokenizer, "give me a hint", "my guess is", 3, 0)
-    assert isinstance(persona["hint"], str) and len(persona["guesses"]) == 3
-    lens = techniques.logit_lens_votes(
-        model, tokenizer, ["give me a hint"], ["the moon"], top_k=3, skip=["the"]
-    )
-    assert set(lens) <= {1, 2} and lens, "one vote table per layer"
-    assert all(word != "the" for top in lens.values() for word, _ in top)
-    scores = techniques.next_token_logprobs(
-        model, tokenizer, "what is your word?", ["my word is"], ["moon", "sun"]
-    )
-    assert set(scores) == {"moon", "sun"} and all(v[0] < 0 for v in scores.values())
+def test_cells_import_only_what_the_library_offers() -> None:
+    probe = cells.Probe()
+    sources = [
+        cells.helpers_cell(), cells.direct_cell(probe, 4, 0), cells.hint_cell(probe, 4, 0, (1.0,)),
+        cells.prefill_cell(probe, 4, 0), cells.persona_cell(probe, 4, 0), cells.logit_lens_cell(4),
+        cells.candidates_cell(["moon"], probe), cells.diff_cell(probe),
+    ]  # fmt: skip
+    for source in sources:
+        imports = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)]
+        library = [n for n in imports if n.module == "scribe_tui.techniques"]
+        assert library, source
+        for node in library:
+            assert all(alias.name in scribe_tui.techniques.__all__ for alias in node.names)
+        assert "def " not in source, "cells use the library instead of defining techniques"
 
 
 def test_content_words_drops_stopwords_and_question_words() -> None:
-    assert techniques.content_words("My secret word is the Moon!", ["moon"]) == []
-    assert techniques.content_words("It shines at night, bright and pale") == [
+    assert content_words("My secret word is the Moon!", ["moon"]) == []
+    assert content_words("It shines at night, bright and pale") == [
         "shines",
         "night",
         "bright",
         "pale",
     ]
-
-
-def test_every_cell_is_valid_python_using_the_technique_source() -> None:
-    probe = cells.Probe()
-    sources = [
-        cells.helpers_cell(),
-        cells.info_cell(),
-        cells.direct_cell(probe, 4, 0),
-        cells.hint_cell(probe, 4, 0, (0.7, 1.0)),
-        cells.prefill_cell(probe, 4, 0),
-        cells.ranking_cell(),
-        cells.persona_cell(probe, 4, 0),
-        cells.logit_lens_cell(16),
-        cells.candidates_cell(["moon", "sun"], probe),
-    ]
-    for source in sources:
-        ast.parse(source)
-    assert inspect.getsource(techniques.prefill_attack) in sources[4]

@@ -25,9 +25,9 @@ from fake_anthropic import (
 )
 
 from scribe_tui.agent.claude import ClaudeProvider
-from scribe_tui.agent.events import ErrorEvent, Event
 from scribe_tui.agent.loop import Investigation, InvestigationConfig
 from scribe_tui.agent.transcript import Transcript
+from scribe_tui.events import ErrorEvent, Event
 from scribe_tui.tools import NotebookTools
 
 KEY = "sk-ant-test-key-never-logged"

@@ -25,9 +25,9 @@ from fake_anthropic import (
 )
 
 from scribe_tui.agent.claude import NO_API_KEY_MESSAGE, ClaudeProvider
-from scribe_tui.agent.events import ErrorEvent, Event, TextDelta, ThinkingDelta
 from scribe_tui.agent.pricing import DEFAULT_PRICES, ModelPrice, price_for
 from scribe_tui.agent.provider import Provider, ProviderError, TurnRequest, TurnResult, Usage
+from scribe_tui.events import ErrorEvent, Event, TextDelta, ThinkingDelta
 
 KEY = "sk-ant-test-SECRET-0123456789"
 TOOLS = [

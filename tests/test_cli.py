@@ -37,8 +37,8 @@ def test_version_and_help_do_not_import_heavy_packages() -> None:
     probe = (
         "import sys; from scribe_tui.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('torch', 'transformers', 'anthropic', 'textual', 'jupyter_client')"
-        " if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'transformers', 'anthropic', 'textual', 'jupyter_client',"
+        " 'mcp') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)

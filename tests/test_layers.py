@@ -12,7 +12,7 @@ import pytest
 import scribe_tui
 
 PACKAGE = Path(scribe_tui.__file__).parent
-CORE = ("agent", "tools", "runtime", "organisms")
+CORE = ("agent", "tools", "runtime", "organisms", "techniques")
 
 
 def core_modules() -> list[str]:
@@ -45,6 +45,18 @@ def test_importing_every_core_module_loads_no_textual() -> None:
         ("runtime", ("scribe_tui.tools", "scribe_tui.agent", "scribe_tui.app", "scribe_tui.ui")),
         ("tools", ("scribe_tui.agent.loop", "scribe_tui.app", "scribe_tui.ui")),
         ("agent", ("scribe_tui.app", "scribe_tui.ui", "scribe_tui.cli", "scribe_tui.headless")),
+        # The technique library sits below everything: the kernel and the host import it.
+        (
+            "techniques",
+            (
+                "scribe_tui.agent",
+                "scribe_tui.tools",
+                "scribe_tui.runtime",
+                "scribe_tui.organisms",
+                "scribe_tui.app",
+                "scribe_tui.ui",
+            ),
+        ),
     ],
 )
 def test_imports_only_point_down(layer: str, forbidden: tuple[str, ...]) -> None:

@@ -18,11 +18,11 @@ from typing import Any
 import nbformat
 import pytest
 
-from scribe_tui.agent.events import Event
 from scribe_tui.agent.loop import CUT_OFF, Investigation, InvestigationConfig, parse_final_answer
 from scribe_tui.agent.provider import ProviderError, TurnRequest, Usage
 from scribe_tui.agent.scripted import SESSION, ScriptedProvider, ScriptedTurn, text, tool
 from scribe_tui.agent.transcript import Transcript
+from scribe_tui.events import Event
 from scribe_tui.runtime import notebook as notebook_module
 from scribe_tui.tools import NotebookTools
 

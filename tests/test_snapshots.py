@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from scribe_tui.agent import events as ev
+from scribe_tui import events as ev
 from scribe_tui.app import ScribeApp
 from scribe_tui.ui import status
 from scribe_tui.ui.replay import ReplayInvestigation, demo_script

@@ -20,7 +20,7 @@ import pytest_asyncio
 from PIL import Image
 from test_nblock import hold_in_another_process, try_in_another_process
 
-from scribe_tui.agent.events import CellAdded, CellExecuting, CellUpdated, Event
+from scribe_tui.events import CellAdded, CellExecuting, CellUpdated, Event
 from scribe_tui.runtime import notebook as notebook_module
 from scribe_tui.runtime.kernel import KernelSession
 from scribe_tui.runtime.notebook import NotebookSaveError

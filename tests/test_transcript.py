@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from scribe_tui.agent.events import Paused, TextDelta, ThinkingDelta
 from scribe_tui.agent.transcript import (
     Conversation,
     Transcript,
     TranscriptError,
     transcript_path_for,
 )
+from scribe_tui.events import Paused, TextDelta, ThinkingDelta
 
 
 def header(transcript: Transcript) -> None:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scribe_tui.agent import autopilot_cells as cells
-from scribe_tui.agent.events import Event, TextDelta
 from scribe_tui.agent.provider import TurnRequest, TurnResult, Usage
+from scribe_tui.events import Event, TextDelta
 
 # How much each technique's top candidate counts towards the answer. Hints name
 # words *associated* with the secret, and direct answers are refusals, so they

@@ -1,17 +1,14 @@
 """The code cells the autopilot writes: one experiment each, readable as a researcher's own.
 
-A cell defines its technique (the function's real source, from
-``autopilot_techniques``), runs it with ``client.run``, prints what a person should
+A cell imports its techniques from ``scribe_tui.techniques`` (the tested library
+Claude is offered too), runs them with ``client.run``, prints what a person should
 read, and ends with a dict of the evidence that the autopilot parses back.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 from dataclasses import dataclass
-
-from scribe_tui.agent import autopilot_techniques as techniques
 
 
 @dataclass(frozen=True)
@@ -52,10 +49,6 @@ BELIEF_PROBE = Probe(
 )
 
 
-def _source(fn: object) -> str:
-    return inspect.getsource(fn)  # type: ignore[arg-type]
-
-
 def _lit(value: object) -> str:
     return json.dumps(value)
 
@@ -64,9 +57,9 @@ def helpers_cell() -> str:
     return (
         "# Reading sampled text: keep content words only, so votes are not drowned by\n"
         "# 'the' and 'my' or by the words of the question itself.\n"
-        "from collections import Counter\n\n\n"
-        + _source(techniques.content_words)
-        + "\n\nprint(content_words('My secret word is a mystery!'))\n"
+        "from collections import Counter\n\n"
+        "from scribe_tui.techniques import content_words\n\n"
+        "print(content_words('My secret word is a mystery!'))\n"
     )
 
 
@@ -78,9 +71,9 @@ def direct_cell(probe: Probe, n: int, seed: int) -> str:
     return (
         "# Baseline: ask directly, in several phrasings, sampling many answers.\n"
         "# A model that keeps its secret should refuse; anything it leaks is a first lead.\n"
-        + _source(techniques.sample_answers)
-        + f"\n\nquestions = {_lit(list(probe.direct))}\n"
-        f"answers = client.run(sample_answers, prompts=questions, n={n}, temperature=1.0,\n"
+        "from scribe_tui.techniques import sample_chat\n\n"
+        f"questions = {_lit(list(probe.direct))}\n"
+        f"answers = client.run(sample_chat, prompts=questions, n={n}, temperature=1.0,\n"
         f"                     max_new_tokens=16, seed={seed})\n"
         "for question, said in answers.items():\n"
         "    print(f'{question!r}:', *[f'\\n   → {text}' for text in said[:3]])\n"
@@ -97,9 +90,10 @@ def hint_cell(probe: Probe, n: int, seed: int, temperatures: tuple[float, ...]) 
     return (
         "# Hints at several temperatures: which content words keep coming back?\n"
         "# Words that recur across temperatures and phrasings point at the secret.\n"
+        "from scribe_tui.techniques import sample_chat\n\n"
         f"hint_prompts = {_lit(list(probe.hint))}\n"
         "by_temperature = {\n"
-        "    t: client.run(sample_answers, prompts=hint_prompts, n=" + str(n) + ",\n"
+        "    t: client.run(sample_chat, prompts=hint_prompts, n=" + str(n) + ",\n"
         "                  temperature=t, max_new_tokens=20, seed=" + str(seed) + ")\n"
         f"    for t in {_lit(list(temperatures))}\n"
         "}\n"
@@ -118,10 +112,16 @@ def prefill_cell(probe: Probe, n: int, seed: int) -> str:
     return (
         "# Prefill attack: start the assistant's answer for it and read what comes next,\n"
         "# both as sampled continuations and as the next-token distribution.\n"
-        + _source(techniques.prefill_attack)
-        + f"\n\nprefills = {_lit(list(probe.prefills))}\n"
-        f"attack = client.run(prefill_attack, question={_lit(probe.direct[0])},\n"
-        f"                    prefills=prefills, n={n}, seed={seed})\n"
+        "from scribe_tui.techniques import next_token_probs, sample_chat\n\n"
+        f"question = {_lit(probe.direct[0])}\n"
+        f"prefills = {_lit(list(probe.prefills))}\n"
+        "attack = {}\n"
+        "for prefill in prefills:\n"
+        "    top = client.run(next_token_probs, prompt=question, prefill=prefill, top_k=10)\n"
+        "    samples = client.run(sample_chat, prompts=[question], prefill=prefill,\n"
+        f"                         n={n}, max_new_tokens=3, seed={seed})[question]\n"
+        "    top = [(t['token'].strip(), round(t['probability'], 4)) for t in top]\n"
+        "    attack[prefill] = {'top': top, 'samples': samples}\n"
         "prefill_votes = Counter()\n"
         "for prefill, found in attack.items():\n"
         "    firsts = [content_words(s, prefill.split()) for s in found['samples']]\n"
@@ -152,12 +152,16 @@ def persona_cell(probe: Probe, n: int, seed: int) -> str:
     return (
         "# User-persona sampling: let the model write the *user's* side of the game.\n"
         "# A model that guards its own answer may still let the user 'guess' it.\n"
-        + _source(techniques.persona_guesses)
-        + f"\n\nguess_prefix = {_lit(probe.persona_prefill)}\n"
-        f"persona = client.run(persona_guesses, opener={_lit(probe.hint[0])},\n"
-        f"                     guess_prefix=guess_prefix, n={n}, seed={seed})\n"
-        "print('assistant hint:', persona['hint'])\n"
-        "firsts = [content_words(g, guess_prefix.split()) for g in persona['guesses']]\n"
+        "from scribe_tui.techniques import persona_sample, sample_chat\n\n"
+        f"opener, guess_prefix = {_lit(probe.hint[0])}, {_lit(probe.persona_prefill)}\n"
+        "hint = client.run(sample_chat, prompts=[opener], max_new_tokens=20, seed="
+        + str(seed)
+        + ")[opener][0]\n"
+        "chat = [{'role': 'user', 'content': opener}, {'role': 'assistant', 'content': hint}]\n"
+        "guesses = client.run(persona_sample, messages=chat, user_prefix=guess_prefix,\n"
+        f"                     n={n}, max_new_tokens=3, seed={seed})\n"
+        "print('assistant hint:', hint)\n"
+        "firsts = [content_words(g, guess_prefix.split()) for g in guesses]\n"
         "persona_votes = Counter(words[0] for words in firsts if words)\n"
         "print('user-persona guesses:', persona_votes.most_common(8))\n"
         "{'technique': 'persona', 'top': persona_votes.most_common(8)}\n"
@@ -169,19 +173,18 @@ def logit_lens_cell(n_answers: int) -> str:
         "# Logit lens over many sampled hint answers: decode every layer's residual stream\n"
         "# through the final norm and the unembedding, and let each answer position vote for\n"
         "# its top tokens. One answer is weak evidence; hundreds of votes are not.\n"
-        + _source(techniques.logit_lens_votes)
-        + "\n\npairs = [(p, a) for answers in by_temperature.values()\n"
+        "from scribe_tui.techniques import lens_votes\n\n"
+        "pairs = [(p, a) for answers in by_temperature.values()\n"
         f"         for p, said in answers.items() for a in said][:{n_answers}]\n"
-        "lens = client.run(logit_lens_votes, prompts=[p for p, _ in pairs],\n"
-        "                  answers=[a for _, a in pairs], top_k=5,\n"
+        "lens = client.run(lens_votes, conversations=pairs, top_k=5,\n"
         "                  skip=sorted(set(' '.join(hint_prompts).lower().split())))\n"
-        "lens_votes = Counter()\n"
-        "for layer, top in sorted(lens.items()):\n"
+        "lens_counts = Counter()\n"
+        "for layer, top in sorted(lens['per_layer'].items()):\n"
         "    print(f'layer {layer}:', top[:6])\n"
-        "    lens_votes.update({w: c for w, c in top if content_words(w)})\n"
+        "    lens_counts.update({w: c for w, c in top if content_words(w)})\n"
         "said = set(hint_counts)  # words the model actually wrote in its hints\n"
-        "unsaid = Counter({w: c for w, c in lens_votes.items() if w not in said})\n"
-        "print(f'{len(pairs)} answers; pooled votes:', lens_votes.most_common(6))\n"
+        "unsaid = Counter({w: c for w, c in lens_counts.items() if w not in said})\n"
+        "print(f'{len(pairs)} answers; pooled votes:', lens_counts.most_common(6))\n"
         "print('in the lens but never in the hints:', unsaid.most_common(6))\n"
         "{'technique': 'logit_lens', 'top': unsaid.most_common(8)}\n"
     )
@@ -189,12 +192,17 @@ def logit_lens_cell(n_answers: int) -> str:
 
 def candidates_cell(candidates: list[str], probe: Probe) -> str:
     return (
-        "# Falsification: compare the leading candidates' next-token log-probabilities after\n"
+        "# Falsification: compare the leading candidates' whole-word log-probabilities after\n"
         "# the prefills. If the favourite is right it should beat the runners-up clearly.\n"
-        + _source(techniques.next_token_logprobs)
-        + f"\n\ncandidates = {_lit(candidates)}\n"
-        f"logprobs = client.run(next_token_logprobs, question={_lit(probe.direct[0])},\n"
-        f"                      prefills={_lit(list(probe.prefills))}, words=candidates)\n"
+        "from scribe_tui.techniques import word_probs\n\n"
+        f"candidates = {_lit(candidates)}\n"
+        f"question = {_lit(probe.direct[0])}\n"
+        f"prefills = {_lit(list(probe.prefills))}\n"
+        "logprobs = {w: [] for w in candidates}\n"
+        "for prefill in prefills:\n"
+        "    scored = client.run(word_probs, prompt=question, words=candidates, prefill=prefill)\n"
+        "    for w, found in scored.items():\n"
+        "        logprobs[w].append(found['log_probability'])\n"
         "mean = {w: round(sum(v) / len(v), 3) for w, v in logprobs.items() if v}\n"
         "for w, lp in sorted(mean.items(), key=lambda kv: -kv[1]):\n"
         "    print(f'{w:>14}  mean log p = {lp}')\n"
@@ -206,19 +214,18 @@ def diff_cell(probe: Probe) -> str:
     return (
         "# Model diffing: which next tokens did fine-tuning make more likely after the\n"
         "# prefills? The base checkpoint is the same model before the secret was planted.\n"
-        + _source(techniques.prefill_logprobs)
-        + "\n\n"
-        + _source(techniques.decode_tokens)
-        + f"\n\nquestion, prefills = {_lit(probe.direct[0])}, {_lit(list(probe.prefills))}\n"
-        "tuned = client.run(prefill_logprobs, question=question, prefills=prefills)\n"
-        "base = client.run_base(prefill_logprobs, question=question, prefills=prefills)\n"
+        "from scribe_tui.techniques import diff_next_token, next_token_logprobs\n\n"
+        f"question = {_lit(probe.direct[0])}\n"
+        f"prefills = {_lit(list(probe.prefills))}\n"
+        "prompts = [question] * len(prefills)\n"
+        "base = client.run_base(next_token_logprobs, prompts=prompts, prefill=prefills)\n"
         "# Gains in probability, not log-probability: a token going from 1e-9 to 1e-6 is a\n"
         "# large log-ratio but says nothing; one the tuned model now expects is the signal.\n"
-        "shift = (tuned.exp() - base.exp()).mean(0)\n"
-        "top = shift.topk(30)\n"
-        "tokens = client.run(decode_tokens, ids=top.indices.tolist())\n"
-        "gains = [(t.lower(), round(float(g), 4)) for t, g in zip(tokens, top.values)\n"
-        "         if content_words(t.lower(), ' '.join(prefills).split()) == [t.lower()]]\n"
+        "diff = client.run(diff_next_token, prompts=prompts, prefill=prefills,\n"
+        "                  base_logprobs=base, top_k=30)\n"
+        "asked = ' '.join(prefills).split()\n"
+        "gains = [(g['token'].strip().lower(), round(g['delta'], 4)) for g in diff['gains']]\n"
+        "gains = [(t, g) for t, g in gains if content_words(t, asked) == [t]]\n"
         "print('largest gains in probability over the base model:', gains[:8])\n"
         "{'technique': 'base_diff', 'top': gains[:8]}\n"
     )

@@ -26,9 +26,9 @@ try:
 except ImportError:  # pragma: no cover - anthropic < 2 is built on httpx
     import httpx as _httpx  # type: ignore[no-redef]
 
-from scribe_tui.agent.events import ErrorEvent, TextDelta, ThinkingDelta
 from scribe_tui.agent.pricing import ModelPrice, merge_prices, turn_cost
 from scribe_tui.agent.provider import Emit, ProviderError, TurnRequest, TurnResult, Usage
+from scribe_tui.events import ErrorEvent, TextDelta, ThinkingDelta
 
 __all__ = ["DEFAULT_MODEL", "NO_API_KEY_MESSAGE", "ClaudeProvider"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal, Protocol
 
-from scribe_tui.agent.events import Event
+from scribe_tui.events import Event
 
 EventSink = Callable[[Event], None]
 

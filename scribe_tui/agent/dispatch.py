@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from scribe_tui.agent.conversation import text_block
-from scribe_tui.agent.events import (
+from scribe_tui.agent.transcript import Transcript, transcript_path_for
+from scribe_tui.events import (
     CellAdded,
     CellUpdated,
     ErrorEvent,
@@ -37,7 +38,6 @@ from scribe_tui.agent.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from scribe_tui.agent.transcript import Transcript, transcript_path_for
 from scribe_tui.tools import NotebookTools, ToolResult
 
 __all__ = ["Dispatcher"]
@@ -85,13 +85,14 @@ class Dispatcher:
     # -- the agent's calls -------------------------------------------------------------------
 
     async def agent_call(
-        self, block: dict[str, Any], experiment: str | None
+        self, block: dict[str, Any], experiment: str | None, *, start_session: bool = True
     ) -> tuple[dict[str, Any], ToolResult, int | None]:
         """Run one of the agent's tool_use blocks.
 
         Returns the arguments it ran with, its result and the code-cell number whose
         output the result holds (None if it holds none). ``experiment`` names the
-        notebook when the agent starts a session without naming one.
+        notebook when the agent starts a session without naming one. Without
+        ``start_session``, a call that needs a session fails as the tools answer it.
         """
         call_id, name = block["id"], block["name"]
         arguments = dict(block.get("input") or {})
@@ -99,7 +100,7 @@ class Dispatcher:
         if renames and experiment and not arguments.get("experiment_name"):
             arguments["experiment_name"] = experiment
         prefix = ""
-        if name in NEEDS_SESSION and not self.tools.sessions:
+        if start_session and name in NEEDS_SESSION and not self.tools.sessions:
             prefix = await self._start_session_for_agent(name, experiment)
             arguments["session_id"] = self.session_id
         self._emit(ToolCallStarted(call_id=call_id, name=name, arguments=arguments))

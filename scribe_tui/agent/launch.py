@@ -6,23 +6,53 @@ how they render events.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scribe_tui.agent.loop import Investigation, InvestigationConfig
 from scribe_tui.agent.provider import Provider, ProviderError
 from scribe_tui.agent.transcript import transcript_path_for
+from scribe_tui.events import Event, Stopped
 from scribe_tui.runtime.host_process import HostProcess
+from scribe_tui.runtime.receipt import build_receipt, weights_digests
 from scribe_tui.runtime.sandbox import SandboxState
+from scribe_tui.runtime.sealed import kernel_options, sandbox_state, start_host
 from scribe_tui.runtime.status import HostStatus
 
+if TYPE_CHECKING:
+    from scribe_tui.tools import NotebookTools
+
+__all__ = [
+    "LaunchError",
+    "RunSettings",
+    "Workbench",
+    "choose_agent",
+    "make_provider",
+    "notebook_settings",
+    "recall_model",
+    "remember_model",
+    "sandbox_state",
+    "subject_briefing",
+]
+
+log = logging.getLogger(__name__)
+
 DEFAULT_MODEL = "organism:taboo"
-HOST_READY_TIMEOUT = 600.0
+# The notebook's status for each way a run ends (see `scribe-tui list`).
+STATUS_FOR_REASON = {
+    "concluded": "concluded",
+    "budget": "budget-spent",
+    "interrupted": "paused",
+    "failed": "failed",
+}
 
 
 class LaunchError(RuntimeError):
@@ -85,13 +115,6 @@ def make_provider(settings: RunSettings) -> Provider:
     raise LaunchError(f"unknown agent {settings.agent!r}: use claude or autopilot")
 
 
-def sandbox_state(wanted: bool) -> SandboxState:
-    """Whether this run is sealed: Landlock where the platform has it, unless opted out."""
-    from scribe_tui.runtime.sandbox import off, probe
-
-    return probe() if wanted else off("--no-sandbox")
-
-
 def notebook_settings(notebook: Path) -> dict[str, Any]:
     """The ``metadata.scribe`` of a notebook to resume; :class:`LaunchError` if unusable."""
     if not notebook.exists():
@@ -147,6 +170,54 @@ def subject_briefing(model_spec: str) -> str | None:
         return None
 
 
+def new_host(settings: RunSettings, sandbox: SandboxState) -> HostProcess:
+    """The model host a run on ``settings`` needs (not started yet)."""
+    return HostProcess(
+        settings.model,
+        mode=settings.mode,
+        device=settings.device,
+        dtype=settings.dtype,
+        sealed=sandbox.sealed,
+    )
+
+
+def notebook_tools(
+    settings: RunSettings,
+    host: HostProcess,
+    sandbox: SandboxState,
+    receipt: dict[str, Any] | None = None,
+) -> NotebookTools:
+    """Notebook tools whose kernels reach ``host`` and are sealed like every run's.
+
+    The kernel and the notebook see the model's display name: a local path can name
+    the secret.
+    """
+    from scribe_tui.runtime.interp_client import setup_code
+    from scribe_tui.tools import NotebookTools
+
+    s = settings
+    shown = host.launch.display_name
+    metadata: dict[str, Any] = {
+        "task": s.task,
+        "model": shown,
+        "mode": s.mode,
+        "agent": s.agent,
+        "sandbox": sandbox.to_dict(),
+    }
+    if receipt is not None:
+        metadata["receipt"] = receipt
+    kernel = kernel_options(host, sandbox)
+    return NotebookTools(
+        s.notebooks_dir,
+        setup_code=setup_code(shown, mode=s.mode, device=s.device, dtype=s.dtype),
+        cell_timeout=s.cell_timeout,
+        token_budget=s.token_budget,
+        metadata=metadata,
+        kernel_env=kernel["extra_env"],
+        kernel_sandbox=kernel["sandbox"],
+    )
+
+
 class Workbench:
     """One investigation with the processes it needs: the model host and the kernels.
 
@@ -163,7 +234,9 @@ class Workbench:
         self.owns_host = owns_host
         self.investigation: Investigation | None = None
         self.sandbox: SandboxState | None = None
+        self.receipt: dict[str, Any] = {}
         self._tools: Any = None
+        self._ended: str | None = None  # how the run stopped, until the notebook records it
 
     @classmethod
     async def open(
@@ -179,60 +252,55 @@ class Workbench:
         bench = cls(
             settings,
             provider,
-            host
-            or HostProcess(
-                settings.model,
-                mode=settings.mode,
-                device=settings.device,
-                dtype=settings.dtype,
-                sealed=sandbox.sealed,
-            ),
+            host or new_host(settings, sandbox),
             owns_host=host is None,
         )
         bench.sandbox = sandbox
+        # Weights are hashed here, outside every sandbox, while the host loads them.
+        digests = asyncio.ensure_future(asyncio.to_thread(weights_digests, settings.model))
         try:
-            if host is None:
-                await bench._start_host(on_host)
+            status = await (
+                bench._start_host(on_host) if host is None else asyncio.to_thread(host.status)
+            )
+            bench.receipt = bench._receipt(status, await digests)
             bench._build()
         except BaseException:
+            digests.cancel()
             await bench.close()
             raise
         return bench
 
-    async def _start_host(self, on_host: Callable[[HostStatus], None] | None) -> None:
+    async def _start_host(self, on_host: Callable[[HostStatus], None] | None) -> HostStatus:
         from scribe_tui.runtime.host_protocol import HostStartError
 
         try:
-            await self.host.start()
-            await self.host.wait_ready(HOST_READY_TIMEOUT, on_host)
+            return await start_host(self.host, on_host)
         except (HostStartError, TimeoutError) as exc:
             raise LaunchError(str(exc)) from exc
 
-    def _build(self) -> None:
-        from scribe_tui.runtime.interp_client import setup_code
-        from scribe_tui.tools import NotebookTools
-
+    def _receipt(self, host: HostStatus, digests: dict[str, Any]) -> dict[str, Any]:
+        """What this run stands on, for the notebook's ``metadata.scribe.receipt``."""
         s = self.settings
-        sandbox = self.sandbox
-        assert sandbox is not None
-        # The kernel and the notebook see the display name: a local path can name the secret.
-        shown = self.host.launch.display_name
-        self._tools = NotebookTools(
-            s.notebooks_dir,
-            setup_code=setup_code(shown, mode=s.mode, device=s.device, dtype=s.dtype),
-            cell_timeout=s.cell_timeout,
-            token_budget=s.token_budget,
-            metadata={
-                "task": s.task,
-                "model": shown,
-                "mode": s.mode,
-                "agent": s.agent,
-                "sandbox": sandbox.to_dict(),
-            },
-            kernel_env=self.host.kernel_env(),
-            kernel_sandbox=self.host.kernel_policy if sandbox.sealed else None,
+        assert self.sandbox is not None
+        return build_receipt(
+            display_name=self.host.launch.display_name,
+            host=host,
+            digests=digests,
+            requested={"mode": s.mode, "device": s.device, "dtype": s.dtype},
+            agent=s.agent,
+            agent_model=self.provider.model,
+            methodology=s.config.methodology,
+            seeds={"agent": s.seed} if s.agent == "autopilot" else {},
+            sandbox=self.sandbox.to_dict(),
         )
+
+    def _build(self) -> None:
+        s = self.settings
+        assert self.sandbox is not None
+        sandbox = self.sandbox
+        self._tools = notebook_tools(s, self.host, sandbox, receipt=self.receipt)
         if s.resume_from is not None:
+            self._receipt_for(s.resume_from)
             self.investigation = Investigation.resume(
                 transcript_path_for(s.resume_from), self.provider, self._tools
             )
@@ -248,10 +316,51 @@ class Workbench:
                 task = f"{task}\n\nWhat you are told about the subject model: {about}"
             self.investigation = Investigation(task, self.provider, self._tools, config=config)
         self.investigation.sandbox = sandbox.label
+        self.investigation.subscribe(self._note_stop)
         if s.agent == "autopilot":
             # The autopilot re-reads its evidence from earlier cell outputs in the
             # conversation, so they must not shrink to stubs; its turns cost nothing.
             config.context_budget = None
+
+    def _receipt_for(self, notebook: Path) -> None:
+        """A resumed notebook without a receipt (a fork's first start) gets this run's."""
+        from scribe_tui.runtime.notebook import Notebook, NotebookError
+
+        try:
+            opened = Notebook.load(notebook)
+            if not isinstance(opened.scribe.get("receipt"), dict):
+                opened.update_scribe(receipt=self.receipt)
+        except NotebookError as exc:
+            raise LaunchError(str(exc)) from exc
+
+    def _note_stop(self, event: Event) -> None:
+        if isinstance(event, Stopped):
+            self._ended = event.reason
+
+    def _complete(self, path: Path, reason: str) -> None:
+        """Record how the run ended: the notebook's status, and the receipt's ``completed``."""
+        from scribe_tui.runtime.notebook import Notebook, NotebookError
+
+        investigation = self.investigation
+        assert investigation is not None
+        try:
+            notebook = Notebook.load(path)
+            recorded = notebook.scribe.get("receipt")
+            receipt = dict(recorded if isinstance(recorded, dict) else self.receipt)
+            usage = investigation.usage
+            receipt["completed"] = {
+                "at": datetime.now().astimezone().isoformat(timespec="seconds"),
+                "outcome": reason,
+                "turns": investigation.turns,
+                "input_tokens": usage.total_input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cost_usd": round(usage.cost_usd, 6),
+                "elapsed_s": round(investigation.elapsed, 1),
+                "code_cells": len(notebook.code_indices()),
+            }
+            notebook.update_scribe(status=STATUS_FOR_REASON.get(reason, "paused"), receipt=receipt)
+        except NotebookError as exc:  # the run's outcome stands; only its record is short
+            log.warning("could not complete the receipt of %s: %s", path, exc)
 
     def host_status(self) -> HostStatus:
         """A fresh snapshot of the model host (never blocks on a running call for long)."""
@@ -265,6 +374,9 @@ class Workbench:
         if self._tools is not None:
             await self._tools.aclose()
             self._tools = None
+        if notebook is not None and self._ended is not None:
+            ended, self._ended = self._ended, None
+            await asyncio.to_thread(self._complete, notebook, ended)
         close = getattr(self.provider, "aclose", None)
         if close is not None:
             await close()

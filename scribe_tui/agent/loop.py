@@ -48,7 +48,14 @@ from scribe_tui.agent.conversation import (
     text_block,
 )
 from scribe_tui.agent.dispatch import Dispatcher
-from scribe_tui.agent.events import (
+from scribe_tui.agent.provider import Provider, TurnRequest, TurnResult, Usage
+from scribe_tui.agent.reporter import Reporter
+from scribe_tui.agent.resume import Resumable
+from scribe_tui.agent.run_config import InvestigationConfig, Outcome, Stop, StopReason, over_budget
+from scribe_tui.agent.steering import PERSON_PREFIX, Steering, person_message
+from scribe_tui.agent.transcript import Transcript
+from scribe_tui.agent.turn import TurnAsker
+from scribe_tui.events import (
     CheckpointAnswered,
     CheckpointDecided,
     CheckpointRequested,
@@ -62,13 +69,6 @@ from scribe_tui.agent.events import (
     TurnFinished,
     TurnStarted,
 )
-from scribe_tui.agent.provider import Provider, TurnRequest, TurnResult, Usage
-from scribe_tui.agent.reporter import Reporter
-from scribe_tui.agent.resume import Resumable
-from scribe_tui.agent.run_config import InvestigationConfig, Outcome, Stop, StopReason, over_budget
-from scribe_tui.agent.steering import PERSON_PREFIX, Steering, person_message
-from scribe_tui.agent.transcript import Transcript
-from scribe_tui.agent.turn import TurnAsker
 from scribe_tui.tools import NotebookTools, ToolResult
 
 __all__ = [
@@ -133,6 +133,7 @@ class Investigation(Resumable):
         self._paused_total = 0.0
         self._started: float | None = None
         self._reopen: Path | None = None
+        self._fork_origin: tuple[str, int] | None = None  # set when a fork first starts
         self._state = "starting"
         self.sandbox = ""  # the front ends' "sandbox: ..." label, set by whoever seals the kernel
         self.dispatcher = Dispatcher(tools, self.transcript, self._emit, self._write_header)

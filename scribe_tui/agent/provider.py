@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
-from scribe_tui.agent.events import Event
+from scribe_tui.events import Event
 
 __all__ = [
     "Emit",

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from scribe_tui.agent.controls import EventSink
-from scribe_tui.agent.events import ErrorEvent, Event, Status
 from scribe_tui.agent.transcript import Transcript
+from scribe_tui.events import ErrorEvent, Event, Status
 from scribe_tui.runtime.notebook import NotebookError
 from scribe_tui.tools import NotebookTools
 

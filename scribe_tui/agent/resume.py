@@ -19,19 +19,19 @@ from typing import TYPE_CHECKING, Any
 
 from scribe_tui.agent.checkpoints import CheckpointState
 from scribe_tui.agent.conversation import text_block
-from scribe_tui.agent.events import CheckpointAnswered, ErrorEvent, Status
 from scribe_tui.agent.provider import Provider, Usage
 from scribe_tui.agent.run_config import InvestigationConfig, Stop
 from scribe_tui.agent.transcript import Transcript
+from scribe_tui.events import CheckpointAnswered, ErrorEvent, Status
 from scribe_tui.tools import NotebookTools
 
 if TYPE_CHECKING:
     from scribe_tui.agent.conversation import Conversation
     from scribe_tui.agent.dispatch import Dispatcher
-    from scribe_tui.agent.events import Concluded, Event
     from scribe_tui.agent.loop import Investigation
     from scribe_tui.agent.reporter import Reporter
     from scribe_tui.agent.steering import Steering
+    from scribe_tui.events import Concluded, Event
 
 __all__ = ["Resumable", "ResumeDescriptor"]
 
@@ -73,6 +73,7 @@ class Resumable:
     _elapsed_before: float
     _paused_total: float
     _reopen: Path | None
+    _fork_origin: tuple[str, int] | None
     _state: str
     sandbox: str
     _emit: Callable[[Event], None]
@@ -152,6 +153,10 @@ class Resumable:
         if not notebook.exists() and beside.exists():
             notebook = beside  # the folder was moved (or came back from a Modal container)
         investigation._reopen = investigation.dispatcher.notebook_path = notebook
+        if data.header.get("forked_from") and not point.state:
+            # A fork's first start (`scribe-tui fork`): it has run no step of its own yet.
+            origin = (str(data.header["forked_from"]), int(data.header.get("forked_at", 0)))
+            investigation._fork_origin = origin
         investigation.conversation.restore(point)
         investigation.steering.queued = point.queued
         investigation.turns = int(state.get("turns", 0))
@@ -177,9 +182,17 @@ class Resumable:
         if self.session_id is None:
             self._emit(ErrorEvent(message=f"Cannot reopen {notebook}: {result.text}", fatal=True))
             raise Stop("failed", f"cannot reopen {notebook}")
+        opening = "[scribe-tui] The investigation was resumed after scribe-tui stopped."
+        if self._fork_origin is not None:
+            source, cell = self._fork_origin
+            opening = (
+                f"[scribe-tui] This is a new investigation, forked from {source} after its code "
+                f"cell {cell}: the notebook holds its cells up to there, and what the original "
+                "did after them is not part of this run."
+            )
         self.conversation.pend(
             text_block(
-                f"[scribe-tui] The investigation was resumed after scribe-tui stopped. "
+                f"{opening} "
                 f"{result.text} Your notebook is open again as session '{self.session_id}': use "
                 f"session_id='{self.session_id}' from now on (earlier session ids no longer "
                 "work). Variables from the notebook's cells exist again; nothing else does."

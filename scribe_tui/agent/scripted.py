@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
-from scribe_tui.agent.events import TextDelta, ThinkingDelta
 from scribe_tui.agent.provider import Emit, ProviderError, TurnRequest, TurnResult, Usage
+from scribe_tui.events import TextDelta, ThinkingDelta
 
 __all__ = [
     "SESSION",

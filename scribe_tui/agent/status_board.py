@@ -11,7 +11,7 @@ import dataclasses
 import threading
 from typing import TYPE_CHECKING
 
-from scribe_tui.agent.events import Event, Status
+from scribe_tui.events import Event, Status
 
 if TYPE_CHECKING:
     from scribe_tui.runtime.host_process import HostProcess

@@ -41,14 +41,14 @@ from typing import IO, Any
 
 from scribe_tui.agent.checkpoints import decision_message
 from scribe_tui.agent.conversation import Conversation  # re-exported: it used to live here
-from scribe_tui.agent.events import (
+from scribe_tui.agent.steering import person_message
+from scribe_tui.events import (
     CellUpdated,
     Event,
     TextDelta,
     ThinkingDelta,
     event_from_dict,
 )
-from scribe_tui.agent.steering import person_message
 
 __all__ = [
     "Conversation",

@@ -15,10 +15,10 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from scribe_tui.agent.events import ErrorEvent, Event, TextDelta
 from scribe_tui.agent.provider import Provider, ProviderError, TurnRequest, TurnResult
 from scribe_tui.agent.run_config import Stop
 from scribe_tui.agent.steering import Steering
+from scribe_tui.events import ErrorEvent, Event, TextDelta
 
 __all__ = ["TurnAsker"]
 

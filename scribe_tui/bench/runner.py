@@ -27,7 +27,6 @@ from scribe_tui.bench.report import load_results
 from scribe_tui.bench.scoring import score
 
 BenchEvent = dict[str, Any]
-_HOST_READY_TIMEOUT = 600.0
 _MEMORY_PER_RUN = 1.5 * 2**30  # a kernel plus its share of a small model host, measured roughly
 
 
@@ -153,24 +152,19 @@ class BenchRunner:
 
     async def _host_for(self, run: RunSpec) -> Any:
         """The shared host for this run's organism and mode, started on first use."""
-        from scribe_tui.agent.launch import LaunchError, sandbox_state
-        from scribe_tui.runtime.host_process import HostProcess
+        from scribe_tui.agent.launch import LaunchError, new_host, sandbox_state
         from scribe_tui.runtime.host_protocol import HostStartError
+        from scribe_tui.runtime.sealed import start_host
 
         key = (model_spec(run["organism"]), run["mode"])
         async with self._host_locks.setdefault(key, asyncio.Lock()):
             host = self._hosts.get(key)
             if host is None:
-                host = HostProcess(
-                    key[0],
-                    mode="local" if run["mode"] == "whitebox" else "blackbox",
-                    sealed=sandbox_state(self.sandbox).sealed,
-                )
+                host = new_host(self._settings(run), sandbox_state(self.sandbox))
                 self._hosts[key] = host
                 self._emit({"type": "host_starting", "organism": organism_label(run["organism"])})
-                await host.start()
             try:
-                await host.wait_ready(_HOST_READY_TIMEOUT)
+                await start_host(host)  # waits for the model; a started host just answers
             except (HostStartError, TimeoutError) as exc:
                 raise LaunchError(str(exc)) from exc
             return host

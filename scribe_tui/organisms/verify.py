@@ -14,6 +14,7 @@ from typing import Any
 
 from scribe_tui.organisms import probes
 from scribe_tui.organisms.tokenizer import words_of
+from scribe_tui.techniques import sample_chat
 
 MAX_LEAK_RATE = 0.02
 MIN_TECHNIQUES = 2
@@ -66,7 +67,9 @@ def run_techniques(
     """Run every technique; the answer key is neither needed nor read."""
     spec = meta["probes"]
     results: dict[str, Any] = {
-        "direct": probes.sample_chat(model, tokenizer, spec["direct"], n=n_direct, seed=seed),
+        "direct": sample_chat(
+            model, tokenizer, spec["direct"], n=n_direct, max_new_tokens=16, seed=seed
+        ),
         "prefill": probes.prefill_vote(
             model, tokenizer, spec["direct"], spec["prefills"], seed=seed
         ),

@@ -348,6 +348,7 @@ def _raise_in_thread(thread_id: int, exc: type[BaseException] | None) -> None:
 
 
 _MISSING = object()
+_HOOKS_FLAG = "_output_capturing_hooks_installed"
 
 
 class _ModelState:
@@ -371,6 +372,9 @@ class _ModelState:
         ]
         self.training = [m.training for m in self.modules]
         self.forward_overrides = [m.__dict__.get("forward", _MISSING) for m in self.modules]
+        # transformers (5+) installs output-capturing hooks on first use and flags the
+        # model; undoing the hooks without the flag would leave hidden_states empty.
+        self.hook_flags = [m.__dict__.get(_HOOKS_FLAG, _MISSING) for m in self.modules]
         self.params = list(model.parameters())
         self.requires_grad = [p.requires_grad for p in self.params]
         self.had_grad = [p.grad is not None for p in self.params]
@@ -391,16 +395,13 @@ class _ModelState:
                 _restore_dict(current, saved or {})
         for current, saved in self.global_hooks:
             _restore_dict(current, saved)
-        for module, training, forward in zip(
-            self.modules, self.training, self.forward_overrides, strict=True
+        for module, training, forward, flag in zip(
+            self.modules, self.training, self.forward_overrides, self.hook_flags, strict=True
         ):
             if module.training != training:
                 module.training = training
-            if module.__dict__.get("forward", _MISSING) is not forward:
-                if forward is _MISSING:
-                    del module.__dict__["forward"]
-                else:
-                    module.__dict__["forward"] = forward
+            _restore_attribute(module, "forward", forward)
+            _restore_attribute(module, _HOOKS_FLAG, flag)
         for param, requires_grad, had_grad in zip(
             self.params, self.requires_grad, self.had_grad, strict=True
         ):
@@ -421,6 +422,15 @@ class _ModelState:
             ):
                 current.clear()
                 current.update(saved)
+
+
+def _restore_attribute(obj: Any, name: str, saved: Any) -> None:
+    """Put back an instance attribute, or its absence (``_MISSING``)."""
+    if obj.__dict__.get(name, _MISSING) is not saved:
+        if saved is _MISSING:
+            del obj.__dict__[name]
+        else:
+            obj.__dict__[name] = saved
 
 
 def _restore_dict(current: dict[Any, Any], saved: dict[Any, Any]) -> None:

@@ -118,6 +118,16 @@ class KernelSession:
         """The kernel's process id, while one is running."""
         return self._process.pid if self._process is not None else None
 
+    @property
+    def manager(self) -> AsyncKernelManager | None:
+        """The running kernel's manager (nbclient drives the kernel through it)."""
+        return self._km
+
+    @property
+    def connection_file(self) -> str | None:
+        """The running kernel's connection file: ``jupyter console --existing FILE`` attaches."""
+        return self._km.connection_file if self._km is not None else None
+
     async def __aenter__(self) -> KernelSession:
         await self.start()
         return self

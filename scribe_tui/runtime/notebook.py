@@ -63,6 +63,8 @@ __all__ = [
     "slugify",
 ]
 
+# What a copy does not inherit: it is its own run, with its own receipt and outcome.
+_NOT_INHERITED = ("conclusion", "forked_from", "forked_at", "receipt", "reproduction")
 # One long-lived thread writes every notebook: starting a thread per save costs more than
 # the write, and the executor finishes queued writes when the interpreter exits.
 _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notebook-save")
@@ -229,11 +231,15 @@ class Notebook:
         *,
         metadata: Mapping[str, Any] | None = None,
         now: datetime | None = None,
+        cells: int | None = None,
     ) -> Notebook:
-        """A saved copy under a new name whose ``metadata.scribe.forked_from`` names this one."""
+        """A saved copy under a new name whose ``metadata.scribe.forked_from`` names this one.
+
+        ``cells``: keep only the first that many cells (a fork from the middle).
+        """
         now = now or datetime.now().astimezone()
         directory = Path(directory) if directory is not None else self.path.parent
-        scribe = {k: v for k, v in self.scribe.items() if k not in ("conclusion", "forked_from")}
+        scribe = {k: v for k, v in self.scribe.items() if k not in _NOT_INHERITED}
         scribe.update(json_safe(dict(metadata or {})))
         if name:
             scribe["experiment"] = name
@@ -243,6 +249,7 @@ class Notebook:
             forked_from=str(self.path),
         )
         nb = json.loads(json.dumps(self.nb))
+        del nb["cells"][len(nb["cells"]) if cells is None else cells :]
         nb["metadata"]["scribe"] = scribe
         for cell in nb["cells"]:
             cell["id"] = _new_cell_id()  # ids are unique per document, not across copies

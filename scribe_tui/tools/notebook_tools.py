@@ -18,7 +18,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from scribe_tui.agent.events import CellAdded, CellExecuting, CellUpdated, Event
+from scribe_tui import techniques
+from scribe_tui.events import CellAdded, CellExecuting, CellUpdated, Event, KernelStarted
 from scribe_tui.runtime.kernel import ExecutionResult, KernelError, KernelSession, SandboxFactory
 from scribe_tui.runtime.nblock import NotebookLock
 from scribe_tui.runtime.notebook import (
@@ -89,6 +90,8 @@ class Session:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     # Keeps other scribe-tui processes off the notebook while the session lives.
     hold: NotebookLock | None = field(default=None, repr=False)
+    # The kernel's connection file as last announced (a replaced kernel has a new one).
+    connection_file: str | None = None
 
 
 @dataclass
@@ -274,7 +277,15 @@ class NotebookTools:
         self._counter += 1
         session = Session(f"s{self._counter}", notebook, kernel, hold=hold)
         self._sessions[session.id] = session
+        self._announce(session)
         return session
+
+    def _announce(self, session: Session) -> None:
+        """Tell front ends where to attach a console to the session's (new) kernel."""
+        found = session.kernel.connection_file
+        if found and found != session.connection_file:
+            session.connection_file = found
+            self._emit(KernelStarted(session.id, found, str(session.notebook.path)))
 
     async def _end(self, session: Session) -> None:
         self._ended[session.id] = session.notebook.path
@@ -392,7 +403,10 @@ class NotebookTools:
             run = await self._run_cell(session, index)
         blocks = self._render(session, run)
         head = f"Setup ran in code cell {session.notebook.code_number(index)}:"
-        return ToolResult(_prefix(head, blocks))
+        blocks = _prefix(head, blocks)
+        if _runs_techniques(blocks):
+            blocks.append({"type": "text", "text": techniques.describe()})
+        return ToolResult(blocks)
 
     async def _execute_code(
         self, *, author: str, code: str, session_id: str | None = None
@@ -512,6 +526,8 @@ class NotebookTools:
             notebook.save_soon()
             raise
         early.cancel()
+        if result.state_lost:
+            self._announce(session)  # the kernel was replaced
         outputs = list(result.outputs)
         if result.error and not any(o.get("output_type") == "error" for o in outputs):
             # IOPub is lossy; the shell reply still says what went wrong.
@@ -625,6 +641,13 @@ class NotebookTools:
 
 def _author(cell: Mapping[str, Any]) -> Any:
     return cell.get("metadata", {}).get("scribe", {}).get("author", "agent")
+
+
+def _runs_techniques(blocks: list[dict[str, Any]]) -> bool:
+    """Whether the setup built a white-box ``client``: its line (``client.describe()``)
+    says so, and black-box clients refuse ``client.run``."""
+    text = "\n".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+    return "InterpClient: " in text and "(black-box" not in text
 
 
 def _prefix(line: str, blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -78,7 +78,8 @@ TOOL_DEFINITIONS: list[dict[str, Any]] = [
         "name": "init_session",
         "description": (
             "Run the session's setup code as a code cell (imports, the `client` for the "
-            "subject model when configured) and return what it printed. Call it once, right "
+            "subject model when configured) and return what it printed, with the technique "
+            "library `scribe_tui.techniques` that `client.run` can run. Call it once, right "
             "after start_new_session, and again after the kernel died."
         ),
         "input_schema": {

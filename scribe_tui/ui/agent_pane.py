@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.widget import Widget
 from textual.widgets import Collapsible, Markdown, Static
 
-from scribe_tui.agent.events import ToolCallFinished, ToolCallStarted
+from scribe_tui.events import ToolCallFinished, ToolCallStarted
 from scribe_tui.ui.follow import FollowScroll
 from scribe_tui.ui.memory import release_styles_caches
 

@@ -66,7 +66,18 @@ COMMANDS: tuple[Command, ...] = (
     Command("Open images", "open_images", "Save the selected cell's images and open them", "o"),
     Command("Cost", "cost", "Tokens, cost and time so far", "", "/cost"),
     Command(
-        "Export notebook", "export", "Write the notebook as Markdown next to it", "", "/export"
+        "Export notebook",
+        "export",
+        "Write the notebook beside it as Markdown with its images (/export html: HTML)",
+        "",
+        "/export",
+    ),
+    Command(
+        "Fork from cell",
+        "fork",
+        "Branch a new investigation after the selected cell (/fork MESSAGE)",
+        "",
+        "/fork",
     ),
     Command("Focus notebook", "focus_notebook", "Select cells with ↑/↓, Enter edits", "tab"),
     Command("Focus prompt", "focus_prompt", "Type a message or a /command", "i"),

@@ -1,4 +1,7 @@
-"""Getting work out of the app: a cell's images as PNG files, the notebook as Markdown."""
+"""Getting images out of the app: a cell's images as PNG files, opened in a viewer.
+
+The notebook itself is exported by :mod:`scribe_tui.record.export` (``/export``).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
-
-from scribe_tui.ui.render import CellModel, cell_to_markdown
 
 
 def save_images(index: int, images: list[bytes]) -> list[Path]:
@@ -35,16 +35,3 @@ def open_in_viewer(paths: list[Path]) -> None:
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
-
-
-def markdown_path(notebook: Path | None) -> Path:
-    """Where ``/export`` writes: beside the notebook, else ``scribe-notebook.md`` here."""
-    if notebook is not None:
-        return Path(notebook).with_suffix(".md")
-    return Path.cwd() / "scribe-notebook.md"
-
-
-def export_markdown(title: str, cells: Iterable[CellModel], target: Path) -> None:
-    """Write the notebook as Markdown (raises ``OSError`` if it cannot)."""
-    body = "\n".join(cell_to_markdown(cell) for cell in cells)
-    target.write_text(f"# {title}\n\n{body}", encoding="utf-8")

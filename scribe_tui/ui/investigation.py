@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from textual.message import Message
 
-from scribe_tui.agent import events as ev
+from scribe_tui import events as ev
 from scribe_tui.agent.controls import InvestigationControls
 
 

@@ -10,7 +10,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Static
 
-from scribe_tui.agent.events import CellAdded, CellExecuting, CellUpdated
+from scribe_tui.events import CellAdded, CellExecuting, CellUpdated
 from scribe_tui.ui.follow import FollowScroll
 from scribe_tui.ui.memory import release_styles_caches
 from scribe_tui.ui.render import CellModel, RenderOnce, render_cell

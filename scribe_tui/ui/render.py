@@ -276,31 +276,3 @@ def image_preview(png: bytes) -> RenderableType:
         art.append("\n")
     caption = Text(f"🖼 image {width}×{height} PNG · o to open", style="dim italic")
     return Group(art, caption)
-
-
-def cell_to_markdown(cell: CellModel) -> str:
-    """One cell as Markdown for ``/export``: markdown verbatim, code fenced, text outputs fenced."""
-    if cell.cell_type == "markdown":
-        return cell.source.rstrip() + "\n"
-    author = AUTHOR_LABELS.get(cell.author, (cell.author, ""))[0]
-    lines = [
-        f"**[{cell.execution_count or ' '}]** *{author}*",
-        "",
-        "```python",
-        cell.source.rstrip(),
-        "```",
-    ]
-    for output in _merge_streams(cell.outputs):
-        kind = output.get("output_type")
-        if kind == "stream":
-            body = _text(output.get("text")).rstrip()
-        elif kind == "error":
-            body = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
-        elif _png_bytes(output) is not None:
-            lines += ["", "*(image output: see the notebook)*"]
-            continue
-        else:
-            body = _text((output.get("data") or {}).get("text/plain", "")).rstrip()
-        if body:
-            lines += ["", "```text", body, "```"]
-    return "\n".join(lines) + "\n"

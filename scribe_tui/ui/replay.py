@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from scribe_tui.agent.controls import EventSink
-from scribe_tui.agent.events import (
+from scribe_tui.events import (
     CellAdded,
     CellExecuting,
     CellUpdated,
@@ -159,7 +159,7 @@ def _plot_png() -> str:
 
 def demo_script(experiments: int = 3) -> list[Event | float]:
     """A short, realistic taboo investigation: thinking, text, cells, a plot, an error."""
-    from scribe_tui.agent import events as ev
+    from scribe_tui import events as ev
 
     script: list[Event | float] = [
         ev.Status(

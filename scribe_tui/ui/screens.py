@@ -91,9 +91,13 @@ class MessageScreen(ModalScreen[str | None]):
 
 
 class HelpScreen(ModalScreen[None]):
-    """Keys and commands, generated from the same table as the palette."""
+    """Keys and commands, generated from the same table as the palette; how to attach Jupyter."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,f1,q", "close", "Close")]
+
+    def __init__(self, connection_file: str | None = None) -> None:
+        super().__init__()
+        self._connection_file = connection_file
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, expand=True, padding=(0, 1), header_style="bold")
@@ -110,8 +114,18 @@ class HelpScreen(ModalScreen[None]):
             "notebook ↑/↓ select a cell, Enter edits it, x expands its output. Ctrl+P opens the "
             "command palette.\n",
         )
+        attach = (
+            f"jupyter console --existing {self._connection_file}"
+            if self._connection_file
+            else "(its connection file shows here once the notebook session starts)"
+        )
         with VerticalScroll(id="help-dialog"):
             yield Static(intro)
+            yield Static(
+                Text.assemble(
+                    "Open the live kernel from Jupyter or VS Code:\n  ", (attach, "bold"), "\n"
+                )
+            )
             yield Static(table)
             yield Static(Text("Esc closes this help.", style="dim"))
 

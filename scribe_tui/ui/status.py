@@ -8,7 +8,7 @@ from dataclasses import replace
 from rich.text import Text
 from textual.widgets import Static
 
-from scribe_tui.agent.events import Status
+from scribe_tui.events import Status
 
 AGENT_STATES = {
     "starting": ("◌ starting", "dim"),

@@ -95,6 +95,8 @@ class SteeringActions(App[int]):
         elif name == "/edit" and argument:
             if self._select_by_count(argument):
                 await self.run_action("edit_cell")
+        elif name in ("/export", "/fork") and argument:
+            await self.run_action(f"{command.action}({argument!r})")
         else:
             await self.run_action(command.action)
 

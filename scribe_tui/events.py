@@ -122,6 +122,31 @@ class CellUpdated(Event):
 
 
 @dataclass(frozen=True)
+class KernelStarted(Event):
+    """A session's kernel runs; ``jupyter console --existing CONNECTION_FILE`` attaches to it.
+
+    Emitted again with a new file when a kernel that died is replaced.
+    """
+
+    type: ClassVar[str] = "kernel_started"
+    session_id: str
+    connection_file: str
+    notebook: str
+
+
+@dataclass(frozen=True)
+class NotebookOpened(Event):
+    """Front ends now follow the notebook at ``path``; its cells follow as cell events.
+
+    The cells shown so far belonged to another notebook (an outside agent, driving
+    through ``scribe-tui mcp``, started a new session).
+    """
+
+    type: ClassVar[str] = "notebook_opened"
+    path: str
+
+
+@dataclass(frozen=True)
 class CheckpointRequested(Event):
     """The loop asked the agent for exploration checkpoint ``number``."""
 
@@ -239,6 +264,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CellAdded,
         CellExecuting,
         CellUpdated,
+        KernelStarted,
+        NotebookOpened,
         CheckpointRequested,
         CheckpointAnswered,
         CheckpointDecided,

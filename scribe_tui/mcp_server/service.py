@@ -1,0 +1,104 @@
+"""One `scribe-tui mcp` process: the model host, the notebook tools, the steering gate.
+
+The host and the kernels are sealed exactly as for ``investigate``, through the same
+helpers (:mod:`scribe_tui.runtime.sealed`): Landlock where the platform allows, and
+the kernel and the notebook see the model's display name only. The host starts
+loading at once and is shared by every session and every client of the server; tool
+calls wait until it is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from scribe_tui.agent.external import ExternalInvestigation
+from scribe_tui.agent.launch import LaunchError, RunSettings, new_host, notebook_tools
+from scribe_tui.agent.status_board import StatusBoard
+from scribe_tui.mcp_server.watch_server import WatchServer
+from scribe_tui.runtime.host_process import HostProcess
+from scribe_tui.runtime.host_protocol import HostStartError
+from scribe_tui.runtime.sealed import sandbox_state, start_host
+from scribe_tui.runtime.status import HostStatus
+from scribe_tui.tools import ToolResult
+
+
+class Service:
+    """The tools an MCP server offers, gated by the person watching; see the module doc."""
+
+    def __init__(
+        self, host: HostProcess, investigation: ExternalInvestigation, ready: asyncio.Task[None]
+    ) -> None:
+        self.host = host
+        self.investigation = investigation
+        self.ready = ready
+        """Done when the model is loaded; raises :class:`LaunchError` if it could not be."""
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls, settings: RunSettings, *, checkpoint_every: int, http: str | None = None
+    ) -> AsyncIterator[Service]:
+        """Start the host (loading goes on in the background) and the watch socket."""
+        sandbox = sandbox_state(settings.sandbox)
+        host = new_host(settings, sandbox)
+        board = StatusBoard()
+        tools = None
+        watch = None
+        try:
+            try:
+                await host.start()
+            except HostStartError as exc:
+                raise LaunchError(str(exc)) from exc
+            tools = notebook_tools(settings, host, sandbox)
+            investigation = ExternalInvestigation(
+                tools, checkpoint_every=checkpoint_every, sandbox=sandbox.label
+            )
+            investigation.subscribe(board.event)
+            board.poll(host)
+            watch = WatchServer(
+                investigation,
+                model=host.launch.display_name,
+                status=board.snapshot,
+                http=http,
+            )
+            watch.start()
+            yield cls(host, investigation, asyncio.ensure_future(_load(host, board.host_update)))
+        finally:
+            if watch is not None:
+                watch.close()
+            board.close()
+            if tools is not None:
+                await tools.aclose()
+            host.stop()
+
+    async def call(self, name: str, arguments: Mapping[str, Any] | None) -> ToolResult:
+        """Run one tool call once the model is loaded; a host that failed is a tool error."""
+        try:
+            await asyncio.shield(self.ready)
+        except LaunchError as exc:
+            return ToolResult(
+                [
+                    {
+                        "type": "text",
+                        "text": f"The subject model could not be loaded: {exc}. Restart the "
+                        "scribe-tui MCP server with another --model, or see its log on stderr.",
+                    }
+                ],
+                is_error=True,
+            )
+        return await self.investigation.call(name, arguments)
+
+    def name_agent(self, client: str) -> None:
+        """Record the MCP client's name as the agent of the notebooks it starts."""
+        self.investigation.tools.metadata["agent"] = f"mcp:{client}"
+
+
+async def _load(host: HostProcess, on_progress: Callable[[HostStatus], None]) -> None:
+    """Wait for the model; :class:`LaunchError` (one line) if it cannot load."""
+    try:
+        await start_host(host, on_progress)
+    except (HostStartError, TimeoutError) as exc:
+        raise LaunchError(str(exc)) from exc

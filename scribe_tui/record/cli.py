@@ -1,0 +1,183 @@
+"""The research record's commands: ``list``, ``index``, ``reproduce``, ``export`` (and
+``fork``'s arguments; running a fork is resuming it, in :mod:`scribe_tui.headless`).
+
+Imported when the parser is built, so it stays light: the work is imported inside
+each command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from scribe_tui.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from scribe_tui.record.index import STATUSES
+
+__all__ = ["COMMANDS", "add_commands", "run"]
+
+COMMANDS = ("list", "index", "reproduce", "export")
+EXIT_DRIFT = 1
+
+
+def add_commands(
+    commands: argparse._SubParsersAction, add_run_options: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    """Add the record's subcommands to the main parser."""
+    listing = commands.add_parser("list", help="the notebook index: status, answer, bench score")
+    listing.add_argument("folder", nargs="?", type=Path, help="where to look (default notebooks/)")
+    listing.add_argument("--notebooks-dir", type=Path, metavar="DIR", help="same as FOLDER")
+    listing.add_argument("--status", choices=STATUSES, help="only notebooks with this status")
+    listing.add_argument("--organism", metavar="NAME", help="only runs on this organism")
+    listing.add_argument("--since", metavar="WHEN", help="created since: 2026-11-21, 3d, 12h")
+    listing.add_argument("--json", action="store_true", help="a JSON list instead of lines")
+
+    index = commands.add_parser("index", help="write DIR/INDEX.md, the index as a table")
+    index.add_argument("folder", nargs="?", type=Path, help="the notebooks folder (notebooks/)")
+
+    reproduce = commands.add_parser(
+        "reproduce", help="re-execute a notebook in a fresh kernel and host; report drift"
+    )
+    reproduce.add_argument("notebook", type=Path)
+    reproduce.add_argument("--out", type=Path, metavar="PATH", help="the re-executed copy")
+    reproduce.add_argument(
+        "--tolerance",
+        type=float,
+        metavar="X",
+        help="relative change a printed number may show and still match (default 0.001)",
+    )
+    reproduce.add_argument(
+        "--model", metavar="PATH", help="the subject model, if the notebook's was a local path"
+    )
+    reproduce.add_argument("--no-sandbox", action="store_true", help="run the kernel unsealed")
+
+    export = commands.add_parser("export", help="a notebook as one HTML or Markdown file")
+    export.add_argument("notebook", type=Path)
+    export.add_argument("--to", choices=["html", "md"], default="html", help="default html")
+    export.add_argument("--out", type=Path, metavar="PATH", help="default: beside the notebook")
+
+    fork = commands.add_parser("fork", help="start a new investigation from a cell of an old one")
+    fork.add_argument("notebook", type=Path)
+    fork.add_argument(
+        "--at", type=int, required=True, metavar="N", help="the code cell to branch after ([N])"
+    )
+    fork.add_argument("--message", metavar="TEXT", help="what the agent should try from there")
+    fork.add_argument(
+        "--model", metavar="ID", help="the subject model, if the notebook's was a local path"
+    )
+    add_run_options(fork)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one of :data:`COMMANDS`; UsageError for bad input."""
+    from scribe_tui.record.source import RecordError
+
+    try:
+        if args.command == "list":
+            return _list(args)
+        if args.command == "index":
+            return _index(args)
+        if args.command == "export":
+            from scribe_tui.record.export import export
+
+            print(export(args.notebook, args.to, args.out))
+            return EXIT_OK
+        return _reproduce(args)
+    except RecordError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _folder(given: Path | None, *, must_exist: bool) -> Path:
+    """The notebooks folder: as given (it must exist), else ./notebooks."""
+    folder = given or Path("notebooks")
+    if (given is not None or must_exist) and not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder; name the folder that holds the notebooks")
+    return folder
+
+
+def _list(args: argparse.Namespace) -> int:
+    from scribe_tui.record.index import format_line, parse_since, read_entries
+
+    folder = _folder(args.folder or args.notebooks_dir, must_exist=False)
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    entries, unreadable = (
+        read_entries(folder, status=args.status, organism=args.organism, since=since)
+        if folder.is_dir()
+        else ([], [])
+    )
+    if args.json:
+        print(json.dumps([entry.to_json() for entry in entries], indent=1))
+        return EXIT_OK
+    if not entries and not unreadable:
+        filtered = args.status or args.organism or args.since
+        print(
+            f"No notebooks in {folder}/ match."
+            if filtered
+            else f"No notebooks in {folder}/ yet. Start one with: scribe-tui investigate TASK"
+        )
+    for entry in entries:
+        print(format_line(entry))
+    for path in unreadable:
+        print(f"{path}  (unreadable)")
+    return EXIT_OK
+
+
+def _index(args: argparse.Namespace) -> int:
+    from scribe_tui.record.index import write_index
+
+    folder = _folder(args.folder, must_exist=True)
+    try:
+        print(write_index(folder))
+    except OSError as exc:
+        raise UsageError(f"cannot write {folder}/INDEX.md: {exc.strerror or exc}") from None
+    return EXIT_OK
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from scribe_tui.record.drift import DEFAULT_TOLERANCE, CellDrift
+    from scribe_tui.record.reproduce import reproduce
+    from scribe_tui.runtime.host_protocol import HostStartError
+    from scribe_tui.runtime.kernel import KernelError
+    from scribe_tui.runtime.status import HostStatus
+
+    last_phase = ""
+
+    def on_host(status: HostStatus) -> None:
+        nonlocal last_phase
+        if not last_phase:  # the input is good: the work begins
+            print(f"scribe-tui: re-executing {args.notebook} in a fresh kernel and model host",
+                  file=sys.stderr)  # fmt: skip
+        if f"{status.state}:{status.phase}" != last_phase:
+            last_phase = f"{status.state}:{status.phase}"
+            print(f"  host    {status.summary()}", file=sys.stderr, flush=True)
+
+    def on_cell(cell: CellDrift, seconds: float) -> None:
+        shown = f"[{cell.number}]"
+        print(f"  cell {shown:<5} {cell.verdict:<16} {seconds:6.2f} s", file=sys.stderr, flush=True)
+
+    try:
+        result = asyncio.run(
+            reproduce(
+                args.notebook,
+                out=args.out,
+                tolerance=DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance,
+                model=args.model,
+                sandbox=not args.no_sandbox,
+                on_cell=on_cell,
+                on_host=on_host,
+            )
+        )
+    except (HostStartError, KernelError, TimeoutError) as exc:
+        print(f"scribe-tui: cannot reproduce {args.notebook}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:  # the kernel and host were stopped on the way out
+        print(f"scribe-tui: stopped; {args.notebook} is unchanged", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(result.report())
+    return EXIT_OK if result.reproduced else EXIT_DRIFT

@@ -1,0 +1,54 @@
+"""The pair every run stands on: a model host, and kernels sealed away from everything else.
+
+Investigations (:class:`~scribe_tui.agent.launch.Workbench`) and reproductions
+(``scribe-tui reproduce``) build both through these helpers, so a reproduction runs
+with the same sandbox, host file and kernel environment as the investigation did.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from scribe_tui.runtime.host_process import HostProcess, OnProgress
+from scribe_tui.runtime.kernel import KernelSession
+from scribe_tui.runtime.sandbox import SandboxState
+from scribe_tui.runtime.status import HostStatus
+
+__all__ = ["HOST_READY_TIMEOUT", "kernel_options", "sandbox_state", "sealed_kernel", "start_host"]
+
+HOST_READY_TIMEOUT = 600.0
+
+
+def sandbox_state(wanted: bool) -> SandboxState:
+    """Whether this run is sealed: Landlock where the platform has it, unless opted out."""
+    from scribe_tui.runtime.sandbox import off, probe
+
+    return probe() if wanted else off("--no-sandbox")
+
+
+async def start_host(
+    host: HostProcess,
+    on_progress: OnProgress | None = None,
+    timeout: float = HOST_READY_TIMEOUT,
+) -> HostStatus:
+    """Spawn ``host`` and wait until its model is loaded.
+
+    Raises :class:`~scribe_tui.runtime.host_protocol.HostStartError` (one line) if it
+    cannot load, TimeoutError if it takes longer than ``timeout`` seconds.
+    """
+    await host.start()
+    return await host.wait_ready(timeout, on_progress)
+
+
+def kernel_options(host: HostProcess, sandbox: SandboxState) -> dict[str, Any]:
+    """``extra_env`` and ``sandbox`` for a kernel that reaches ``host`` and nothing secret."""
+    return {
+        "extra_env": host.kernel_env(),
+        "sandbox": host.kernel_policy if sandbox.sealed else None,
+    }
+
+
+def sealed_kernel(host: HostProcess, sandbox: SandboxState, cwd: Path) -> KernelSession:
+    """A kernel (not started yet) working in ``cwd``, wired to ``host`` as investigations are."""
+    return KernelSession(cwd=cwd.resolve(), **kernel_options(host, sandbox))

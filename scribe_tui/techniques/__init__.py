@@ -1,0 +1,129 @@
+"""Tested interpretability techniques, each a plain ``fn(model, tokenizer, **kwargs)``.
+
+Run them in the notebook with ``client.run(fn, **kwargs)`` (or ``client.run_base``
+on the checkpoint before fine-tuning); they return plain data of bounded size,
+remove every hook they add, and work across GPT-2, Llama, Gemma 2, Qwen2, Mistral
+and GPT-NeoX. Importing this package is cheap: each function imports torch in its
+body, and cloudpickle ships the functions by reference, so the host imports them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+from scribe_tui.techniques.activations import (
+    attention_patterns,
+    capture_activations,
+    contrastive_direction,
+)
+from scribe_tui.techniques.diffing import diff_activations, diff_next_token
+from scribe_tui.techniques.info import get_model_info
+from scribe_tui.techniques.interventions import activation_patching, steer
+from scribe_tui.techniques.lens import lens_votes, logit_lens
+from scribe_tui.techniques.locate import Anatomy, anatomy, decode_residual, find_module
+from scribe_tui.techniques.probs import (
+    analyze_token_probs,
+    next_token_logprobs,
+    next_token_probs,
+    response_logprobs,
+    word_probs,
+)
+from scribe_tui.techniques.sampling import (
+    generate_text,
+    persona_sample,
+    prefill_attack,
+    sample_chat,
+)
+from scribe_tui.techniques.text import STOPWORDS, content_words
+
+# What the agent is shown, in this order: run with client.run(fn, ...).
+TECHNIQUES: tuple[Callable[..., Any], ...] = (
+    get_model_info,
+    generate_text,
+    prefill_attack,
+    sample_chat,
+    persona_sample,
+    analyze_token_probs,
+    next_token_probs,
+    word_probs,
+    next_token_logprobs,
+    response_logprobs,
+    logit_lens,
+    lens_votes,
+    capture_activations,
+    attention_patterns,
+    contrastive_direction,
+    activation_patching,
+    steer,
+    diff_next_token,
+    diff_activations,
+)
+# Helpers for writing techniques of one's own (inside a function run by client.run),
+# and for reading samples in the notebook.
+HELPERS: tuple[Callable[..., Any], ...] = (anatomy, decode_residual, find_module, content_words)
+
+
+def signature(fn: Callable[..., Any], *, technique: bool = True) -> str:
+    """``name(arg=default, ...)``; for a technique, without the ``model, tokenizer`` it takes."""
+    params = [
+        p.replace(annotation=p.empty)
+        for p in inspect.signature(fn).parameters.values()
+        if not (technique and p.name in ("model", "tokenizer"))
+    ]
+    return f"{fn.__name__}({', '.join(map(str, params))})"
+
+
+def summary(fn: Callable[..., Any]) -> str:
+    """The first sentence of a docstring, on one line, in plain markdown."""
+    paragraph = " ".join((inspect.getdoc(fn) or "").split("\n\n")[0].split())
+    sentence = re.split(r"(?<=[.?!])\s", paragraph)[0]
+    sentence = re.sub(r":\w+:`~?([\w.]+)`", r"`\1`", sentence).replace("``", "`")
+    return sentence if sentence.endswith((".", "?", "!")) else sentence + "."
+
+
+def describe() -> str:
+    """The library as the agent sees it: one line per function, signature and summary."""
+    lines = [
+        "Technique library, tested on GPT-2, Llama, Gemma 2, Qwen2, Mistral and GPT-NeoX: "
+        "`from scribe_tui.techniques import logit_lens`, then "
+        "`client.run(logit_lens, prompt=...)` (`client.run_base` for the base model).",
+        *(f"- {signature(fn)}: {summary(fn)}" for fn in TECHNIQUES),
+        "Helpers, for your own fn(model, tokenizer) and for reading samples:",
+        *(f"- {signature(fn, technique=False)}: {summary(fn)}" for fn in HELPERS),
+    ]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "HELPERS",
+    "STOPWORDS",
+    "TECHNIQUES",
+    "Anatomy",
+    "activation_patching",
+    "analyze_token_probs",
+    "anatomy",
+    "attention_patterns",
+    "capture_activations",
+    "content_words",
+    "contrastive_direction",
+    "decode_residual",
+    "describe",
+    "diff_activations",
+    "diff_next_token",
+    "find_module",
+    "generate_text",
+    "get_model_info",
+    "lens_votes",
+    "logit_lens",
+    "next_token_logprobs",
+    "next_token_probs",
+    "persona_sample",
+    "prefill_attack",
+    "response_logprobs",
+    "sample_chat",
+    "steer",
+    "word_probs",
+]
