@@ -26,8 +26,12 @@ pytestmark = pytest.mark.slow
 
 def cli_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    # Keep host files and user config out of the person's real directories.
-    env.update(XDG_RUNTIME_DIR=str(tmp_path / "run"), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    # Host files, config and the private model records stay in the test's folder.
+    env.update(
+        XDG_RUNTIME_DIR=str(tmp_path / "run"),
+        XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+    )
     (tmp_path / "run").mkdir(mode=0o700, exist_ok=True)
     return env
 

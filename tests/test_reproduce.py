@@ -9,44 +9,19 @@ tensor in the copy's weight file is perturbed (reported in the receipt first).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
+from test_investigate_e2e import scribe
 
 from scribe_tui.organisms.registry import BUNDLED_DIR
 
 pytestmark = pytest.mark.slow
-
-
-def cli_env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    # Host files, config and the private model records stay in the test's folder.
-    env.update(
-        XDG_RUNTIME_DIR=str(root / "run"),
-        XDG_CONFIG_HOME=str(root / "cfg"),
-        XDG_DATA_HOME=str(root / "data"),
-    )
-    (root / "run").mkdir(mode=0o700, exist_ok=True)
-    return env
-
-
-def scribe(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "scribe_tui", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=cli_env(cwd),
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")
