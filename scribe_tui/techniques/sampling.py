@@ -7,18 +7,23 @@ from typing import Any
 from scribe_tui.techniques import prompting
 
 
-def generate_text(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int = 50) -> str:
-    """Continue raw ``prompt`` with the model's own generation settings; prompt + continuation."""
+def _generate(model: Any, tokenizer: Any, ids: Any, max_new_tokens: int) -> Any:
+    """The model's own generation (greedy unless its config says otherwise), within its context."""
     import torch
 
-    ids = prompting.encode(model, tokenizer, prompt, templated=False)
     with torch.no_grad():
-        out = model.generate(
+        return model.generate(
             ids,
             attention_mask=torch.ones_like(ids),
             max_new_tokens=prompting.room(model, ids, max_new_tokens),
             pad_token_id=prompting.pad_id(tokenizer),
         )
+
+
+def generate_text(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int = 50) -> str:
+    """Continue raw ``prompt`` with the model's own generation settings; prompt + continuation."""
+    ids = prompting.encode(model, tokenizer, prompt, templated=False)
+    out = _generate(model, tokenizer, ids, max_new_tokens)
     return tokenizer.decode(out[0], skip_special_tokens=True)
 
 
@@ -26,18 +31,10 @@ def prefill_attack(
     model: Any, tokenizer: Any, user_prompt: str, prefill_text: str, max_new_tokens: int = 50
 ) -> str:
     """Start the assistant's reply with ``prefill_text`` and return what the model adds."""
-    import torch
-
     templated = prompting.has_template(tokenizer)
     text = prompting.assistant_prompt(tokenizer, user_prompt, prefill_text)
     ids = prompting.encode(model, tokenizer, text, templated=templated)
-    with torch.no_grad():
-        out = model.generate(
-            ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=prompting.room(model, ids, max_new_tokens),
-            pad_token_id=prompting.pad_id(tokenizer),
-        )
+    out = _generate(model, tokenizer, ids, max_new_tokens)
     return tokenizer.decode(out[0][ids.shape[1] :], skip_special_tokens=True)
 
 
