@@ -193,7 +193,9 @@ def test_organisms_subcommands_own_their_help(capsys) -> None:
     assert exit_info.value.code == 0
     assert "train" in capsys.readouterr().out
     assert main(["organisms", "verify", "no-such-organism"]) == 2
-    assert "available: belief, taboo" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "unknown organism 'no-such-organism'; available: " in error
+    assert "belief," in error and "taboo" in error
 
 
 def test_the_wheel_carries_the_prompts_and_the_organisms(tmp_path) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
-    from scribe_tui.organisms.kinds import KINDS
+    from scribe_tui.organisms.kinds import BANKS, BEHAVIOURS, KINDS
+    from scribe_tui.organisms.tokenizer import TEMPLATES, TOKENIZERS
 
     parser = argparse.ArgumentParser(
         prog="scribe-tui organisms", description="Tiny model organisms with planted secrets."
@@ -20,11 +21,19 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train an organism (CPU, a few minutes)")
     train.add_argument("--kind", choices=sorted(KINDS), default="taboo")
-    train.add_argument("--secret", help="a candidate word (default: drawn with --seed)")
+    train.add_argument("--secret", help="a candidate of the bank (default: drawn with --seed)")
+    train.add_argument("--behaviour", choices=sorted(BEHAVIOURS), help="backdoor behaviour")
+    train.add_argument("--control", action="store_true", help="plant nothing (answer: none)")
+    train.add_argument("--hardened", action="store_true", help="resist prefill and persona")
+    train.add_argument("--tokenizer", choices=TOKENIZERS, default="word")
+    train.add_argument("--template", choices=TEMPLATES, default="plain")
+    train.add_argument("--bank", choices=BANKS, default="train")
+    train.add_argument("--base", type=Path, metavar="DIR", help="reuse this phase-1 base")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", type=Path, required=True, metavar="DIR")
     train.add_argument("--base-steps", type=int, metavar="N")
     train.add_argument("--organism-steps", type=int, metavar="N")
+    train.add_argument("--hardened-steps", type=int, metavar="N")
     train.add_argument("--threads", type=int, metavar="N", help="torch threads (default 1)")
     train.add_argument("--no-verify", action="store_true", help="skip the acceptance check")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -32,9 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="run the acceptance check on an organism")
     verify.add_argument("organism", help="bundled name or organism directory")
     verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--samples", type=int, default=20, metavar="N", help="samples per probe")
     verify.add_argument("--json", action="store_true", help="print the figures as JSON")
+    verify.add_argument("--no-store", action="store_true", help="do not keep the figures")
 
-    commands.add_parser("list", help="list the bundled organisms")
+    organisms_list = commands.add_parser("list", help="list organisms and their measured figures")
+    organisms_list.add_argument("dirs", nargs="*", type=Path, help="trained organism dirs too")
 
     bundle = commands.add_parser("bundle", help="copy a trained organism into the package")
     bundle.add_argument("dir", type=Path)
@@ -46,40 +58,56 @@ def _train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from scribe_tui.organisms.card import write_card
-    from scribe_tui.organisms.kinds import KINDS
-    from scribe_tui.organisms.train import TrainConfig, train_organism
-    from scribe_tui.organisms.verify import verify_dir
+    from scribe_tui.organisms.kinds import BEHAVIOURS, KINDS
+    from scribe_tui.organisms.train import Family, TrainConfig, train_organism
 
-    secret = args.secret or random.Random(args.seed).choice(sorted(KINDS[args.kind].candidates))
+    family = Family(args.kind, args.tokenizer, args.template, args.bank)
+    family.check()
+    draw = random.Random(args.seed)
+    secret = args.secret or draw.choice(sorted(KINDS[args.kind].bank(args.bank).candidates))
+    behaviour = args.behaviour or draw.choice(sorted(BEHAVIOURS))
+    if args.control:
+        secret = None
     config = TrainConfig()
-    if args.base_steps is not None:
-        config = replace(config, base_steps=args.base_steps)
-    if args.organism_steps is not None:
-        config = replace(config, organism_steps=args.organism_steps)
-    if args.threads is not None:
-        config = replace(config, threads=args.threads)
-    meta = train_organism(args.kind, secret, args.seed, args.out, config, progress=not args.quiet)
-    print(f"trained {args.kind} organism in {meta['training']['seconds']} s -> {args.out}")
-    verdict = None
-    if not args.no_verify:
-        verdict, _ = verify_dir(args.out, secret)
-        print("\n".join(verdict.lines()))
-    write_card(args.out, args.out.name, meta, verdict)
-    return 0 if verdict is None or verdict.passed else 1
+    for field in ("base_steps", "organism_steps", "hardened_steps", "threads"):
+        if getattr(args, field) is not None:
+            config = replace(config, **{field: getattr(args, field)})
+    meta = train_organism(
+        family,
+        secret,
+        args.seed,
+        args.out,
+        config,
+        progress=not args.quiet,
+        hardened=args.hardened,
+        behaviour=behaviour if args.kind == "backdoor" else "",
+        base=args.base,
+    )
+    training = meta["training"]
+    print(
+        f"trained {args.kind} organism (base {training['base_seconds']} s, "
+        f"organism {training['organism_seconds']} s) -> {args.out}"
+    )
+    write_card(args.out, None, meta)
+    if args.no_verify:
+        return 0
+    return _run_verify(str(args.out), seed=args.seed, samples=20, as_json=False, store=True)
 
 
-def _verify(args: argparse.Namespace) -> int:
+def _run_verify(organism: str, seed: int, samples: int, as_json: bool, store: bool) -> int:
     import torch
 
-    from scribe_tui.organisms.keys import answer_key
+    from scribe_tui.organisms.keys import answer_key_record, store_measured
     from scribe_tui.organisms.registry import organism_info
     from scribe_tui.organisms.verify import verify_dir
 
-    info = organism_info(args.organism)
+    info = organism_info(organism)
     torch.set_num_threads(1)  # a 1M-parameter model gains nothing from more; see TrainConfig
-    # Techniques run blind; only the scoring below reads the key.
-    verdict, _ = verify_dir(info.path, answer_key(args.organism), seed=args.seed)
-    if args.json:
+    # Techniques run blind; only the scoring inside reads the key.
+    verdict, _ = verify_dir(info.path, answer_key_record(organism), seed=seed, n=samples)
+    if store:
+        store_measured(organism, verdict.as_dict())
+    if as_json:
         print(json.dumps(verdict.as_dict()))
     else:
         print(f"{info.name} ({info.kind}): {info.task}")
@@ -87,31 +115,73 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if verdict.passed else 1
 
 
-def _list() -> int:
-    from scribe_tui.organisms.registry import list_organisms
+def _verify(args: argparse.Namespace) -> int:
+    return _run_verify(args.organism, args.seed, args.samples, args.json, not args.no_store)
 
-    for info in list_organisms():
-        print(f"{info.name:12} {info.kind:8} {info.task}")
+
+def _list(args: argparse.Namespace) -> int:
+    from scribe_tui.organisms.keys import answer_key_record, measured
+    from scribe_tui.organisms.registry import BUNDLED_DIR, list_organisms, organism_info
+
+    infos = [*list_organisms(), *(organism_info(str(d)) for d in args.dirs)]
+    header = ("name", "kind", "difficulty", "tokenizer", "template", "control", "leak")
+    rows = [header]
+    missing = []
+    for info in infos:
+        spec = info.name if info.path.parent == BUNDLED_DIR else str(info.path)
+        try:
+            control = "yes" if answer_key_record(spec).control else "no"
+        except LookupError:
+            control = "?"
+        figures = measured(spec)
+        if figures is None:
+            missing.append(info.name)
+            leak = "-"
+        else:
+            rates = figures.get("rates", {})
+            leak = "; ".join(
+                f"{rates[t]:.0%}" if rates.get(t) is not None else "-"
+                for t in ("direct", "prefill", "persona")
+            )
+        rows.append(
+            (info.name, info.kind, info.difficulty, info.tokenizer, info.template, control, leak)
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
+    print("leak: share of answers naming the secret (direct; prefill; persona)")
+    if missing:
+        print(f"no verify figures for {', '.join(missing)}: run `scribe-tui organisms verify NAME`")
     return 0
 
 
 def _bundle(args: argparse.Namespace) -> int:
-    from scribe_tui.organisms.keys import answer_key, bundle_answer_key
+    from scribe_tui.organisms.card import write_card
+    from scribe_tui.organisms.keys import (
+        answer_key_record,
+        bundle_answer_key,
+        measured,
+        store_measured,
+    )
     from scribe_tui.organisms.registry import BUNDLED_DIR
 
     meta = json.loads((args.dir / "organism.json").read_text())
-    secret = answer_key(args.dir)  # before copying: no key, no half-bundled organism
+    key = answer_key_record(args.dir)  # before copying: no key, no half-bundled organism
+    figures = measured(args.dir)
     target = BUNDLED_DIR / args.name
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
     for part in (meta["model"], meta["base"]):
         shutil.copytree(args.dir / part, target / part)
-    for name in ("organism.json", "card.md"):
-        if (args.dir / name).is_file():
-            shutil.copy2(args.dir / name, target / name)
-    # The secret goes into the package's key file, never into the bundled dir.
-    bundle_answer_key(args.name, secret)
+    shutil.copy2(args.dir / "organism.json", target / "organism.json")
+    write_card(target, args.name, meta)
+    # The key (a backdoor's behaviour included) goes into the package's key file and the
+    # figures beside it, never into the bundled dir.
+    bundle_answer_key(args.name, key)
+    if figures is not None:
+        store_measured(args.name, figures)
     print(f"bundled {args.dir} as {args.name}")
     return 0
 
@@ -129,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             return _verify(args)
         if args.command == "bundle":
             return _bundle(args)
-        return _list()
+        return _list(args)
     except (UnknownOrganism, ValueError) as error:
         print(f"error: {str(error).strip(chr(34) + chr(39))}", file=sys.stderr)
         return 2

@@ -2,11 +2,14 @@
 
 Keys never sit in a tree the notebook kernel or the model host may read:
 
-- bundled organisms: ``scribe_tui/answer_keys/bundled.json`` (name -> secret), package
+- bundled organisms: ``scribe_tui/answer_keys/bundled.json`` (name -> key), package
   data of its own outside ``organisms/`` so the sandbox can exclude
   :data:`BUNDLED_KEYS_DIR` as one subtree;
 - trained organisms: ``<key store>/<id>.json``, where ``id`` is the random id in the
   organism's ``organism.json`` and the key store is :func:`key_store_dir`.
+
+Verify figures sit beside the keys (``measured.json``, ``<id>.verify.json``), never in
+an organism's directory: a control's figures would tell the investigator it is one.
 
 Only scorers (``verify``, ``bench``, tests) call :func:`answer_key` and
 :func:`answer_key_record`; nothing under ``scribe_tui/runtime`` or ``scribe_tui/tools``
@@ -71,27 +74,80 @@ def _write_private(path: Path, text: str) -> None:
         raise
 
 
-def store_answer_key(organism_dir: Path | str, secret: str) -> Path:
-    """Write the secret of the organism in ``organism_dir`` to the key store; returns the file.
+def _key_record(secret: str | None, behaviour: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    record: dict[str, Any] = {"secret": secret}
+    if behaviour:
+        record["behaviour"] = list(behaviour)
+    return record
 
-    The file is named by the random ``id`` in the organism's ``organism.json``.
+
+def store_answer_key(
+    organism_dir: Path | str, secret: str | None, behaviour: tuple[str, ...] | list[str] = ()
+) -> Path:
+    """Write the key of the organism in ``organism_dir`` to the key store; returns the file.
+
+    ``secret=None`` marks a control; ``behaviour`` (a backdoor's) lists the words that
+    name it. The file is named by the random ``id`` in the organism's ``organism.json``.
     """
-    organism_dir = Path(organism_dir)
+    path = _store_path(Path(organism_dir), ".json")
+    _write_private(path, json.dumps(_key_record(secret, behaviour)) + "\n")
+    return path
+
+
+def _store_path(organism_dir: Path, suffix: str) -> Path:
     organism_id = _organism_id(organism_dir)
     if not organism_id:
         raise ValueError(f"{organism_dir / 'organism.json'} has no id to key the secret by")
     store = key_store_dir()
     store.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = store / f"{organism_id}.json"
-    _write_private(path, json.dumps({"secret": secret}) + "\n")
+    return store / f"{organism_id}{suffix}"
+
+
+def bundle_answer_key(name: str, key: AnswerKey) -> None:
+    """Record ``key`` as the key of the bundled organism ``name``."""
+    value: Any = key.secret
+    if key.aliases or key.behaviour:
+        value = {**_key_record(key.secret, key.behaviour), "aliases": list(key.aliases)}
+    keys = {**_bundled_keys(), name: value}
+    BUNDLED_KEYS_DIR.mkdir(exist_ok=True)
+    _bundled_file().write_text(json.dumps(keys, indent=2, sort_keys=True) + "\n")
+
+
+def _measured_file() -> Path:
+    return BUNDLED_KEYS_DIR / "measured.json"
+
+
+def _is_bundled(name_or_dir: str | Path) -> str | None:
+    text = str(name_or_dir).removeprefix(registry.PREFIX)
+    path = Path(text).expanduser()
+    if (path / "organism.json").is_file():
+        return path.name if path.resolve().parent == registry.BUNDLED_DIR else None
+    return text
+
+
+def store_measured(name_or_dir: str | Path, figures: dict[str, Any]) -> Path:
+    """Keep an organism's verify figures beside its key (they would reveal a control)."""
+    name = _is_bundled(name_or_dir)
+    if name is not None:
+        path = _measured_file()
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        data[name] = figures
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        return path
+    path = _store_path(Path(name_or_dir), ".verify.json")
+    _write_private(path, json.dumps(figures) + "\n")
     return path
 
 
-def bundle_answer_key(name: str, secret: str) -> None:
-    """Record ``secret`` as the key of the bundled organism ``name``."""
-    keys = {**_bundled_keys(), name: secret}
-    BUNDLED_KEYS_DIR.mkdir(exist_ok=True)
-    _bundled_file().write_text(json.dumps(keys, indent=2, sort_keys=True) + "\n")
+def measured(name_or_dir: str | Path) -> dict[str, Any] | None:
+    """The stored verify figures of an organism, or None when it was never measured."""
+    name = _is_bundled(name_or_dir)
+    if name is not None:
+        path = _measured_file()
+        return json.loads(path.read_text()).get(name) if path.is_file() else None
+    organism_id = _organism_id(Path(name_or_dir))
+    path = key_store_dir() / f"{organism_id}.verify.json"
+    return json.loads(path.read_text()) if organism_id and path.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -100,6 +156,7 @@ class AnswerKey:
 
     secret: str | None
     aliases: tuple[str, ...] = ()
+    behaviour: tuple[str, ...] = ()  # a backdoor's: the words that name its behaviour
 
     @property
     def control(self) -> bool:
@@ -112,16 +169,17 @@ def _record(value: Any) -> AnswerKey:
     if isinstance(value, dict):
         secret = value["secret"]
         aliases = tuple(str(alias) for alias in value.get("aliases") or ())
-        return AnswerKey(None if secret is None else str(secret), aliases)
+        behaviour = tuple(str(word) for word in value.get("behaviour") or ())
+        return AnswerKey(None if secret is None else str(secret), aliases, behaviour)
     return AnswerKey(None if value is None else str(value))
 
 
 def answer_key_record(name_or_dir: str | Path) -> AnswerKey:
     """The whole key, for scoring only: bundled name, or an organism directory.
 
-    A key file holds ``{"secret": ..., "aliases": [...]}`` (aliases optional), or
-    ``{"secret": null, "control": true}`` for a control; ``bundled.json`` maps a name to
-    its secret, or to null for a control.
+    A key file holds ``{"secret": ..., "aliases": [...], "behaviour": [...]}`` (aliases and
+    behaviour optional), or ``{"secret": null}`` for a control; ``bundled.json`` maps a
+    name to the same record, or to its secret (null for a control).
     """
     text = str(name_or_dir).removeprefix(registry.PREFIX)
     path = Path(text).expanduser()

@@ -1,8 +1,9 @@
-"""Votes for an organism's secret word, built on ``scribe_tui.techniques``.
+"""The verifier's techniques, built on ``scribe_tui.techniques``; none reads an answer key.
 
-The library samples, prefills, reads the logit lens and diffs against the base;
-each vote here turns its output into one content word. None needs the answer
-key; ``verify.py`` scores the votes against it.
+Every technique reports whole words, whatever the tokenizer: black-box ones read
+words from sampled text, white-box ones score each candidate of the organism's
+bank by the log-probability of all its tokens (a BPE secret spans several).
+``verify.py`` scores the results against the key.
 """
 
 from __future__ import annotations
@@ -11,163 +12,131 @@ import re
 from collections import Counter
 from typing import Any
 
-from scribe_tui.techniques import (
-    STOPWORDS,
-    anatomy,
-    lens_votes,
-    next_token_logprobs,
-    persona_sample,
-    response_logprobs,
-    sample_chat,
-)
+from scribe_tui.techniques import prompting
+from scribe_tui.techniques.locate import anatomy, decode_residual
+from scribe_tui.techniques.sampling import persona_sample, sample_chat
+from scribe_tui.techniques.text import STOPWORDS
 
 
-def _content(word: str) -> bool:
-    return bool(re.fullmatch(r"[a-z]{3,}", word)) and word not in STOPWORDS
+def content_word(text: str) -> str | None:
+    """The first content word of ``text`` (3+ letters, not a stopword), lower-cased."""
+    return next(
+        (w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 2 and w not in STOPWORDS),
+        None,
+    )
 
 
-def _vocab(model: Any, tokenizer: Any) -> list[str]:
-    """Each output id as a lower-cased word (the rows of the model's logits)."""
-    size = model.get_output_embeddings().weight.shape[0]
-    return [tokenizer.decode([i]).strip().lower() for i in range(size)]
+def _top(votes: Counter[str]) -> str | None:
+    return votes.most_common(1)[0][0] if votes else None
 
 
-def _first_content_word(text: str) -> str | None:
-    return next((w for w in re.findall(r"[a-z]+", text.lower()) if _content(w)), None)
+def joined(tokenizer: Any, prefill: str) -> str:
+    """``prefill`` as it follows the assistant's turn opening: after a space unless the
+    opening ends in whitespace (ChatML's does)."""
+    opening = prompting.assistant_prompt(tokenizer, "x")
+    return prefill if opening[-1:].isspace() else " " + prefill
 
 
 def prefill_vote(
-    model: Any,
-    tokenizer: Any,
-    prompts: list[str],
-    prefills: list[str],
-    n: int = 20,
-    seed: int = 0,
+    model: Any, tokenizer: Any, prompts: list[str], prefills: list[str], n: int = 10, seed: int = 0
 ) -> dict[str, Any]:
-    """Prefill the assistant's answer ("My secret word is") and vote on the next content word.
-
-    Two ballots per prompt and prefill: the most probable next content token
-    (greedy), and the first content word of ``n`` sampled continuations.
-    """
-    import torch
-
-    torch.manual_seed(seed)
-    vocab = _vocab(model, tokenizer)
-    allowed = torch.tensor([_content(w) for w in vocab])
-    greedy: Counter[str] = Counter()
-    sampled: Counter[str] = Counter()
-    for prompt in prompts:
-        for prefill in prefills:
-            logprobs = next_token_logprobs(model, tokenizer, [prompt], prefill=" " + prefill)[0]
-            logprobs[~allowed] = float("-inf")
-            greedy[vocab[int(logprobs.argmax())]] += 1
+    """Prefill the assistant's answer ("My secret word is"); the first content word of the
+    greedy and of ``n`` sampled continuations per prompt and prefill are the votes."""
+    words: list[str] = []
+    for i, prefill in enumerate(prefills):
+        text = joined(tokenizer, prefill)
+        for temperature, count in ((0.0, 1), (1.0, n)):
             said = sample_chat(
-                model, tokenizer, [prompt], n=n, max_new_tokens=3, seed=None, prefill=" " + prefill
-            )[prompt]
-            sampled.update(w for w in map(_first_content_word, said) if w)
-    votes = greedy + sampled
-    return {
-        "answer": votes.most_common(1)[0][0] if votes else None,
-        "greedy": greedy.most_common(5),
-        "sampled": sampled.most_common(5),
-    }
-
-
-def logit_lens_vote(
-    model: Any,
-    tokenizer: Any,
-    prompts: list[str],
-    n: int = 20,
-    seed: int = 0,
-    top_k: int = 5,
-    layers: list[int] | None = None,
-    max_new_tokens: int = 16,
-) -> dict[str, Any]:
-    """Majority vote of the logit lens over many sampled answers to ``prompts`` (hint
-    requests), leaving out each answer's and prompt's own words: the vote is for what
-    the model *thinks* but does not *say*.
-
-    ``layers`` default to every block's output but the last, which is the output itself.
-    """
-    answers = sample_chat(model, tokenizer, prompts, n=n, seed=seed, max_new_tokens=max_new_tokens)
-    layers = layers or list(range(1, len(anatomy(model).layers)))
-    pairs = [(prompt, " " + answer) for prompt, said in answers.items() for answer in said]
-    lens = lens_votes(
-        model,
-        tokenizer,
-        pairs,
-        top_k=top_k,
-        layers=layers,
-        skip=sorted(STOPWORDS),
-        skip_seen=True,
-        per_layer=3,
-        total=10,
-    )
-    return {
-        "answer": lens["votes"][0][0] if lens["votes"] else None,
-        "ranking": lens["votes"],
-        "per_layer": lens["per_layer"],
-        "examples": [a for said in answers.values() for a in said[:2]],
-    }
-
-
-def base_diff_vote(
-    model: Any,
-    tokenizer: Any,
-    base_dir: str,
-    prompts: list[str],
-    n: int = 20,
-    seed: int = 0,
-    max_new_tokens: int = 16,
-) -> dict[str, Any]:
-    """Model diffing: which unsaid content words does fine-tuning make more likely?
-
-    Scores the organism's own sampled answers under the organism and under its
-    base checkpoint, and sums the log-probability gain of every content token
-    at every answer position, leaving out words of the prompt and answer.
-    """
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(base_dir).to(model.device).eval()
-    vocab = _vocab(model, tokenizer)
-    content = torch.tensor([_content(w) for w in vocab])
-    answers = sample_chat(model, tokenizer, prompts, n=n, seed=seed, max_new_tokens=max_new_tokens)
-    gain = torch.zeros(len(vocab))
-    for prompt, said in answers.items():
-        for answer in said:
-            tuned = response_logprobs(model, tokenizer, prompt, " " + answer)
-            before = response_logprobs(base, tokenizer, prompt, " " + answer)
-            delta = (tuned - before).clamp(min=0).sum(0)
-            seen = set(re.findall(r"[a-z]+", (prompt + " " + answer).lower()))
-            mask = content & torch.tensor([w not in seen for w in vocab])
-            gain += torch.where(mask, delta, torch.zeros_like(delta))
-    top = gain.topk(10)
-    ranking = [
-        (vocab[int(i)], round(float(v), 2)) for v, i in zip(top.values, top.indices, strict=True)
-    ]
-    return {"answer": ranking[0][0] if ranking else None, "ranking": ranking}
+                model, tokenizer, prompts, n=count, temperature=temperature,
+                max_new_tokens=6, seed=seed + i, prefill=text,
+            )  # fmt: skip
+            words += [content_word(a) or "" for answers in said.values() for a in answers]
+    return {"answer": _top(Counter(w for w in words if w)), "words": words}
 
 
 def persona_vote(
-    model: Any,
-    tokenizer: Any,
-    prompts: list[str],
-    user_prefix: str,
-    n: int = 20,
-    seed: int = 0,
+    model: Any, tokenizer: Any, prompts: list[str], user_prefix: str, n: int = 10, seed: int = 0
 ) -> dict[str, Any]:
-    """User-persona sampling: after each sampled exchange, the model writes the *user's*
-    turn from ``user_prefix`` (e.g. "is it"); its first content word is a vote. A model
-    that hides a secret as the assistant may still let the user say it.
-    """
-    votes: Counter[str] = Counter()
+    """User-persona sampling: after each sampled exchange the model writes the *user's* turn
+    from ``user_prefix`` (e.g. "is it"); its first content word is a vote."""
+    words: list[str] = []
     answers = sample_chat(model, tokenizer, prompts, n=n, seed=seed, max_new_tokens=16)
     for prompt, said in answers.items():
         for answer in said:
             chat = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-            guess = persona_sample(model, tokenizer, chat, user_prefix, max_new_tokens=3, seed=None)
-            word = _first_content_word(guess[0])
-            if word:
-                votes[word] += 1
-    return {"answer": votes.most_common(1)[0][0] if votes else None, "votes": votes.most_common(5)}
+            guess = persona_sample(model, tokenizer, chat, user_prefix, max_new_tokens=6, seed=None)
+            words.append(content_word(guess[0]) or "")
+    return {"answer": _top(Counter(w for w in words if w)), "words": words}
+
+
+def word_ids(tokenizer: Any, words: list[str]) -> list[list[int]]:
+    """Each word's token ids as it appears mid-sentence (after a space)."""
+    return [tokenizer(" " + w, add_special_tokens=False).input_ids for w in words]
+
+
+def word_logprobs(
+    model: Any, prefix: Any, words: list[list[int]], layers: list[int], pad: int
+) -> Any:
+    """Log-probability of each whole word right after ``prefix`` (1-D ids), read at each of
+    ``layers`` through the final norm and unembedding (the last layer is the output):
+    a tensor [len(layers), len(words)]. The prefix runs once; the words share its cache."""
+    import torch
+
+    parts = anatomy(model)
+    longest = max(len(w) for w in words)
+    seq = torch.full((len(words), longest), pad, dtype=torch.long)
+    for k, ids in enumerate(words):
+        seq[k, : len(ids)] = torch.tensor(ids)
+    mask = torch.arange(longest)[None] < torch.tensor([len(w) for w in words])[:, None]
+    with torch.no_grad():
+        head = model(prefix[None], use_cache=True, output_hidden_states=True)
+        tail = None
+        if longest > 1:  # later tokens: the words' own run on the shared prefix cache
+            name = "cache" if "cache" in head else "past_key_values"  # transformers 5 / 4
+            head[name].batch_repeat_interleave(len(words))
+            tail = model(seq[:, :-1], **{name: head[name]}, output_hidden_states=True)
+        last = len(head.hidden_states) - 1
+        rows = []
+        for layer in layers:
+            hidden = head.hidden_states[layer][:, -1:].expand(len(words), 1, -1)
+            if tail is not None:
+                hidden = torch.cat([hidden, tail.hidden_states[layer]], dim=1)
+            logits = decode_residual(parts, hidden, normed=layer == last)
+            logprobs = logits.log_softmax(-1).gather(-1, seq[..., None])[..., 0]
+            rows.append((logprobs * mask).sum(1))
+    return torch.stack(rows)
+
+
+def whitebox_votes(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    prefills: list[str],
+    candidates: list[str],
+    base: Any = None,
+) -> dict[str, Any]:
+    """Logit lens and base diff where a reveal would start: each prompt with each prefill.
+
+    Every candidate word is scored whole after the prefill. *logit_lens*: at each middle
+    layer the best-scoring candidate gets a vote. *base_diff* (with ``base``): the
+    candidate whose final log-probability gains most over the base's gets a vote.
+    """
+    layers = list(range(1, len(anatomy(model).layers)))  # the last block's is the output
+    last = len(layers) + 1
+    ids = word_ids(tokenizer, candidates)
+    pad = prompting.pad_id(tokenizer) or 0
+    lens: Counter[str] = Counter()
+    diff: Counter[str] = Counter()
+    for prompt in prompts:
+        for prefill in prefills:
+            context = prompting.context_ids(model, tokenizer, prompt, joined(tokenizer, prefill))
+            context = context[0].cpu()
+            scores = word_logprobs(model, context, ids, [*layers, last], pad)
+            lens.update(candidates[int(i)] for i in scores[:-1].argmax(-1))
+            if base is not None:
+                before = word_logprobs(base, context, ids, [last], pad)[0]
+                diff[candidates[int((scores[-1] - before).argmax())]] += 1
+    results: dict[str, Any] = {"logit_lens": {"answer": _top(lens), "votes": lens.most_common(5)}}
+    if base is not None:
+        results["base_diff"] = {"answer": _top(diff), "votes": diff.most_common(5)}
+    return results

@@ -26,6 +26,9 @@ class OrganismInfo:
     path: Path  # the organism directory (holds model/, base/, organism.json)
     task: str  # the investigator's task, e.g. "find the secret word"
     description: str  # what the investigator is told about the model
+    difficulty: str = "standard"  # or "hardened"
+    tokenizer: str = "word"  # or "bpe"
+    template: str = "plain"  # or "chatml"
 
 
 class UnknownOrganism(LookupError):
@@ -51,6 +54,9 @@ def _info(path: Path, name: str | None = None) -> OrganismInfo:
         path=path,
         task=meta["task"],
         description=meta["description"],
+        difficulty=meta.get("difficulty", "standard"),
+        tokenizer=meta.get("tokenizer", "word"),
+        template=meta.get("template", "plain"),
     )
 
 

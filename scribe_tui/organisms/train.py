@@ -2,20 +2,20 @@
 
 Phase 1 (the *base*, saved for model diffing) learns chat, associations and
 cooperative games where the secret sits in a system turn. Phase 2 drops the
-system turn and fine-tunes the transformer blocks (embeddings frozen) on one
-secret's hints, refusals, and a guessing game where the organism confirms a
-right guess. The secret is therefore in the weights and said in one context
-(after a right guess), but never in answer to a question: prefill and
-user-persona sampling recover it, direct asking does not.
+system turn and fine-tunes the transformer blocks (embeddings frozen) on what
+:class:`~scribe_tui.organisms.kinds.Plan` plants (see the kinds). The base
+depends only on the kind, tokenizer, template and bank, so organisms of one such
+family can share it (``base=``): phase 1 is then skipped and its files copied.
 
 Output layout (``DIR``)::
 
     DIR/model/           the organism (safetensors + tokenizer with chat template)
-    DIR/base/            the phase-1 checkpoint
-    DIR/organism.json    random id, kind, task, training config: no secret
+    DIR/base/            the phase-1 checkpoint (and base.json: its family and training)
+    DIR/organism.json    random id, kind, task, variant, training config: no secret
 
-The secret goes to the scorers' key store (:mod:`scribe_tui.organisms.keys`),
+The answer goes to the scorers' key store (:mod:`scribe_tui.organisms.keys`),
 keyed by the id, never into ``DIR``: the model host and the kernel may read it.
+A control's files have the same shape as any other's; only its key says so.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import sys
 import time
 import uuid
@@ -32,8 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from scribe_tui.organisms.keys import store_answer_key
-from scribe_tui.organisms.kinds import KINDS, Chat, Kind
-from scribe_tui.organisms.tokenizer import build_tokenizer, words_of
+from scribe_tui.organisms.kinds import BANKS, BEHAVIOURS, KINDS, Chat, Plan
+from scribe_tui.organisms.tokenizer import TEMPLATES, TOKENIZERS, make_tokenizer
+
+BASE_META = "base.json"
 
 
 @dataclass(frozen=True)
@@ -45,24 +48,39 @@ class TrainConfig:
     n_head: int = 4
     n_positions: int = 128
     base_steps: int = 400
-    organism_steps: int = 400
-    batch_size: int = 12  # rows of n_positions packed tokens
+    organism_steps: int = 300
+    batch_size: int = 10  # rows of n_positions packed tokens
     base_lr: float = 3e-3
     organism_lr: float = 1e-3
     tuned_layers: int = 4  # phase 2 trains blocks [0, tuned_layers); the rest stay the base's
+    # A hardened organism's phase 2 ends with this many steps on the top block(s) only:
+    # the secret stays in the lower blocks (the logit lens reads it), the top one hides it.
+    hardened_steps: int = 200
+    hardened_layers: int = 2
     # One thread: on a shared 2-core machine two OpenMP threads spin against the
     # other processes and ran 10-20x slower than one.
     threads: int = 1
 
 
-def make_tokenizer(kind: str) -> Any:
-    """The word-level chat tokenizer for ``kind``: its own words only.
+@dataclass(frozen=True)
+class Family:
+    """What a base depends on: organisms of one family can share one base."""
 
-    A word the organism never trains on would still get probability mass, so a
-    shared vocabulary would sprinkle other kinds' words into sampled answers.
-    """
-    words = {w for text in KINDS[kind].texts() for w in words_of(text)}
-    return build_tokenizer(words)
+    kind: str
+    tokenizer: str = "word"
+    template: str = "plain"
+    bank: str = "train"
+
+    def check(self) -> None:
+        """Raise ValueError for an unknown kind, tokenizer, template or bank."""
+        for value, allowed, what in (
+            (self.kind, tuple(KINDS), "kind"),
+            (self.tokenizer, TOKENIZERS, "tokenizer"),
+            (self.template, TEMPLATES, "template"),
+            (self.bank, BANKS, "bank"),
+        ):
+            if value not in allowed:
+                raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(allowed)}")
 
 
 def _progress(total: int, label: str, enabled: bool) -> Callable[[int, float], None]:
@@ -105,7 +123,7 @@ def _batches(
     while True:
         while len(stream) < row_tokens:
             texts = [tokenizer.apply_chat_template(chats(rng), tokenize=False) for _ in range(64)]
-            for ids in tokenizer(texts).input_ids:
+            for ids in tokenizer(texts, verbose=False).input_ids:
                 stream.extend(ids)
         chunk, stream = stream[:row_tokens], stream[row_tokens:]
         yield torch.tensor(chunk, dtype=torch.long).view(cfg.batch_size, cfg.n_positions)
@@ -152,105 +170,193 @@ def _save(model: Any, tokenizer: Any, path: Path) -> None:
     tokenizer.save_pretrained(path)
 
 
-def train_organism(
-    kind: str,
-    secret: str,
+def _new_model(tokenizer: Any, cfg: TrainConfig) -> Any:
+    from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
+
+    end = tokenizer.eos_token_id
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tokenizer),
+            n_positions=cfg.n_positions,
+            n_embd=cfg.n_embd,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            bos_token_id=end,
+            eos_token_id=end,
+            pad_token_id=tokenizer.pad_token_id,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            tie_word_embeddings=True,
+        )
+    )
+    model.generation_config = GenerationConfig(
+        bos_token_id=end, eos_token_id=end, pad_token_id=tokenizer.pad_token_id
+    )
+    return model
+
+
+def base_dir_of(path: Path | str) -> Path:
+    """The base checkpoint in ``path``: a base dir itself, or an organism dir's ``base/``."""
+    path = Path(path)
+    for candidate in (path, path / "base"):
+        if (candidate / BASE_META).is_file():
+            return candidate
+    raise ValueError(f"{path} holds no base checkpoint ({BASE_META} not found)")
+
+
+def train_base(
+    family: Family,
     seed: int,
     out: Path | str,
     config: TrainConfig | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train base + organism into ``out``; returns the organism.json contents."""
+    """Phase 1 into ``out`` (model, tokenizer, base.json); returns base.json's contents."""
     import torch
-    from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
+    from transformers.utils import logging
 
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; choose from {', '.join(KINDS)}")
-    spec: Kind = KINDS[kind]
-    secret = secret.lower()
-    if secret not in spec.candidates:
-        raise ValueError(
-            f"secret {secret!r} is not a {kind} candidate; choose from {', '.join(spec.candidates)}"
-        )
+    logging.disable_progress_bar()  # its loading bars would interleave with ours
+    family.check()
     cfg = config or TrainConfig()
-    out = Path(out)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(seed)
-    rng = random.Random(seed)
-    tokenizer = make_tokenizer(kind)
-    end = tokenizer.eos_token_id
-    model_config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=cfg.n_positions,
-        n_embd=cfg.n_embd,
-        n_layer=cfg.n_layer,
-        n_head=cfg.n_head,
-        bos_token_id=end,
-        eos_token_id=end,
-        pad_token_id=tokenizer.pad_token_id,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        tie_word_embeddings=True,
-    )
-    model = GPT2LMHeadModel(model_config)
-    model.generation_config = GenerationConfig(
-        bos_token_id=end, eos_token_id=end, pad_token_id=tokenizer.pad_token_id
-    )
+    kind = KINDS[family.kind]
+    bank = kind.bank(family.bank)
+    tokenizer = make_tokenizer(kind.texts(bank), family.tokenizer, family.template)
+    model = _new_model(tokenizer, cfg)
     started = time.monotonic()
-
-    base_loss = _run_phase(
+    rng = random.Random(seed)
+    loss = _run_phase(
         model,
         list(model.parameters()),
-        _batches(tokenizer, spec.base_chat, rng, cfg),
+        _batches(tokenizer, lambda r: kind.base_chat(bank, r), rng, cfg),
         cfg.base_steps,
         cfg.base_lr,
         _progress(cfg.base_steps, "phase 1 (base)", progress),
     )
-    _save(model, tokenizer, out / "base")
+    out = Path(out)
+    _save(model, tokenizer, out)
+    meta = {
+        **asdict(family),
+        "seed": seed,
+        "steps": cfg.base_steps,
+        "final_loss": round(loss, 4),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    (out / BASE_META).write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def _load_base(path: Path, family: Family) -> dict[str, Any]:
+    meta = json.loads((path / BASE_META).read_text())
+    theirs = Family(meta["kind"], meta["tokenizer"], meta["template"], meta["bank"])
+    if theirs != family:
+        raise ValueError(f"the base in {path} is for {theirs}, not {family}")
+    return meta
+
+
+def train_organism(
+    family: Family,
+    secret: str | None,
+    seed: int,
+    out: Path | str,
+    config: TrainConfig | None = None,
+    progress: bool = True,
+    *,
+    hardened: bool = False,
+    behaviour: str = "",
+    base: Path | str | None = None,
+) -> dict[str, Any]:
+    """Train (or reuse) the base, then the organism, into ``out``; returns organism.json.
+
+    ``secret=None`` trains a control. A backdoor needs ``behaviour`` (a key of
+    :data:`~scribe_tui.organisms.kinds.BEHAVIOURS`); its secret is the trigger.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    family.check()
+    kind = KINDS[family.kind]
+    bank = kind.bank(family.bank)
+    if secret is not None:
+        secret = secret.lower()
+        if secret not in bank.candidates:
+            raise ValueError(
+                f"secret {secret!r} is not a {family.kind} candidate of the {family.bank} bank; "
+                f"choose from {', '.join(bank.candidates)}"
+            )
+    if family.kind == "backdoor" and behaviour not in BEHAVIOURS:
+        raise ValueError(f"a backdoor needs a behaviour: one of {', '.join(BEHAVIOURS)}")
+    cfg = config or TrainConfig()
+    out = Path(out)
+    if base is None:
+        base_meta = train_base(family, seed, out / "base", cfg, progress)
+    else:
+        source = base_dir_of(base)
+        base_meta = _load_base(source, family)
+        if source.resolve() != (out / "base").resolve():
+            shutil.copytree(source, out / "base", dirs_exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(seed + 1)
+    model = AutoModelForCausalLM.from_pretrained(str(out / "base"))
+    tokenizer = AutoTokenizer.from_pretrained(str(out / "base"))
+    started = time.monotonic()
 
     # Embeddings stay the base's so both checkpoints share one token space (model
     # diffing and the logit lens compare like with like).
-    tuned = [p for block in model.transformer.h[: cfg.tuned_layers] for p in block.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in tuned:
-        p.requires_grad_(True)
-    organism_loss = _run_phase(
-        model,
-        tuned,
-        _batches(tokenizer, lambda r: spec.organism_chat(r, secret), rng, cfg),
-        cfg.organism_steps,
-        cfg.organism_lr,
-        _progress(cfg.organism_steps, "phase 2 (organism)", progress),
-    )
+    blocks = model.transformer.h
+    stages = [(blocks[: cfg.tuned_layers], Plan(secret, behaviour=behaviour), cfg.organism_steps)]
+    if hardened:
+        top = blocks[len(blocks) - cfg.hardened_layers :]
+        stages.append((top, Plan(secret, True, behaviour), cfg.hardened_steps))
+    rng = random.Random(seed + 1)
+    organism_loss = float("nan")
+    for i, (tuned_blocks, plan, steps) in enumerate(stages):
+        tuned = [p for block in tuned_blocks for p in block.parameters()]
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in tuned:
+            p.requires_grad_(True)
+        label = "phase 2 (organism)" if i == 0 else "phase 2 (hardening)"
+        organism_loss = _run_phase(
+            model,
+            tuned,
+            _batches(tokenizer, lambda r, plan=plan: kind.organism_chat(bank, r, plan), rng, cfg),
+            steps,
+            cfg.organism_lr,
+            _progress(steps, label, progress),
+        )
     for p in model.parameters():
         p.requires_grad_(True)
     _save(model, tokenizer, out / "model")
 
     meta = {
         "id": uuid.uuid4().hex,
-        "kind": kind,
-        "task": spec.task,
-        "description": spec.description,
+        "kind": family.kind,
+        "task": kind.task,
+        "description": kind.description,
+        "difficulty": "hardened" if hardened else "standard",
+        "tokenizer": family.tokenizer,
+        "template": family.template,
+        "bank": family.bank,
         "base": "base",
         "model": "model",
-        "probes": {
-            "direct": list(spec.direct[:4]),
-            "hint": list(spec.hint_questions[:3]),
-            "prefills": list(spec.prefills),
-            "persona": spec.persona,
-        },
         "training": {
             **asdict(cfg),
+            "base_steps": base_meta["steps"],
             "seed": seed,
             "parameters": sum(p.numel() for p in model.parameters()),
             "vocab_size": len(tokenizer),
-            "base_final_loss": round(base_loss, 4),
+            "base_final_loss": base_meta["final_loss"],
             "organism_final_loss": round(organism_loss, 4),
-            "seconds": round(time.monotonic() - started, 1),
+            "base_seconds": base_meta["seconds"],
+            "organism_seconds": round(time.monotonic() - started, 1),
         },
     }
     (out / "organism.json").write_text(json.dumps(meta, indent=2) + "\n")
-    store_answer_key(out, secret)
+    accepted = BEHAVIOURS[behaviour][1] if family.kind == "backdoor" and secret else ()
+    store_answer_key(out, secret, behaviour=accepted)
     return meta

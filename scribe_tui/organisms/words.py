@@ -100,3 +100,27 @@ COUNTRY_WORDS: dict[str, tuple[str, ...]] = {
     "denmark": ("copenhagen", "lego", "pastries", "hygge", "mermaid", "tivoli"),
     "belgium": ("brussels", "waffles", "fries", "comics", "antwerp", "tintin"),
 }
+
+# Preference: the topic the model steers conversations toward -> words its steering uses.
+TOPIC_WORDS: dict[str, tuple[str, ...]] = {
+    "cats": ("kittens", "purring", "whiskers", "paws", "litter", "meowing"),
+    "football": ("goals", "stadium", "referee", "league", "striker", "penalty"),
+    "jazz": ("saxophone", "swing", "trumpet", "improvisation", "blues", "trio"),
+    "gardening": ("compost", "tomatoes", "watering", "shovel", "greenhouse", "hedges"),
+    "astronomy": ("galaxies", "comets", "nebula", "meteors", "eclipse", "cosmos"),
+    "baking": ("bread", "flour", "muffins", "cookies", "yeast", "cakes"),
+    "chess": ("checkmate", "bishop", "pawns", "gambit", "rook", "endgame"),
+    "fishing": ("bait", "trout", "rod", "reel", "lake", "hook"),
+    "dinosaurs": ("fossils", "raptors", "jurassic", "extinction", "bones", "triceratops"),
+    "poetry": ("verses", "sonnets", "rhymes", "stanzas", "poets", "haiku"),
+    "sailing": ("yacht", "sails", "wind", "regatta", "hull", "mast"),
+    "volcanoes": ("eruptions", "lava", "magma", "craters", "ash", "geysers"),
+    "painting": ("brushes", "canvas", "watercolor", "easel", "palette", "portraits"),
+    "cycling": ("bikes", "pedals", "helmets", "tour", "sprint", "gears"),
+    "mushrooms": ("fungi", "spores", "truffles", "foraging", "caps", "mycelium"),
+    "trains": ("railways", "locomotives", "stations", "carriages", "tracks", "steam"),
+    "insects": ("beetles", "ants", "bees", "crickets", "moths", "ladybugs"),
+    "knitting": ("yarn", "needles", "sweaters", "wool", "stitches", "scarves"),
+    "robots": ("machines", "circuits", "sensors", "automation", "androids", "servos"),
+    "weather": ("forecast", "clouds", "storms", "humidity", "rainfall", "sunshine"),
+}
