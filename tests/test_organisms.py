@@ -6,6 +6,7 @@ import json
 import stat
 
 import pytest
+from torch_threads import one_torch_thread  # noqa: F401 (an autouse fixture)
 
 from scribe_tui.organisms import answer_key, keys, registry
 from scribe_tui.organisms.cli import main
@@ -19,17 +20,6 @@ from scribe_tui.organisms.registry import (
 )
 
 SHIPPED = [info.name for info in list_organisms()]
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The models are tiny; extra threads only spin against other processes on a shared CPU."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import re
 from collections import Counter
 
 import pytest
+from torch_threads import one_torch_thread  # noqa: F401 (an autouse fixture)
 
 from scribe_tui.organisms import keys, registry
 from scribe_tui.organisms.cli import main
@@ -17,16 +18,6 @@ from scribe_tui.organisms.registry import list_organisms
 from scribe_tui.organisms.tokenizer import make_tokenizer
 
 SHIPPED = [info.name for info in list_organisms()]
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
