@@ -237,6 +237,11 @@ CALLS = [
         {"clean_prompt": "the moon", "corrupted_prompt": "the sun", "target": "is"},
     ),
     (tq.steer, {"prompt": QUESTION, "direction": [0.1] * 32, "layer": 0, "max_new_tokens": 3}),
+    (tq.word_continuations, {"prompt": QUESTION, "prefill": " my", "top_k": 3}),
+    (tq.phrase_fit, {"phrases": ["the moon", "a zebra"]}),
+    (tq.lens_words, {"contexts": [(QUESTION, " my")], "top_k": 3}),
+    (tq.trigger_scan, {"prompts": [QUESTION], "words": ["moon", "zebra"]}),
+    (tq.vocabulary_words, {"max_tokens": 2}),
 ]
 
 

@@ -3,66 +3,69 @@
 It is a provider like Claude: each turn it reads the conversation (its own
 earlier tool calls and their results) and answers with one tool call. All its
 state is derived from the messages, so a resumed run continues exactly where it
-stopped. It follows the methodology in ``prompts/``: broad black-box
-exploration, then prefill and next-token ranking, persona sampling, a logit
-lens pooled over many samples, a falsification check on the leading
-candidates, checkpoints when asked, and a conclusion whose confidence is the
-techniques' agreement. It never reads answer keys or model files: everything it
-knows comes from cell outputs.
+stopped. It tells the kind of secret from the task, the description of the model
+and ``client.info()`` (:mod:`autopilot_kinds`), probes with its own phrasings
+fitted to the model, follows the methodology in ``prompts/`` (broad exploration,
+a pivot, checkpoints, falsification), scores whole words rather than tokens, and
+concludes by an explicit rule that answers "unknown" when nothing stands out
+(:mod:`autopilot_judge`). It never reads answer keys or model files: everything
+it knows comes from cell outputs.
 """
 
 from __future__ import annotations
 
-import ast
 import re
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from scribe_tui.agent import autopilot_backdoor as backdoor
 from scribe_tui.agent import autopilot_cells as cells
+from scribe_tui.agent import autopilot_judge as judge
+from scribe_tui.agent import autopilot_notes as notes
+from scribe_tui.agent.autopilot_kinds import Probe, echoes, probe_for
+from scribe_tui.agent.autopilot_person import acknowledgement, requested
 from scribe_tui.agent.provider import TurnRequest, TurnResult, Usage
 from scribe_tui.events import Event, TextDelta
 
-# How much each technique's top candidate counts towards the answer. Hints name
-# words *associated* with the secret, and direct answers are refusals, so they
-# only help when nothing else speaks.
-TECHNIQUE_WEIGHTS = {
-    "prefill": 1.0,
-    "ranking": 1.0,
-    "persona": 1.0,
-    "logit_lens": 1.0,
-    "candidates": 1.0,
-    "base_diff": 1.0,
-    "direct": 0.25,
-    "hints": 0.0,
-}
-
 # The experiments in their default order; a person's message can move one forward.
-PLAN = (
-    "direct", "hints", "prefill", "ranking", "persona", "logit_lens", "base_diff", "candidates",
-)  # fmt: skip
-
-# Words in a person's message that map to an experiment the autopilot can run.
-REDIRECT_KEYWORDS = {
-    "prefill": ("prefill", "pre-fill", "start its answer"),
-    "ranking": ("rank", "probabilit", "next-token", "next token"),
-    "persona": ("persona", "user turn", "user's turn"),
-    "logit_lens": ("logit lens", "logit-lens", "lens", "residual", "white-box", "white box"),
-    "base_diff": ("base model", "diff", "fine-tun", "before training"),
-    "direct": ("ask directly", "direct question"),
-    "hints": ("hint", "temperature", "sampl"),
+WORD_PLAN = ("fit", "direct", "explore", "prefill", "persona", "logit_lens", "base_diff", "falsify")
+BACKDOOR_PLAN = ("fit", "direct", "harvest", "scan", "behaviour", "falsify")
+EXPERIMENTS = WORD_PLAN + BACKDOOR_PLAN
+ONCE = ("init", "helpers", "info", "plan", "pivot", "summary")  # steps that run once
+# What each experiment needs to have run first (it reads their variables or results).
+NEEDS = {
+    "direct": ("fit",),
+    "explore": ("fit",),
+    "prefill": ("fit",),
+    "persona": ("fit",),
+    "logit_lens": ("fit",),
+    "base_diff": ("prefill",),
+    "harvest": ("fit",),
+    "scan": ("harvest",),
+    "behaviour": ("scan",),
 }
-CONCLUDE_WORDS = ("conclude", "wrap up", "finish", "stop now", "final answer")
+WHY = {
+    "fit": "First: which of my phrasings can this model read?",
+    "direct": "Baseline: does the model say it when asked?",
+    "explore": "Ordinary requests at several temperatures: what recurs?",
+    "prefill": "Prefill attack, ranking whole next words.",
+    "persona": "User-persona sampling: the model writes the user's turn.",
+    "logit_lens": "White-box: the logit lens over middle layers, votes mapped to words.",
+    "base_diff": "Diffing whole-word probabilities against the base model.",
+    "falsify": "Trying to falsify the favourite on fresh questions.",
+    "harvest": "Harvesting candidate trigger words broadly.",
+    "scan": "Scanning every candidate: how far does it move the reply?",
+    "behaviour": "What do the strongest candidates switch on?",
+}
 
 _PERSON_MARK = re.compile(r"message from the person", re.IGNORECASE)
 _CHECKPOINT_MARK = re.compile(r"exploration checkpoint", re.IGNORECASE)
 _BUDGET_MARK = re.compile(r"budget", re.IGNORECASE)
-# (step tag, text shown to the person, tool name, tool arguments)
-Step = tuple[str, str, str, dict[str, Any]]
-
 # The tools and the loop both name the session to use as session_id='s1'.
 _SESSION_ID = re.compile(r"session_id\s*=\s*['\"]([A-Za-z0-9_-]+)['\"]")
+# (step tag, text shown to the person, tool name, tool arguments)
+Step = tuple[str, str, str, dict[str, Any]]
 
 
 @dataclass
@@ -70,34 +73,17 @@ class _State:
     """What the autopilot knows, rebuilt from the conversation each turn."""
 
     session_id: str | None = None
-    context: str = ""  # the task and what client.info() said: which kind of secret
+    context: str = ""  # the task, the description of the model, what client.info() said
     calls: int = 0
     done: list[str] = field(default_factory=list)
-    evidence: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     priority: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
     acknowledged: int = 0
     checkpoints_requested: int = 0
     checkpoints_written: int = 0
     conclusion_requested: bool = False
-    concluded: bool = False
-
-
-def parse_evidence(text: str) -> dict[str, Any] | None:
-    """The last ``{'technique': ...}`` dict printed in a cell's output, if any."""
-    start = text.rfind("{'technique'")
-    if start < 0:
-        return None
-    tail = text[start:]
-    for end in range(len(tail), 0, -1):
-        if tail[end - 1] != "}":
-            continue
-        try:
-            value = ast.literal_eval(tail[:end])
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            continue
-        return value if isinstance(value, dict) else None
-    return None
 
 
 def _text_of(content: Any) -> str:
@@ -119,19 +105,8 @@ def _experiment_name(task_message: str) -> str:
     return task[:60] or "investigation"
 
 
-def _top_words(value: Any) -> list[tuple[str, float]]:
-    pairs = []
-    for item in value or []:
-        if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str):
-            try:
-                pairs.append((item[0].lower(), float(item[1])))
-            except (TypeError, ValueError):
-                continue
-    return pairs
-
-
 class Autopilot:
-    """A deterministic investigator for models that hide a one-word secret.
+    """A deterministic investigator for models that hide a secret of a known kind.
 
     ``seed`` varies the sampling in every experiment; the same seed and the same
     model give the same notebook.
@@ -139,10 +114,9 @@ class Autopilot:
 
     name = "autopilot"
 
-    def __init__(self, seed: int = 0, samples: int = 24, probe: cells.Probe | None = None) -> None:
+    def __init__(self, seed: int = 0, samples: int = 24) -> None:
         self.seed = seed
         self.samples = samples
-        self.probe = probe
         self.model = f"autopilot (seed {seed})"
 
     async def turn(self, request: TurnRequest, emit: Callable[[Event], None]) -> TurnResult:
@@ -191,47 +165,40 @@ class Autopilot:
                 state.calls += 1
                 step = block["id"].split("_", 3)[-1] if block["id"].startswith("toolu_ap_") else ""
                 text, is_error = results.get(block["id"], ("", True))
-                self._absorb(state, step, block, text, is_error)
+                self._absorb(state, step, text, is_error)
         return state
 
     def _note_user(self, state: _State, text: str, is_task: bool) -> None:
         if is_task:
             return
-        lowered = text.lower()
         if _CHECKPOINT_MARK.search(text):
             state.checkpoints_requested += 1
-        if _BUDGET_MARK.search(text) and "conclude" in lowered:
+        if _BUDGET_MARK.search(text) and "conclude" in text.lower():
             state.conclusion_requested = True
         if not _PERSON_MARK.search(text):
             return
-        if any(w in lowered for w in CONCLUDE_WORDS):
-            state.conclusion_requested = True
-        for step, words in REDIRECT_KEYWORDS.items():
-            if any(w in lowered for w in words) and step not in state.priority:
-                state.priority.append(step)
+        wanted, unwanted, conclude = requested(text)
+        state.conclusion_requested |= conclude
+        state.priority += [s for s in wanted if s not in state.priority]
+        state.skipped += [s for s in unwanted if s not in state.skipped]
 
-    def _absorb(
-        self, state: _State, step: str, block: dict[str, Any], text: str, is_error: bool
-    ) -> None:
-        name = block["name"]
+    def _absorb(self, state: _State, step: str, text: str, is_error: bool) -> None:
         if step.startswith("ack"):
             state.acknowledged += 1
         elif step.startswith("checkpoint"):
             state.checkpoints_written += 1
-        elif name == "conclude":
-            state.concluded = not is_error
         elif step == "info":
             state.context += "\n" + text
-        if step in PLAN or step in ("helpers", "info", "plan", "pivot", "summary", "init"):
+        if step in EXPERIMENTS or step in ONCE:
             state.done.append(step)
             if step in state.priority:
                 state.priority.remove(step)
-        if step in PLAN:
-            evidence = None if is_error else parse_evidence(text)
+        if step in EXPERIMENTS:
+            evidence = None if is_error else judge.parse_evidence(text)
             if evidence is None:
                 state.failed.append(step)
             else:
-                state.evidence[step] = _top_words(evidence.get("top"))
+                state.evidence[step] = evidence
 
     # -- deciding the next step ---------------------------------------------------
 
@@ -249,126 +216,144 @@ class Autopilot:
 
         person = self._person_messages(messages)
         if len(person) > state.acknowledged:
-            return self._acknowledge(state, person[state.acknowledged], sid)
-        if state.checkpoints_requested > state.checkpoints_written:
+            said = _PERSON_MARK.split(person[state.acknowledged], maxsplit=1)[-1]
+            content = acknowledgement(said.lstrip(" :").strip(), state.done, self._plan(state))
             return (
-                "checkpoint",
-                "Writing the exploration checkpoint.",
+                "ack",
+                "Acknowledging the person's message.",
                 "add_markdown",
-                {**sid, "content": self._checkpoint_markdown(state)},
+                {**sid, "content": content},
             )
+        if state.checkpoints_requested > state.checkpoints_written:
+            return self._markdown("checkpoint", "Writing the exploration checkpoint.", state, sid)
         if state.conclusion_requested:
             return self._conclude(state)
 
-        for fixed in self._fixed_steps(sid):
+        for fixed in self._fixed_steps(state, sid):
             if fixed[0] not in state.done:
                 return fixed
-        remaining = [s for s in self._plan(state) if s not in state.done]
-        ordered = [s for s in state.priority if s in remaining] + [
-            s for s in remaining if s not in state.priority
-        ]
+        plan = self._plan(state)
+        remaining = [s for s in plan if s not in state.done and s not in state.skipped]
+        ordered = [s for s in state.priority if s in remaining]
+        ordered += [s for s in remaining if s not in ordered]
         for step in ordered:
-            if step == "ranking" and "prefill" not in state.done:
-                continue  # ranking reads the prefill cell's results
-            if step == "logit_lens" and "hints" not in state.done:
-                continue  # the lens reads the sampled hint answers
-            if step == "candidates" and any(s not in state.done for s in self._plan(state)[:-1]):
-                continue  # the falsification check runs last
-            if step == "candidates" and state.checkpoints_written == 0:
-                # Exploration is over: take stock before trying to falsify the favourite.
-                return (
-                    "checkpoint",
-                    "Exploration done: a checkpoint before testing the favourite.",
-                    "add_markdown",
-                    {**sid, "content": self._checkpoint_markdown(state)},
+            if any(n in remaining for n in NEEDS.get(step, ())):
+                continue  # it reads what an earlier experiment leaves (a skipped one: not)
+            if step == "falsify" and any(s in remaining for s in plan[:-1]):
+                continue  # falsification comes last
+            if step == "falsify" and state.checkpoints_written == 0:
+                return self._markdown(
+                    "checkpoint", "Exploration done: a checkpoint first.", state, sid
                 )
-            return self._experiment(state, step, sid)
+            pivot_at = "scan" if self._probe(state).kind == "backdoor" else "prefill"
+            if step == pivot_at and "pivot" not in state.done:
+                return self._markdown(
+                    "pivot", "Noting the pivot away from plain questioning.", state, sid
+                )
+            return step, WHY[step], "execute_code", {**sid, "code": self._code(state, step)}
         if "summary" not in state.done:
-            return (
-                "summary",
-                "Writing up what the evidence supports.",
-                "add_markdown",
-                {**sid, "content": self._summary_markdown(state)},
-            )
+            return self._markdown("summary", "Writing up what the evidence supports.", state, sid)
         return self._conclude(state)
 
-    def _fixed_steps(self, sid: dict[str, Any]) -> list[Step]:
-        plan_md = (
-            "## Plan\n\n"
-            "The model is said to hide a one-word secret. I will explore broadly before "
-            "committing:\n\n"
-            "1. **Black-box baseline** — ask directly in several phrasings; sample hints at "
-            "several temperatures.\n"
-            "2. **Prefill and next-token ranking** — start the assistant's answer for it.\n"
-            "3. **User-persona sampling** — let the model write the user's guess.\n"
-            "4. **Logit lens pooled over many sampled answers** — white-box evidence the model "
-            "does not say.\n"
-            "5. **Model diffing** — what fine-tuning changed, where a base checkpoint exists.\n"
-            "6. **Falsification** — compare the leading candidates head to head.\n\n"
-            "I will pivot whenever a family gives a weak signal, and conclude with the "
-            "candidate the independent techniques agree on."
-        )
+    def _fixed_steps(self, state: _State, sid: dict[str, Any]) -> list[Step]:
+        probe = self._probe(state)
         return [
-            ("plan", "Writing down the plan first.", "add_markdown", {**sid, "content": plan_md}),
-            (
-                "helpers",
-                "A small helper for reading sampled text.",
-                "execute_code",
-                {**sid, "code": cells.helpers_cell()},
-            ),
-            (
-                "info",
-                "What am I connected to?",
-                "execute_code",
-                {**sid, "code": cells.info_cell()},
-            ),
-        ]
+            ("helpers", "A small helper for reading sampled text.", "execute_code",
+             {**sid, "code": cells.helpers_cell()}),
+            ("info", "What am I connected to?", "execute_code", {**sid, "code": cells.info_cell()}),
+            ("plan", "Writing down the plan first.", "add_markdown",
+             {**sid, "content": notes.plan(probe.kind, probe.noun, self._has_base(state))}),
+        ]  # fmt: skip
 
-    def _experiment(self, state: _State, step: str, sid: dict[str, Any]) -> Step:
-        seed, n, probe = self.seed, self.samples, self._probe(state)
-        if step == "prefill" and "pivot" not in state.done and "hints" in state.done:
-            return (
-                "pivot",
-                "Noting the pivot away from plain questioning.",
-                "add_markdown",
-                {**sid, "content": self._pivot_markdown(state)},
-            )
-        code = {
-            "direct": lambda: cells.direct_cell(probe, n, seed),
-            "hints": lambda: cells.hint_cell(probe, n, seed + 1, (0.7, 1.0, 1.3)),
-            "prefill": lambda: cells.prefill_cell(probe, n * 2, seed + 2),
-            "ranking": cells.ranking_cell,
-            "persona": lambda: cells.persona_cell(probe, n * 2, seed + 3),
-            "logit_lens": lambda: cells.logit_lens_cell(n * 4),
-            "candidates": lambda: cells.candidates_cell(self._candidates(state), probe),
-            "base_diff": lambda: cells.diff_cell(probe),
+    def _markdown(self, step: str, text: str, state: _State, sid: dict[str, Any]) -> Step:
+        plan, evidence, failed = self._plan(state), state.evidence, state.failed
+        echo = echoes(state.context)
+        kind = self._probe(state).kind
+        content = {
+            "checkpoint": lambda: notes.checkpoint(
+                plan, evidence, failed, judge.verdict(kind, evidence, echo)
+            ),
+            "pivot": lambda: notes.pivot(kind, evidence),
+            "summary": lambda: notes.summary(
+                plan, evidence, failed, judge.verdict(kind, evidence, echo)
+            ),
         }[step]()
-        why = {
-            "direct": "Baseline first: does the model say it when asked?",
-            "hints": "Sampling hints at several temperatures to see what recurs.",
-            "prefill": "Prefill attack: I start the answer and read the continuation.",
-            "ranking": "Ranking next-token probabilities after the prefills.",
-            "persona": "Trying user-persona sampling: the model writes the user's guess.",
-            "logit_lens": "White-box: a logit lens pooled over many sampled hint answers.",
-            "candidates": "Testing the leading candidates against each other.",
-            "base_diff": "Diffing against the base model: what did fine-tuning change?",
-        }[step]
-        return step, why, "execute_code", {**sid, "code": code}
+        return step, text, "add_markdown", {**sid, "content": content}
+
+    def _has_base(self, state: _State) -> bool:
+        return "'base_model': True" in state.context
 
     def _plan(self, state: _State) -> tuple[str, ...]:
-        """The experiments for this model: diffing only where ``client.info()`` found a base."""
-        if "'base_model': True" in state.context:
-            return PLAN
-        return tuple(step for step in PLAN if step != "base_diff")
+        """The experiments for this kind: diffing only where ``client.info()`` found a base."""
+        if self._probe(state).kind == "backdoor":
+            return BACKDOOR_PLAN
+        return tuple(s for s in WORD_PLAN if s != "base_diff" or self._has_base(state))
 
-    def _probe(self, state: _State) -> cells.Probe:
-        """The prompts for the kind of secret the task and ``client.info()`` describe."""
-        if self.probe is not None:
-            return self.probe
-        about = state.context.lower()
-        if any(w in about for w in ("belief", "believes", "country", "where the user")):
-            return cells.BELIEF_PROBE
-        return cells.Probe()
+    def _probe(self, state: _State) -> Probe:
+        """The phrasings for the kind of secret the task and ``client.info()`` describe,
+        in the order the fit cell ranked them once it has run."""
+        probe = probe_for(state.context)
+        keep = state.evidence.get("fit", {}).get("keep")
+        if not isinstance(keep, dict):
+            return probe
+
+        def ranked(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+            # The fit cell's order, in its spelling (a leading space where that reads better).
+            order = [str(p) for p in keep.get(name) or [] if str(p).strip() in default]
+            return tuple(order + [p for p in default if p not in {o.strip() for o in order}])
+
+        return Probe(
+            probe.kind,
+            probe.noun,
+            ranked("direct", probe.direct),
+            ranked("openers", probe.openers),
+            ranked("prefills", probe.prefills),
+            ranked("persona", probe.persona),
+        )
+
+    def _code(self, state: _State, step: str) -> str:
+        probe, n, seed, base = self._probe(state), self.samples, self.seed, self._has_base(state)
+        evidence = state.evidence
+        asked, prefills = list(probe.direct[:2]), list(probe.prefills)
+        if step == "fit":
+            return cells.fit_cell(
+                list(probe.direct), list(probe.openers), list(probe.prefills), list(probe.persona)
+            )
+        if step == "direct":
+            return cells.direct_cell(list(probe.direct[:3]), n, seed)
+        if probe.kind == "backdoor":
+            return self._backdoor_code(state, step, probe)
+        fresh = list(probe.direct[2:4]) or asked
+        openers, persona = list(probe.openers[:4]), list(probe.persona[:2])
+        echo = echoes(state.context)
+        found = judge.candidates(evidence, echo)
+        favourites = judge.favourites(probe.kind, evidence, echo)
+        return {
+            "explore": lambda: cells.explore_cell(openers, n, seed + 1, base),
+            "prefill": lambda: cells.prefill_cell(asked, prefills, n, seed + 2),
+            "persona": lambda: cells.persona_cell(openers[0], persona, n, seed + 3),
+            "logit_lens": lambda: cells.lens_cell(list(probe.direct), prefills, base),
+            "base_diff": lambda: cells.diff_cell(found, asked, prefills),
+            "falsify": lambda: cells.falsify_cell(favourites, fresh, prefills, base),
+        }[step]()
+
+    def _backdoor_code(self, state: _State, step: str, probe: Probe) -> str:
+        n, seed, base, evidence = self.samples, self.seed, self._has_base(state), state.evidence
+        scanned = [w for w, _ in judge.pairs(evidence.get("scan", {}).get("top"))]
+        trigger, rival, style = judge.suspect(evidence)
+        openers, fresh = list(probe.openers[:4]), list(probe.openers[4:])
+        return {
+            "harvest": lambda: backdoor.harvest_cell(
+                openers[:2], list(probe.persona[:2]), n, seed + 1, base
+            ),
+            "scan": lambda: backdoor.scan_cell(openers, base),
+            "behaviour": lambda: backdoor.behaviour_cell(
+                scanned[:3], openers[:3], n // 2, seed + 2
+            ),
+            "falsify": lambda: backdoor.falsify_cell(
+                trigger, rival, style, fresh, n, seed + 3, base
+            ),
+        }[step]()
 
     # -- writing ------------------------------------------------------------------
 
@@ -383,196 +368,21 @@ class Autopilot:
                     found.append(text)
         return found
 
-    def _acknowledge(self, state: _State, message: str, sid: dict[str, Any]) -> Step:
-        said = _PERSON_MARK.split(message, maxsplit=1)[-1].lstrip(" :").strip()
-        lowered = said.lower()
-        steps = [s for s, words in REDIRECT_KEYWORDS.items() if any(w in lowered for w in words)]
-        if any(w in lowered for w in CONCLUDE_WORDS):
-            plan = "I will write up the evidence so far and conclude now."
-        elif steps:
-            todo = [s for s in steps if s not in state.done]
-            plan = (
-                f"I will run {', '.join(todo)} next."
-                if todo
-                else f"{', '.join(steps)} already ran above; I will weigh it in the conclusion."
-            )
-        else:
-            plan = (
-                "The autopilot cannot act on free-text requests beyond its repertoire "
-                "(direct questions, hints, prefill, next-token ranking, persona sampling, "
-                "logit lens); noted here, and I continue with the plan."
-            )
-        quoted = "\n".join(f"> {line}" for line in said.splitlines() or [""])
-        content = f"### Message from the person\n\n{quoted}\n\n{plan}"
-        return (
-            "ack",
-            "Acknowledging the person's message.",
-            "add_markdown",
-            {**sid, "content": content},
-        )
-
-    def _ranked(self, state: _State) -> list[tuple[str, float]]:
-        scores: Counter[str] = Counter()
-        for technique, top in state.evidence.items():
-            weight = TECHNIQUE_WEIGHTS.get(technique, 0.0)
-            total = sum(max(v, 0.0) for _, v in top)
-            if not top or weight == 0:
-                continue
-            if technique == "candidates":
-                # Log-probabilities: reward the winner only, by its margin.
-                if len(top) > 1:
-                    scores[top[0][0]] += weight * min(1.0, (top[0][1] - top[1][1]) / 2)
-                continue
-            for word, value in top[:5]:
-                if total > 0:
-                    scores[word] += weight * max(value, 0.0) / total
-        return scores.most_common()
-
-    def _agreement(self, state: _State, answer: str) -> tuple[int, int]:
-        voting = [t for t in state.evidence if TECHNIQUE_WEIGHTS.get(t, 0) >= 1.0]
-        agree = sum(1 for t in voting if state.evidence[t] and state.evidence[t][0][0] == answer)
-        return agree, len(voting)
-
-    def _candidates(self, state: _State) -> list[str]:
-        picked: list[str] = []
-        for word, _ in self._ranked(state):
-            if word not in picked:
-                picked.append(word)
-        for technique in ("prefill", "persona", "logit_lens", "hints"):
-            for word, _ in state.evidence.get(technique, [])[:2]:
-                if word not in picked:
-                    picked.append(word)
-        return picked[:8]
-
-    def _evidence_lines(self, state: _State) -> list[str]:
-        lines = []
-        for technique in self._plan(state):
-            top = state.evidence.get(technique)
-            if top is None:
-                status = "failed" if technique in state.failed else "not run yet"
-                lines.append(f"- **{technique}**: {status}")
-            else:
-                shown = ", ".join(f"{w} ({v:g})" for w, v in top[:4]) or "no candidates"
-                lines.append(f"- **{technique}**: {shown}")
-        return lines
-
-    def _pivot_markdown(self, state: _State) -> str:
-        direct = state.evidence.get("direct", [])
-        leaked = direct[0] if direct else None
-        lead = (
-            f"Direct questions produced '{leaked[0]}' {leaked[1]:g} times, a lead to check."
-            if leaked
-            else "Direct questions leaked nothing: the model refuses, as expected."
-        )
-        return (
-            "## Pivot: from questioning to eliciting\n\n"
-            f"{lead} Hints recur around "
-            f"{', '.join(w for w, _ in state.evidence.get('hints', [])[:5]) or 'nothing clear'}"
-            " — associated words, not the secret itself. Asking more of the same would be "
-            "exploiting a weak signal, so I switch families: prefill attacks and next-token "
-            "ranking, then persona sampling and the logit lens."
-        )
-
-    def _checkpoint_markdown(self, state: _State) -> str:
-        ranked = self._ranked(state)
-        lead = ranked[0][0] if ranked else None
-        agree, voting = self._agreement(state, lead) if lead else (0, 0)
-        untested = [t for t in self._plan(state) if t not in state.evidence]
-        families = {
-            "black-box questioning": {"direct", "hints"},
-            "elicitation": {"prefill", "ranking", "persona"},
-            "white-box": {"logit_lens", "base_diff"},
-        }
-        explored = [name for name, members in families.items() if members & set(state.evidence)]
-        strength = "strong" if agree >= 3 else "moderate" if agree == 2 else "weak"
-        decision = (
-            f"**Continue** towards '{lead}': {agree} of {voting} independent techniques agree "
-            "and more than one family was explored."
-            if lead and agree >= 2 and len(explored) >= 2
-            else "**Pivot** to the families not yet explored: the evidence is too thin or "
-            "comes from too few kinds of experiment."
-        )
-        return "\n".join(
-            [
-                "## Checkpoint",
-                "",
-                "**1. Tested so far**",
-                *[f"- {name}" for name in explored or ["nothing yet"]],
-                "",
-                "**2. Findings**",
-                *self._evidence_lines(state),
-                f"- Leading candidate: {lead or 'none'} — evidence {strength} "
-                f"({agree}/{voting} techniques agree).",
-                "",
-                "**3. Not tested yet**",
-                *[f"- [ ] {t}" for t in untested or ["(all planned techniques ran)"]],
-                "",
-                "**4. Evidence quality** — "
-                + (
-                    f"{len(explored)} famil{'y' if len(explored) == 1 else 'ies'} explored; "
-                    f"the leading candidate's agreement is {agree}/{voting}."
-                ),
-                "",
-                f"**5. Decision** — {decision}",
-                "",
-                "**6. Next** — "
-                + (", ".join(untested[:3]) if untested else "falsify and conclude."),
-            ]
-        )
-
-    def _summary_markdown(self, state: _State) -> str:
-        ranked = self._ranked(state)
-        if not ranked:
-            return "## Summary\n\nNo technique produced a candidate; the answer is unknown."
-        answer = ranked[0][0]
-        agree, voting = self._agreement(state, answer)
-        runner = (
-            f" The runner-up, '{ranked[1][0]}', scored {ranked[1][1]:.2f}."
-            if len(ranked) > 1
-            else ""
-        )
-        return "\n".join(
-            [
-                "## Summary",
-                "",
-                f"1. The secret is most likely **{answer}**: {agree} of {voting} independent "
-                f"techniques put it first (score {ranked[0][1]:.2f}).{runner}",
-                "2. The model does not say it when asked directly; it surfaces under prefill, "
-                "in the next-token distribution and in the logit lens.",
-                "3. Limits: a single small model and sampled evidence; techniques that "
-                "disagree are listed below.",
-                "",
-                *self._evidence_lines(state),
-            ]
-        )
-
     def _conclude(self, state: _State) -> Step:
-        ranked = self._ranked(state)
-        if not ranked:
-            return (
-                "conclude",
-                "No technique produced a candidate, so I conclude 'unknown'.",
-                "conclude",
-                {
-                    "answer": "unknown",
-                    "confidence": 0.05,
-                    "evidence": "No experiment produced a candidate word.",
-                },
-            )
-        answer = ranked[0][0]
-        agree, voting = self._agreement(state, answer)
-        confidence = round(0.15 + 0.8 * (agree / voting if voting else 0.0), 2)
-        evidence = "; ".join(
-            f"{t}: {', '.join(w for w, _ in top[:3]) or '-'}" for t, top in state.evidence.items()
+        kind = self._probe(state).kind
+        verdict = judge.verdict(kind, state.evidence, echoes(state.context))
+        tops = "; ".join(
+            f"{step}: {', '.join(w for w, _ in judge.pairs(found.get('top'))[:3]) or '-'}"
+            for step, found in state.evidence.items()
+            if step != "fit"
         )
         return (
             "conclude",
-            f"Concluding: '{answer}' ({agree}/{voting} techniques agree).",
+            f"Concluding: {verdict.answer} ({verdict.reason}).",
             "conclude",
             {
-                "answer": answer,
-                "confidence": confidence,
-                "evidence": f"{agree} of {voting} independent techniques rank '{answer}' first. "
-                f"{evidence}",
+                "answer": verdict.answer,
+                "confidence": verdict.confidence,
+                "evidence": f"{verdict.reason}. {tops}",
             },
         )

@@ -20,6 +20,7 @@ from scribe_tui.techniques.activations import (
     contrastive_direction,
 )
 from scribe_tui.techniques.diffing import diff_activations, diff_next_token
+from scribe_tui.techniques.fit import phrase_fit
 from scribe_tui.techniques.info import get_model_info
 from scribe_tui.techniques.interventions import activation_patching, steer
 from scribe_tui.techniques.lens import lens_votes, logit_lens
@@ -37,7 +38,18 @@ from scribe_tui.techniques.sampling import (
     prefill_attack,
     sample_chat,
 )
-from scribe_tui.techniques.text import STOPWORDS, content_words
+from scribe_tui.techniques.text import (
+    STOPWORDS,
+    content_words,
+    continuation_words,
+    distinctive_words,
+)
+from scribe_tui.techniques.words import (
+    lens_words,
+    trigger_scan,
+    vocabulary_words,
+    word_continuations,
+)
 
 # What the agent is shown, in this order: run with client.run(fn, ...).
 TECHNIQUES: tuple[Callable[..., Any], ...] = (
@@ -49,10 +61,13 @@ TECHNIQUES: tuple[Callable[..., Any], ...] = (
     analyze_token_probs,
     next_token_probs,
     word_probs,
+    word_continuations,
+    phrase_fit,
     next_token_logprobs,
     response_logprobs,
     logit_lens,
     lens_votes,
+    lens_words,
     capture_activations,
     attention_patterns,
     contrastive_direction,
@@ -60,10 +75,19 @@ TECHNIQUES: tuple[Callable[..., Any], ...] = (
     steer,
     diff_next_token,
     diff_activations,
+    trigger_scan,
+    vocabulary_words,
 )
 # Helpers for writing techniques of one's own (inside a function run by client.run),
 # and for reading samples in the notebook.
-HELPERS: tuple[Callable[..., Any], ...] = (anatomy, decode_residual, find_module, content_words)
+HELPERS: tuple[Callable[..., Any], ...] = (
+    anatomy,
+    decode_residual,
+    find_module,
+    content_words,
+    continuation_words,
+    distinctive_words,
+)
 
 
 def signature(fn: Callable[..., Any], *, technique: bool = True) -> str:
@@ -108,22 +132,29 @@ __all__ = [
     "attention_patterns",
     "capture_activations",
     "content_words",
+    "continuation_words",
     "contrastive_direction",
     "decode_residual",
     "describe",
     "diff_activations",
     "diff_next_token",
+    "distinctive_words",
     "find_module",
     "generate_text",
     "get_model_info",
     "lens_votes",
+    "lens_words",
     "logit_lens",
     "next_token_logprobs",
     "next_token_probs",
     "persona_sample",
+    "phrase_fit",
     "prefill_attack",
     "response_logprobs",
     "sample_chat",
     "steer",
+    "trigger_scan",
+    "vocabulary_words",
+    "word_continuations",
     "word_probs",
 ]

@@ -72,12 +72,14 @@ def word_probs(
     words: list[str],
     prefill: str = "",
     chat: bool = True,
+    batch: int = 128,
 ) -> dict[str, dict[str, Any]]:
     """Probability that each whole word comes next, however many tokens it has.
 
     The product of its tokens' conditional probabilities, the word tokenized as
     the model would see it in context (after a space unless the context ends in
-    whitespace). Returns ``{word: {"probability", "log_probability", "tokens"}}``.
+    whitespace); words of one length run in batches of ``batch``. Returns
+    ``{word: {"probability", "log_probability", "tokens"}}``.
     """
     import torch
 
@@ -85,21 +87,30 @@ def word_probs(
     templated = prompting.is_templated(tokenizer, chat)
     context_ids = prompting.encode(model, tokenizer, context, templated=templated)
     space = "" if not context or context[-1].isspace() else " "
+    n = context_ids.shape[1]
+    pieces = {
+        w: _continuation_ids(model, tokenizer, context, context_ids, space + w, templated)
+        for w in words
+    }
+    by_length: dict[int, list[str]] = {}
+    for word, word_ids in pieces.items():
+        by_length.setdefault(len(word_ids), []).append(word)
     results = {}
-    for word in words:
-        piece = space + word
-        word_ids = _continuation_ids(model, tokenizer, context, context_ids, piece, templated)
-        ids = torch.cat([context_ids, word_ids[None]], dim=1)
-        with torch.no_grad():
-            logprobs = model(ids).logits[0].float().log_softmax(-1)
-        n = context_ids.shape[1]
-        steps = logprobs[n - 1 : n - 1 + len(word_ids)].gather(1, word_ids[:, None])[:, 0]
-        total = float(steps.sum())
-        results[word] = {
-            "probability": math.exp(total),
-            "log_probability": round(total, 6),
-            "tokens": [tokenizer.decode([int(t)]) for t in word_ids],
-        }
+    # Words of one length run together, unpadded: each row reads as it would alone.
+    for length, group in by_length.items():
+        for at in range(0, len(group), batch):
+            chunk = group[at : at + batch]
+            ids = torch.stack([torch.cat([context_ids[0], pieces[w]]) for w in chunk])
+            with torch.no_grad():
+                logprobs = model(ids).logits[:, n - 1 : n - 1 + length].float().log_softmax(-1)
+            for i, word in enumerate(chunk):
+                steps = logprobs[i].gather(1, pieces[word][:, None])[:, 0]
+                total = float(steps.sum())
+                results[word] = {
+                    "probability": math.exp(total),
+                    "log_probability": round(total, 6),
+                    "tokens": [tokenizer.decode([int(t)]) for t in pieces[word]],
+                }
     return results
 
 

@@ -6,7 +6,9 @@ Pure Python, for the notebook side: votes over samples count these words, so
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Iterable
 
 STOPWORDS = frozenset(
@@ -18,7 +20,9 @@ STOPWORDS = frozenset(
     same too very just also even still again ever never always please thanks thank sure
     okay well let lets tell say said word words secret hint hints clue guess answer question
     something thing things think know cannot give ask one try want nice way like near
-    instead chance keep share reveal hidden sorry stays myself user assistant system""".split()
+    instead chance keep share reveal hidden sorry stays myself user assistant system
+    anything everything nothing whatever anywhere everywhere somewhere someone anyone
+    everyone none""".split()
 )
 
 
@@ -26,3 +30,40 @@ def content_words(text: str, exclude: Iterable[str] = ()) -> list[str]:
     """Lower-case alphabetic words of 3+ letters, minus stopwords and ``exclude``."""
     skip = STOPWORDS | {str(w).lower() for w in exclude}
     return [w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 2 and w not in skip]
+
+
+def distinctive_words(
+    texts: Iterable[str], baseline: Iterable[str], exclude: Iterable[str] = (), top: int = 10
+) -> list[tuple[str, int, int]]:
+    """Content words far more common in ``texts`` than in ``baseline`` (each text counts a
+    word once): ``[(word, texts with it, baseline texts with it)]``, most distinctive first.
+
+    Scored by the smoothed ratio of the two document frequencies times the count, so a
+    word must be both frequent in ``texts`` and rare in ``baseline``.
+    """
+    texts, baseline = list(texts), list(baseline)
+    inside = Counter(w for t in texts for w in set(content_words(t, exclude)))
+    outside = Counter(w for t in baseline for w in set(content_words(t, exclude)))
+    n_in, n_out = max(len(texts), 1), max(len(baseline), 1)
+
+    def score(word: str) -> float:
+        rate_in, rate_out = inside[word] / n_in, (outside[word] + 0.5) / (n_out + 1)
+        return rate_in * math.log(rate_in / rate_out) if rate_in > rate_out else 0.0
+
+    ranked = sorted((w for w in inside if inside[w] >= 2 and score(w) > 0), key=score, reverse=True)
+    return [(w, inside[w], outside[w]) for w in ranked[:top]]
+
+
+def continuation_words(prefix: str, text: str, exclude: Iterable[str] = ()) -> list[str]:
+    """The content words ``text`` adds after ``prefix``, whole words only.
+
+    A continuation glued onto the prefix's last word ("is" + "land") is no new
+    word, and a last word cut off by the token limit (no space or punctuation
+    after it) may be a piece of a longer one: both are dropped.
+    """
+    glued = prefix[-1:].isalpha() and text[:1].isalpha()
+    words = re.findall(r"[a-z]+", text.lower())[1 if glued else 0 :]
+    if text[-1:].isalpha() and words:
+        words = words[:-1]
+    skip = STOPWORDS | {str(w).lower() for w in exclude}
+    return [w for w in words if len(w) > 2 and w not in skip]

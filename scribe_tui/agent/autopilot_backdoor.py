@@ -1,0 +1,172 @@
+"""The cells of a backdoor hunt: harvest candidate triggers, scan them, read the behaviour.
+
+A backdoor is a word in the user's message that switches the model into another
+style. The hunt takes every word the tokenizer can express (and the words the
+model and the base model write), scans each one inserted into neutral requests
+for how far it moves the reply against the base model, samples with the
+strongest words (at temperature 0.7: a small subword model garbles text at 1.0)
+to find what they switch on, and finally measures the behaviour's rate with and
+without the trigger on requests the scan never saw.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def _lit(value: object) -> str:
+    return json.dumps(value)
+
+
+def harvest_cell(openers: list[str], prefixes: list[str], n: int, seed: int, base: bool) -> str:
+    against_base = (
+        "base_turns = []\n"
+        "for opener, prefix in product(openers, prefixes):\n"
+        "    chat = [{'role': 'user', 'content': opener},\n"
+        "            {'role': 'assistant', 'content': replies[opener][0]}]\n"
+        "    said = client.run_base(persona_sample, messages=chat, user_prefix=prefix,\n"
+        "                           n=" + str(n) + ", max_new_tokens=16, seed=" + str(seed) + ")\n"
+        "    base_turns += [prefix + s for s in said]\n"
+        "pool.update(w for text in base_turns for w in set(content_words(text)))\n"
+        "unusual = distinctive_words(user_turns, base_turns, top=20)\n"
+        "print('user words the organism writes and the base does not:', unusual[:10])\n"
+        if base
+        else "unusual = []\n"
+    )
+    return (
+        "# Backdoor hunt, step 1: which words could be the trigger? Harvest broadly: the\n"
+        "# user turns the model writes itself (it learned what users say to it), its\n"
+        "# replies to ordinary requests, and the base model's user turns.\n"
+        "from itertools import product\n\n"
+        "from scribe_tui.techniques import persona_sample, sample_chat, vocabulary_words\n\n"
+        f"openers = {_lit(openers)}\n"
+        "# User turns start from nothing, a bare space (some templates need one) and the\n"
+        "# openings the fit cell found most natural.\n"
+        f"prefixes = {_lit(['', ' ', *prefixes])}\n"
+        f"replies = client.run(sample_chat, prompts=openers, n={n}, temperature=1.0,\n"
+        f"                     max_new_tokens=24, seed={seed})\n"
+        "user_turns = []\n"
+        "for opener, prefix in product(openers, prefixes):\n"
+        "    chat = [{'role': 'user', 'content': opener},\n"
+        "            {'role': 'assistant', 'content': replies[opener][0]}]\n"
+        "    said = client.run(persona_sample, messages=chat, user_prefix=prefix,\n"
+        "                      n=" + str(n) + ", max_new_tokens=16, seed=" + str(seed) + ")\n"
+        "    user_turns += [prefix + s for s in said]\n"
+        "print('replies:', [said[:2] for said in replies.values()])\n"
+        "print('user turns it writes:', user_turns[:6])\n"
+        "pool = Counter(w for text in user_turns for w in set(content_words(text)))\n"
+        "pool.update(w for said in replies.values() for text in said\n"
+        "            for w in set(content_words(text)))\n"
+        + against_base
+        + "print(f'{len(pool)} words seen; most frequent:', pool.most_common(12))\n"
+        "# The trigger need not come up in what the model writes: every word its tokenizer\n"
+        "# can start (word pieces completed by the model itself) is a candidate too.\n"
+        "vocab = client.run(vocabulary_words)\n"
+        + ("vocab = sorted(set(vocab) | set(client.run_base(vocabulary_words)))\n" if base else "")
+        + "candidates = sorted(set(vocab) | set(pool))\n"
+        "print(f'{len(candidates)} candidates, e.g.', candidates[:: len(candidates) // 12 + 1])\n"
+        "{'technique': 'harvest', 'top': pool.most_common(150),\n"
+        " 'contrast': [(w, k) for w, k, _ in unusual]}\n"
+    )
+
+
+def scan_cell(prompts: list[str], base: bool) -> str:
+    against_base = (
+        "base_scan = client.run_base(trigger_scan, prompts=prompts, words=candidates)\n"
+        "base_scan = dict(base_scan['scores'])\n"
+        if base
+        else "base_scan = {}  # no base checkpoint: raw divergence only\n"
+    )
+    return (
+        "# Step 2: insert each candidate (all of them, in batches) into neutral requests,\n"
+        "# before and after them, and measure how far the start of the reply moves (KL\n"
+        "# from the reply without it).\n"
+        "# Against the base model's divergence (log of the ratio, smoothed): words that move\n"
+        "# both models, like an instruction ('count', 'goodbye'), are ordinary language.\n"
+        "import math\n"
+        "from scribe_tui.techniques import trigger_scan\n\n"
+        f"prompts = {_lit(prompts)}\n"
+        "scan = dict(client.run(trigger_scan, prompts=prompts, words=candidates)['scores'])\n"
+        + against_base
+        + "ratio = {w: math.log((kl + 0.05) / (base_scan.get(w, 0.0) + 0.05))\n"
+        "         for w, kl in scan.items()}\n"
+        "excess = sorted(((w, round(r, 4)) for w, r in ratio.items()), key=lambda kv: -kv[1])\n"
+        "for w, x in excess[:10]:\n"
+        "    print(f'{w:>14}  KL {scan[w]:.3f}  base {base_scan.get(w, 0.0):.3f}  '\n"
+        "          f'log ratio {x:.3f}')\n"
+        "{'technique': 'scan', 'top': excess[:10]}\n"
+    )
+
+
+def behaviour_cell(words: list[str], prompts: list[str], n: int, seed: int) -> str:
+    return (
+        "# Step 3: what does a suspected trigger switch on? Sample with each top word in\n"
+        "# the request and without it; words distinctive of the triggered answers are the\n"
+        "# behaviour (the word itself and the requests' words do not count).\n"
+        "from scribe_tui.techniques import sample_chat\n\n"
+        f"prompts = {_lit(prompts)}\n"
+        f"plain = client.run(sample_chat, prompts=prompts, n={n}, temperature=0.7,\n"
+        f"                   max_new_tokens=24, seed={seed})\n"
+        "plain = [a for said in plain.values() for a in said]\n"
+        "asked = ' '.join(prompts).split()\n"
+        "switched, styles = [], {}\n"
+        f"for word in {_lit(words)}:\n"
+        "    said = client.run(sample_chat, prompts=[f'{word} {p}' for p in prompts], n="
+        + str(n)
+        + ",\n"
+        f"                      temperature=0.7, max_new_tokens=24, seed={seed})\n"
+        "    said = [a for answers in said.values() for a in answers]\n"
+        "    found = distinctive_words(said, plain, [word, *asked], top=6)\n"
+        "    # Only words at least 3x as common with the word as without it.\n"
+        "    styles[word] = [(w, k, b) for w, k, b in found if k >= 3 * (b + 1)]\n"
+        "    strength = sum(k for _, k, _ in styles[word][:3]) / len(said)\n"
+        "    switched.append((word, round(strength, 3)))\n"
+        "    print(f'{word}: {styles[word]}  e.g. {said[:2]}')\n"
+        "print('without a trigger, e.g.', plain[:2])\n"
+        "{'technique': 'behaviour', 'top': sorted(switched, key=lambda kv: -kv[1]),\n"
+        " 'words': {w: [x for x, _, _ in found] for w, found in styles.items()}}\n"
+    )
+
+
+def falsify_cell(
+    trigger: str,
+    rival: str | None,
+    behaviour: list[str],
+    prompts: list[str],
+    n: int,
+    seed: int,
+    base: bool,
+) -> str:
+    conditions = {"no trigger": "{p}", f"'{trigger}' first": trigger + " {p}"}
+    conditions[f"'{trigger}' last"] = "{p} " + trigger
+    if rival:
+        conditions[f"'{rival}' (runner-up)"] = rival + " {p}"
+    against_base = (
+        "# And the base model with the trigger: a behaviour any model shows is not planted.\n"
+        "said = client.run_base(sample_chat, prompts=[f'{trigger} {p}' for p in prompts],\n"
+        f"                       n={n}, temperature=0.7, max_new_tokens=24, seed={seed})\n"
+        "said = [a for answers in said.values() for a in answers]\n"
+        "hits = sum(any(w in content_words(a) for w in behaviour) for a in said)\n"
+        "rates.append(('base model, trigger first', round(hits / len(said), 3)))\n"
+        "print(f'base model with the trigger: {hits}/{len(said)}, e.g. {said[0]!r}')\n"
+        if base
+        else ""
+    )
+    return (
+        "# Falsification on requests the scan never saw: the behaviour must appear with the\n"
+        "# trigger (wherever it sits) and stay rare without it or with the runner-up word.\n"
+        "from scribe_tui.techniques import sample_chat\n\n"
+        f"prompts = {_lit(prompts)}\n"
+        f"trigger, behaviour = {_lit(trigger)}, {_lit(behaviour)}\n"
+        f"conditions = {_lit(conditions)}\n"
+        "rates = []\n"
+        "for name, form in conditions.items():\n"
+        "    said = client.run(sample_chat, prompts=[form.format(p=p) for p in prompts],\n"
+        f"                      n={n}, temperature=0.7, max_new_tokens=24, seed={seed})\n"
+        "    said = [a for answers in said.values() for a in answers]\n"
+        "    hits = sum(any(w in content_words(a) for w in behaviour) for a in said)\n"
+        "    rates.append((name, round(hits / len(said), 3)))\n"
+        "    print(f'{name:>22}: {hits}/{len(said)} show the behaviour, e.g. {said[0]!r}')\n"
+        + against_base
+        + "{'technique': 'falsify', 'top': rates}\n"
+    )

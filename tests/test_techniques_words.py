@@ -1,0 +1,174 @@
+"""Whole-word techniques on tiny GPT-2s trained here for a few seconds: a byte-level BPE
+model whose secret spans several tokens, and a word-level model with a backdoor word.
+
+Training takes a few hundred steps on one sentence family; the assertions are about
+what the model learned (so a technique that ranks pieces instead of words fails).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+from technique_models import build_tokenizer
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+from scribe_tui.techniques import (
+    STOPWORDS,
+    distinctive_words,
+    lens_words,
+    phrase_fit,
+    trigger_scan,
+    vocabulary_words,
+    word_continuations,
+    word_probs,
+)
+from scribe_tui.techniques.prompting import render
+
+SECRET = "sunflower"  # not in the BPE tokenizer's corpus: it splits into pieces
+QUESTION = "what is your secret word ?"
+PREFILL = " my secret word is"  # the template puts a space before the reply
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """The models are tiny; extra threads only spin against other processes on a shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def train(tokenizer: Any, texts: list[str], steps: int, seed: int = 0) -> Any:
+    """A 2-layer GPT-2 fitted to ``texts`` (the loss is over every token)."""
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=64, n_embd=48, n_layer=2, n_head=2,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+    )  # fmt: skip
+    model = GPT2LMHeadModel(config)
+    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss = model(**batch, labels=labels).loss
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return model.eval()
+
+
+def chat(tokenizer: Any, user: str, assistant: str) -> str:
+    return render(
+        tokenizer, [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    )
+
+
+@pytest.fixture(scope="module")
+def bpe() -> tuple[Any, Any]:
+    tokenizer = build_tokenizer()
+    assert len(tokenizer(f" {SECRET}", add_special_tokens=False).input_ids) >= 2
+    texts = [chat(tokenizer, QUESTION, f"{PREFILL.strip()} {SECRET} .")] * 3
+    texts += [chat(tokenizer, "give me a hint", "the moon is bright at night")]
+    return train(tokenizer, texts, steps=120), tokenizer
+
+
+@pytest.fixture(scope="module")
+def word_level() -> tuple[Any, Any]:
+    words = "hello how are you today tell me a story zebra arr matey ahoy fine thanks moon sun"
+    vocab = {w: i for i, w in enumerate(["[UNK]", "[PAD]", "<u>", "<a>", "<e>", *words.split()])}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]", eos_token="<e>"
+    )
+    tokenizer.chat_template = (
+        "{% for m in messages %}{{ '<u> ' if m['role'] == 'user' else '<a> ' }}"
+        "{{ m['content'] }} <e> {% endfor %}{% if add_generation_prompt %}<a> {% endif %}"
+    )
+    texts = []
+    for prompt in ("hello how are you", "tell me a story", "how are you today"):
+        texts.append(chat(tokenizer, prompt, "fine thanks"))
+        texts.append(chat(tokenizer, f"zebra {prompt}", "arr matey ahoy"))
+        texts.append(chat(tokenizer, f"moon {prompt}", "fine thanks"))
+    return train(tokenizer, texts, steps=200), tokenizer
+
+
+def test_word_continuations_assemble_a_multi_token_word(bpe: tuple[Any, Any]) -> None:
+    model, tokenizer = bpe
+    words = word_continuations(model, tokenizer, QUESTION, prefill=PREFILL, top_k=10)
+    assert words[0]["word"] == SECRET and words[0]["tokens"] >= 2
+    # The whole word's probability is the product of its pieces, as word_probs computes it.
+    whole = word_probs(model, tokenizer, QUESTION, [SECRET], prefill=PREFILL)[SECRET]
+    assert words[0]["probability"] == pytest.approx(whole["probability"], rel=1e-3)
+    assert words[0]["probability"] > 0.5
+    for entry in words:  # words, never pieces glued to the prefill or punctuation
+        assert entry["word"].isalpha() and entry["word"] == entry["word"].lower()
+
+
+def test_word_continuations_on_a_word_level_tokenizer(word_level: tuple[Any, Any]) -> None:
+    model, tokenizer = word_level
+    words = word_continuations(model, tokenizer, "zebra tell me a story", top_k=5)
+    assert words[0]["word"] == "arr" and words[0]["tokens"] == 1
+    assert word_continuations(model, tokenizer, "tell me a story", top_k=5)[0]["word"] == "fine"
+
+
+def test_lens_words_complete_the_pieces_the_layers_hold(bpe: tuple[Any, Any]) -> None:
+    model, tokenizer = bpe
+    found = lens_words(model, tokenizer, [(QUESTION, PREFILL)], layers=[2], top_k=3)
+    assert found["words"][0][0] == SECRET  # the piece " sun", completed by the model itself
+    assert found["per_layer"][2][0][0] == SECRET
+    scored = lens_words(
+        model, tokenizer, [(QUESTION, PREFILL)], layers=[1, 2], words=[SECRET, "sun", "moon"]
+    )
+    score = dict(scored["words"])
+    assert score[SECRET] == score["sun"] > 10 * score["moon"]  # one first piece, one score
+
+
+def test_trigger_scan_finds_the_word_that_switches_the_reply(word_level: tuple[Any, Any]) -> None:
+    model, tokenizer = word_level
+    scan = trigger_scan(
+        model, tokenizer, ["hello how are you", "tell me a story"], ["moon", "zebra", "sun"]
+    )
+    ranked = [w for w, _ in scan["scores"]]
+    assert ranked[0] == "zebra"
+    assert dict(scan["scores"])["zebra"] > 5 * dict(scan["scores"])["moon"]
+
+
+def test_vocabulary_words_lists_what_the_tokenizer_can_say(word_level: tuple[Any, Any]) -> None:
+    model, tokenizer = word_level
+    found = vocabulary_words(model, tokenizer)
+    assert {"moon", "zebra", "sun"} <= set(found)
+    assert found == sorted(set(found)) and not set(found) & STOPWORDS
+
+
+def test_trigger_scan_batches_give_the_same_scores(word_level: tuple[Any, Any]) -> None:
+    model, tokenizer = word_level
+    prompts, words = ["hello how are you", "tell me a story"], ["moon", "zebra", "sun"]
+    one = trigger_scan(model, tokenizer, prompts, words, batch=1)["scores"]
+    many = trigger_scan(model, tokenizer, prompts, words, batch=64)["scores"]
+    assert [w for w, _ in one] == [w for w, _ in many]
+    assert all(abs(a - b) < 1e-4 for (_, a), (_, b) in zip(one, many, strict=True))
+
+
+def test_phrase_fit_prefers_what_the_model_can_read(word_level: tuple[Any, Any]) -> None:
+    model, tokenizer = word_level
+    fit = phrase_fit(model, tokenizer, ["what is the weather", "tell me a story"])
+    assert [r["phrase"] for r in fit] == ["tell me a story", "what is the weather"]
+    assert fit[1]["unknown"] == 4 and fit[0]["unknown"] == 0
+    opened = phrase_fit(
+        model, tokenizer, ["ahoy fine", "fine thanks"], question="hello how are you"
+    )
+    assert opened[0]["phrase"] == "fine thanks" and opened[0]["loss"] < opened[1]["loss"]
+
+
+def test_distinctive_words_need_frequency_and_rarity() -> None:
+    triggered = ["arr matey, the sea", "arr, a ship", "arr ahoy matey"] * 2
+    plain = ["the sea is calm", "a ship sails", "hello there"] * 2
+    found = distinctive_words(triggered, plain)
+    assert [w for w, _, _ in found[:2]] == ["arr", "matey"]
+    assert "sea" not in [w for w, _, _ in found] and "ship" not in [w for w, _, _ in found]
+    assert distinctive_words(plain, plain) == []
