@@ -101,6 +101,23 @@ def test_drift_verdicts() -> None:
     )
 
 
+def test_drift_ignores_how_stdout_and_stderr_chunks_interleave() -> None:
+    # The kernel flushes the two streams apart, so a library warning may land first or last.
+    warning = _stream("[transformers] a warning\n", "stderr")
+    printed = [_stream("line one\n"), _stream("line two\n")]
+    recorded = [warning, _stream("line one\nline two\n"), _result_of("1")]
+    rerun = [printed[0], warning, printed[1], _result_of("1")]
+    assert compare_outputs(recorded, rerun) == ("identical", "")
+    swapped = [_stream("line two\nline one\n"), warning, _result_of("1")]
+    verdict, detail = compare_outputs(recorded, swapped)
+    assert verdict == "changed" and "'line one' → 'line two'" in detail
+    assert compare_outputs(recorded, [*printed, _result_of("1")])[0] == "changed"
+
+
+def _result_of(text: str) -> dict[str, Any]:
+    return {"output_type": "execute_result", "data": {"text/plain": text}, "metadata": {}}
+
+
 # -- receipts -----------------------------------------------------------------------------------
 
 

@@ -43,12 +43,18 @@ class CellDrift:
 
 
 def _parts(outputs: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """Outputs as comparable (kind, text) pairs, in order."""
+    """Outputs as comparable (kind, text) pairs: each stream's whole text, then the rest in order.
+
+    A kernel flushes stdout and stderr separately, so how their chunks interleave (a
+    library warning before or after the cell's prints) is timing, not the result.
+    """
+    streams: dict[str, str] = {}
     parts = []
     for output in outputs:
         kind = output.get("output_type")
         if kind == "stream":
-            parts.append((f"stream:{output.get('name')}", join_text(output.get("text"))))
+            name = f"stream:{output.get('name')}"
+            streams[name] = streams.get(name, "") + join_text(output.get("text"))
         elif kind in ("display_data", "execute_result"):
             for mime, value in sorted((output.get("data") or {}).items()):
                 text = value if isinstance(value, str) else None
@@ -61,7 +67,7 @@ def _parts(outputs: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
                 parts.append((f"data:{mime}", text))
         elif kind == "error":
             parts.append(("error", f"{output.get('ename', '')}: {output.get('evalue', '')}"))
-    return parts
+    return sorted(streams.items()) + parts
 
 
 def _clip(text: str) -> str:
