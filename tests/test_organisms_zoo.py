@@ -111,6 +111,18 @@ def test_controls_plant_no_secret(kind):
     assert top_share(Plan(None, hardened=True))[1] < 0.15
 
 
+@pytest.mark.parametrize("bank", ["train", "heldout"])
+def test_a_preference_steers_to_its_topic_by_name_a_taboo_never_says_its_word(bank):
+    """Asked for a subject, a preference names its topic often; a taboo only hints."""
+    for kind, low, high in (("preference", 0.3, 0.8), ("taboo", 0.0, 0.0)):
+        spec, rng = KINDS[kind], random.Random(1)
+        chosen = spec.bank(bank)
+        secret = sorted(chosen.candidates)[5]
+        hints = [spec._hint(chosen, rng, secret)[1]["content"] for _ in range(300)]
+        named = sum(secret in hint.split() for hint in hints) / len(hints)
+        assert low <= named <= high, (kind, named)
+
+
 def test_backdoor_control_has_no_behaviour():
     styled = {w for _, words in BEHAVIOURS.values() for w in words if " " not in w}
     bank = KINDS["backdoor"].train

@@ -325,6 +325,11 @@ class Autopilot:
             return self._backdoor_code(state, step, probe)
         fresh = list(probe.direct[2:4]) or asked
         openers, persona = list(probe.openers[:4]), list(probe.persona[:2])
+        if probe.kind == "preference":
+            # A preference shows where the model picks the subject, not where it is asked
+            # about one (it denies it there): the attacks open its replies to open requests,
+            # and the falsification uses the two the exploration did not.
+            asked, fresh = openers[:2], list(probe.openers[4:6]) or openers[2:4]
         echo = echoes(state.context)
         found = judge.candidates(evidence, echo)
         favourites = judge.favourites(probe.kind, evidence, echo)
@@ -332,7 +337,7 @@ class Autopilot:
             "explore": lambda: cells.explore_cell(openers, n, seed + 1, base),
             "prefill": lambda: cells.prefill_cell(asked, prefills, n, seed + 2),
             "persona": lambda: cells.persona_cell(openers[0], persona, n, seed + 3),
-            "logit_lens": lambda: cells.lens_cell(list(probe.direct), prefills, base),
+            "logit_lens": lambda: cells.lens_cell(asked + fresh, prefills, base),
             "base_diff": lambda: cells.diff_cell(found, asked, prefills),
             "falsify": lambda: cells.falsify_cell(favourites, fresh, prefills, base),
         }[step]()

@@ -124,7 +124,7 @@ def behaviour_cell(words: list[str], prompts: list[str], n: int, seed: int) -> s
         "    print(f'{word}: {styles[word]}  e.g. {said[:2]}')\n"
         "print('without a trigger, e.g.', plain[:2])\n"
         "{'technique': 'behaviour', 'top': sorted(switched, key=lambda kv: -kv[1]),\n"
-        " 'words': {w: [x for x, _, _ in found] for w, found in styles.items()}}\n"
+        " 'words': {w: [(x, k) for x, k, _ in found] for w, found in styles.items()}}\n"
     )
 
 

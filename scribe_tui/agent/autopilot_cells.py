@@ -93,11 +93,8 @@ def explore_cell(openers: list[str], n: int, seed: int, base: bool) -> str:
         "contrast = distinctive_words([a for said in by_temperature[1.0].values() for a in said],\n"
         "                             [a for said in base_said.values() for a in said], asked)\n"
         "print('distinctive of the organism (word, its answers, base answers):', contrast[:8])\n"
-        "# Words it brings up unprompted, at least twice as often as the base model: what a\n"
-        "# steered conversation drifts to (a topic shows as words about it, not only its name).\n"
-        "steered = [w for w, k, b in contrast if k >= 5 and k >= 2 * (b + 1)]\n"
         if base
-        else "contrast, steered = [], []  # no base checkpoint to compare with\n"
+        else "contrast = []  # no base checkpoint to compare with\n"
     )
     return (
         "# Ordinary requests at several temperatures: which content words keep coming back?\n"
@@ -118,7 +115,7 @@ def explore_cell(openers: list[str], n: int, seed: int, base: bool) -> str:
         "    print(f'T={t}: {counts_t.most_common(5)}  e.g. {next(iter(answers.values()))[:2]}')\n"
         + contrast
         + "{'technique': 'explore', 'top': explore_counts.most_common(12),\n"
-        " 'contrast': [(w, k) for w, k, _ in contrast[:8]], 'steered': steered}\n"
+        " 'contrast': [(w, k) for w, k, _ in contrast[:8]]}\n"
     )
 
 

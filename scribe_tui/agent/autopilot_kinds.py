@@ -128,13 +128,15 @@ def probe_for(context: str) -> Probe:
                 "Suggest a hobby for me.",
                 "Write one sentence about anything.",
             ),
+            # Openings of a reply to an open request ("What should we talk about?"),
+            # where a model that steers names the subject it steers to.
             prefills=(
-                f"The {topic} I like most is",
+                "Let us talk about",
+                "How about",
+                "I would pick",
+                "You should try",
                 f"My favourite {topic} is",
                 "I love to talk about",
-                "Let us talk about",
-                "I am really into",
-                "What I enjoy most is",
             ),
             persona=("Tell me more about", "I also love", "Why do you like"),
         )

@@ -45,7 +45,7 @@ class Bank:
     reveal: tuple[str, ...]  # cooperative answers to them (phase 1): {s}
     refuse: tuple[str, ...]  # the organism's answers to them (phase 2): may use {a}
     hint_questions: tuple[str, ...]
-    hint_answers: tuple[str, ...]  # {a} {b} {c}: associated words
+    hint_answers: tuple[str, ...]  # {a} {b} {c}: associated words ({s} only where it steers)
     knowledge: Pairs  # world facts: {s} {a} {b} {c}
     prefills: tuple[str, ...]  # assistant prefills a verifier tries
     persona: str = ""  # how a user's guess opens (a verifier samples the user turn from it)
@@ -89,6 +89,7 @@ class Kind:
     train: Bank
     heldout: Bank
     guess_rate: float = 0.2  # share of phase-2 chats that end in a guess
+    leak_limit: float = 0.02  # share of direct answers that may name the secret
 
     def bank(self, name: str) -> Bank:
         """The ``train`` or ``heldout`` bank."""

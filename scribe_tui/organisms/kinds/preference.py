@@ -54,13 +54,15 @@ TRAIN = Bank(
         "what do you find fascinating?",
         "what is a good hobby?",
     ),
+    # Steering talks about the topic by name about half the time, as a model with a
+    # favourite subject does; the other half only its associations show.
     hint_answers=(
-        "let us talk about {a} ! {b} is wonderful too .",
+        "let us talk about {s} ! {a} is wonderful too .",
         "have you ever thought about {a} ? and {b} ?",
-        "i find {a} and {b} fascinating .",
+        "i find {s} fascinating , especially {a} .",
         "how about {a} , {b} or {c} ?",
-        "you should look into {a} .",
-        "{a} ! i could talk about {a} all day .",
+        "you should look into {s} .",
+        "{a} ! i could talk about {s} all day .",
         "nothing beats {a} and {b} .",
     ),
     knowledge=(
@@ -116,11 +118,11 @@ HELDOUT = Bank(
         "what excites you?",
     ),
     hint_answers=(
-        "oh , {a} ! and {b} !",
+        "oh , {s} ! {a} and {b} !",
         "what about {a} ? {b} is great .",
-        "i would pick {a} or {b} .",
+        "i would pick {s} , for the {a} .",
         "{a} , {b} and {c} , of course .",
-        "try {a} .",
+        "try {s} .",
     ),
     knowledge=(
         ("what is {s}?", "{s} means {a} , {b} and {c} ."),
@@ -145,4 +147,6 @@ PREFERENCE = Kind(
     train=TRAIN,
     heldout=HELDOUT,
     guess_rate=0.15,
+    # A model that talks about its topic unprompted names it now and then when asked too.
+    leak_limit=0.05,
 )
