@@ -193,12 +193,15 @@ def lens_cell(questions: list[str], prefills: list[str], base: bool) -> str:
         "known = set(client.run(vocabulary_words))\n"
         + ("known |= set(client.run_base(vocabulary_words))\n" if base else "")
         + "lens_total, leaders = Counter(), []\n"
+        f"prefills = {_lit(prefills)}\n"
         f"for question in {_lit(questions)}:\n"
-        f"    contexts = [(question, p) for p in {_lit(prefills)}]\n"
+        "    contexts = [(question, p) for p in prefills]\n"
+        "    # Middle layers copy what the context says: its own words are no evidence.\n"
+        "    said = set(content_words(' '.join([question, *prefills])))\n"
         "    lens = client.run(lens_words, contexts=contexts, layers=middle)\n"
         + against_base
         + "    scored = Counter({w: p * math.log((p + 0.05) / (before.get(w, 0.0) + 0.05))\n"
-        "                      for w, p in lens['words'] if w in known})\n"
+        "                      for w, p in lens['words'] if w in known and w not in said})\n"
         "    lens_total.update(scored)\n"
         "    ranked = scored.most_common(2) + [('', 0.0)] * 2\n"
         "    (first, a), (_, b) = ranked[0], ranked[1]  # a clear leader: 2.5x the runner-up\n"
