@@ -134,9 +134,21 @@ async def test_a_whole_investigation_over_stdio(tmp_path: Path) -> None:
     scribe = notebook.metadata["scribe"]
     assert scribe["status"] == "concluded" and scribe["model"] == "organism:taboo"
     assert scribe["agent"].startswith("mcp:") and scribe["sandbox"]["mechanism"]
+    # A receipt, as an investigation's: `scribe-tui reproduce` checks it on a rerun.
+    receipt = scribe["receipt"]
+    assert receipt["model"] == "organism:taboo" and receipt["agent"] == scribe["agent"]
+    assert len(receipt["weights"]["sha256"]) == 64 and receipt["device"] == "cpu"
+    assert receipt["torch"] and receipt["sandbox"]["mechanism"]
     sources = [cell.source for cell in notebook.cells]
     assert any("client.run(layer_count)" in s for s in sources)
     assert sources[-1].startswith("## Conclusion")
+    rerun = subprocess.run(
+        [sys.executable, "-m", "scribe_tui", "reproduce", str(tmp_path / path)],
+        capture_output=True, text=True, cwd=tmp_path, env=server_env(tmp_path), timeout=240,
+    )  # fmt: skip
+    assert rerun.stdout.startswith("Receipt: same weights, versions and device\n"), (
+        rerun.stdout + rerun.stderr[-2000:]
+    )
 
 
 async def test_bad_arguments_are_tool_errors_and_the_server_goes_on(tmp_path: Path) -> None:

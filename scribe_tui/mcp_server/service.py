@@ -20,6 +20,7 @@ from scribe_tui.agent.status_board import StatusBoard
 from scribe_tui.mcp_server.watch_server import WatchServer
 from scribe_tui.runtime.host_process import HostProcess
 from scribe_tui.runtime.host_protocol import HostStartError
+from scribe_tui.runtime.receipt import build_receipt, weights_digests
 from scribe_tui.runtime.sealed import sandbox_state, start_host
 from scribe_tui.runtime.status import HostStatus
 from scribe_tui.tools import ToolResult
@@ -65,7 +66,8 @@ class Service:
                 http=http,
             )
             watch.start()
-            yield cls(host, investigation, asyncio.ensure_future(_load(host, board.host_update)))
+            loaded = _load(host, board.host_update, settings, sandbox.to_dict(), tools.metadata)
+            yield cls(host, investigation, asyncio.ensure_future(loaded))
         finally:
             if watch is not None:
                 watch.close()
@@ -93,12 +95,35 @@ class Service:
 
     def name_agent(self, client: str) -> None:
         """Record the MCP client's name as the agent of the notebooks it starts."""
-        self.investigation.tools.metadata["agent"] = f"mcp:{client}"
+        metadata = self.investigation.tools.metadata
+        metadata["agent"] = f"mcp:{client}"
+        if isinstance(metadata.get("receipt"), dict):
+            metadata["receipt"]["agent"] = metadata["agent"]
 
 
-async def _load(host: HostProcess, on_progress: Callable[[HostStatus], None]) -> None:
-    """Wait for the model; :class:`LaunchError` (one line) if it cannot load."""
+async def _load(
+    host: HostProcess,
+    on_progress: Callable[[HostStatus], None],
+    settings: RunSettings,
+    sandbox: dict[str, Any],
+    metadata: dict[str, Any],
+) -> None:
+    """Wait for the model, then put the receipt (weights, versions, device) into the
+    notebooks' metadata, so ``scribe-tui reproduce`` can check what changed; raises
+    :class:`LaunchError` (one line) if the model cannot load."""
+    # Weights are hashed here, outside every sandbox, while the host loads them.
+    digests = asyncio.ensure_future(asyncio.to_thread(weights_digests, settings.model))
     try:
-        await start_host(host, on_progress)
+        status = await start_host(host, on_progress)
     except (HostStartError, TimeoutError) as exc:
+        digests.cancel()
         raise LaunchError(str(exc)) from exc
+    receipt = build_receipt(
+        display_name=host.launch.display_name,
+        host=status,
+        digests=await digests,
+        requested={"mode": settings.mode, "device": settings.device, "dtype": settings.dtype},
+        sandbox=sandbox,
+    )
+    receipt["agent"] = metadata.get("agent")  # the client's name, once it introduced itself
+    metadata["receipt"] = receipt
