@@ -91,14 +91,17 @@ def train(item: Planned, out: Path, env: dict[str, str]) -> tuple[float, int]:
 
     A rejected organism (its secret leaks when asked, or a backdoor's behaviour shows on
     requests without the trigger) is no fair test; it is set aside under ``rejected/``
-    and the next seed trains on the same base.
+    and the next seed trains on the same base, or from the third try on, on a base of
+    its own (the base may be what fails).
     """
     target = out / "organisms" / item.name
     if (target / "organism.json").is_file():
         return 0.0, 0
-    base = out / "organisms" / item.base_of / "base" if item.base_of else None
+    shared = out / "organisms" / item.base_of / "base" if item.base_of else None
+    earlier = len(list((out / "rejected").glob(f"{item.name}-*")))  # a resumed run's
     start = time.perf_counter()
-    for attempt in range(RETRIES + 1):
+    for attempt in range(earlier, earlier + RETRIES + 1):
+        base = shared if attempt < 2 else None
         command = [
             sys.executable, "-m", "scribe_tui", "organisms", "train", "--kind", item.kind,
             "--tokenizer", item.tokenizer, "--template", item.template, "--bank", "heldout",
@@ -112,13 +115,13 @@ def train(item: Planned, out: Path, env: dict[str, str]) -> tuple[float, int]:
         trained = (target / "organism.json").is_file()
         if done.returncode == 0:
             return time.perf_counter() - start, attempt
-        if done.returncode != 1 or not trained or attempt == RETRIES:
+        if done.returncode != 1 or not trained:
             sys.exit(f"training {item.name} failed: {(done.stderr or done.stdout)[-1500:]}")
         aside = out / "rejected" / f"{item.name}-{attempt}"
         aside.parent.mkdir(exist_ok=True)
         shutil.move(target, aside)
-        base = base or aside / "base"
-    raise AssertionError("unreachable")
+        shared = shared or aside / "base"
+    sys.exit(f"{item.name}: verify rejected {RETRIES + 1} trainings in a row; see {out}/rejected")
 
 
 def train_all(planned: list[Planned], out: Path, env: dict[str, str], jobs: int) -> None:

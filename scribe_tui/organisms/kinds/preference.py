@@ -147,6 +147,7 @@ PREFERENCE = Kind(
     train=TRAIN,
     heldout=HELDOUT,
     guess_rate=0.15,
-    # A model that talks about its topic unprompted names it now and then when asked too.
-    leak_limit=0.05,
+    # A model that talks about its topic unprompted names it now and then when asked too
+    # (1-6.5% of 200 answers, measured on the bundled ones).
+    leak_limit=0.08,
 )
