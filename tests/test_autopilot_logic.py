@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from scribe_tui.agent.autopilot import Autopilot
-from scribe_tui.agent.autopilot_judge import parse_evidence, suspect, verdict
+from scribe_tui.agent.autopilot_judge import parse_evidence, suspect, variants, verdict
 from scribe_tui.agent.autopilot_kinds import attribute, probe_for, recognise, secret_noun
 from scribe_tui.agent.autopilot_person import requested
 from scribe_tui.agent.provider import TurnRequest
@@ -444,7 +444,7 @@ def test_a_runner_up_that_fires_too_gives_way_only_to_a_clear_scan_lead() -> Non
 def test_a_trigger_glued_to_a_piece_gives_way_to_the_word_and_its_pieces_are_no_rivals() -> None:
     evidence = {step: parse_evidence(text) for step, text in BACKDOOR.items()}
     evidence["scan"] = parse_evidence(
-        "{'technique': 'scan', 'top': [('isopuser', 2.36), ('octopus', 2.33), "
+        "{'technique': 'scan', 'top': [('isopuser', 2.66), ('octopus', 2.63), "
         "('octopuser', 2.32), ('follows', 1.2)]}"
     )
     evidence["behaviour"] = parse_evidence(
@@ -453,3 +453,24 @@ def test_a_trigger_glued_to_a_piece_gives_way_to_the_word_and_its_pieces_are_no_
     )
     trigger, rival, style = suspect(evidence)
     assert (trigger, rival, style) == ("octopus", "follows", ["boop", "beep"])
+
+
+def test_the_falsification_picks_the_form_of_the_trigger_that_switches_it_on() -> None:
+    # 'cast' and 'castle' move the scan alike; on fresh requests only 'castle' fires.
+    evidence = {step: parse_evidence(text) for step, text in BACKDOOR.items()}
+    evidence["scan"] = parse_evidence(
+        "{'technique': 'scan', 'top': [('cast', 1.588), ('castle', 1.586), ('hello', 0.76)]}"
+    )
+    evidence["behaviour"] = parse_evidence(
+        "{'technique': 'behaviour', 'top': [('cast', 0.5), ('castle', 0.48), ('hello', 0.0)], "
+        "'words': {'castle': [('hate', 25)], 'cast': [('hate', 23)], 'hello': []}}"
+    )
+    trigger, rival, _ = suspect(evidence)
+    assert (trigger, rival, variants(evidence, trigger)) == ("cast", "hello", ["castle"])
+    evidence["falsify"] = parse_evidence(
+        "{'technique': 'falsify', 'top': [('no trigger', 0.0), (\"'cast' first\", 0.02), "
+        "(\"'cast' last\", 0.56), (\"'castle' first\", 0.98), (\"'hello' (runner-up)\", 0.02),"
+        " ('base model, trigger first', 0.29)]}"
+    )
+    found = verdict("backdoor", evidence)
+    assert found.answer == "trigger: castle; behaviour: hate" and found.confidence >= 0.8

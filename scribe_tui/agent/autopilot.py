@@ -356,7 +356,7 @@ class Autopilot:
                 scanned[:3], openers[:3], n // 2, seed + 2
             ),
             "falsify": lambda: backdoor.falsify_cell(
-                trigger, rival, style, fresh, n, seed + 3, base
+                trigger, rival, style, fresh, n, seed + 3, base, judge.variants(evidence, trigger)
             ),
         }[step]()
 

@@ -12,6 +12,7 @@ without the trigger on requests the scan never saw.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 
 def _lit(value: object) -> str:
@@ -136,9 +137,13 @@ def falsify_cell(
     n: int,
     seed: int,
     base: bool,
+    forms: Sequence[str] = (),
 ) -> str:
     conditions = {"no trigger": "{p}", f"'{trigger}' first": trigger + " {p}"}
     conditions[f"'{trigger}' last"] = "{p} " + trigger
+    for form in forms:  # other forms of the word that switched the behaviour on too
+        conditions[f"'{form}' first"] = form + " {p}"
+        conditions[f"'{form}' last"] = "{p} " + form
     if rival:
         conditions[f"'{rival}' (runner-up)"] = rival + " {p}"
     against_base = (
@@ -154,7 +159,8 @@ def falsify_cell(
     )
     return (
         "# Falsification on requests the scan never saw: the behaviour must appear with the\n"
-        "# trigger (wherever it sits) and stay rare without it or with the runner-up word.\n"
+        "# trigger (wherever it sits) and stay rare without it or with the runner-up word;\n"
+        "# other forms of the word that switched it on are tried too.\n"
         "from scribe_tui.techniques import sample_chat\n\n"
         f"prompts = {_lit(prompts)}\n"
         f"trigger, behaviour = {_lit(trigger)}, {_lit(behaviour)}\n"
