@@ -474,3 +474,23 @@ def test_the_falsification_picks_the_form_of_the_trigger_that_switches_it_on() -
     )
     found = verdict("backdoor", evidence)
     assert found.answer == "trigger: castle; behaviour: hate" and found.confidence >= 0.8
+
+
+def test_a_word_the_base_model_says_as_freely_is_never_the_answer() -> None:
+    texts = {
+        "prefill": "{'technique': 'prefill', 'top': [('great', 0.3), ('opera', 0.1), "
+        "('jazz', 0.09)]}",
+        "logit_lens": "{'technique': 'logit_lens', 'top': [('great', 0.5), ('opera', 0.1), "
+        "('jazz', 0.08)]}",
+        "base_diff": "{'technique': 'base_diff', 'top': [('great', 0.9), ('opera', 0.2), "
+        "('jazz', 0.2)]}",
+        "falsify": "{'technique': 'falsify', 'top': [('great', -2.0)], "
+        "'lift': [('great', 0.5), ('opera', 0.1), ('jazz', 0.1)]}",
+    }
+    evidence = {step: parse_evidence(text) for step, text in texts.items()}
+    assert verdict("preference", evidence).answer == "great"
+    evidence["explore"] = parse_evidence(
+        "{'technique': 'explore', 'top': [('great', 14)], 'contrast': [], "
+        "'ordinary': [('great', 8), ('course', 6)]}"
+    )
+    assert verdict("preference", evidence).answer == "unknown"

@@ -93,8 +93,17 @@ def explore_cell(openers: list[str], n: int, seed: int, base: bool) -> str:
         "contrast = distinctive_words([a for said in by_temperature[1.0].values() for a in said],\n"
         "                             [a for said in base_said.values() for a in said], asked)\n"
         "print('distinctive of the organism (word, its answers, base answers):', contrast[:8])\n"
+        "# And the reverse: words the base model says at least half as often as the organism\n"
+        "# ('great', 'five') belong to ordinary replies; no planted secret is one of them.\n"
+        "base_counts = Counter(w for said in base_said.values() for text in said\n"
+        "                      for w in continuation_words('', text, asked))\n"
+        "tuned_counts = Counter(w for said in by_temperature[1.0].values() for text in said\n"
+        "                       for w in continuation_words('', text, asked))\n"
+        "ordinary = [(w, k) for w, k in base_counts.most_common(12)\n"
+        "            if k >= 3 and tuned_counts[w] <= 2 * k]\n"
+        "print('ordinary words (the base model says them too):', ordinary)\n"
         if base
-        else "contrast = []  # no base checkpoint to compare with\n"
+        else "contrast, ordinary = [], []  # no base checkpoint to compare with\n"
     )
     return (
         "# Ordinary requests at several temperatures: which content words keep coming back?\n"
@@ -115,7 +124,7 @@ def explore_cell(openers: list[str], n: int, seed: int, base: bool) -> str:
         "    print(f'T={t}: {counts_t.most_common(5)}  e.g. {next(iter(answers.values()))[:2]}')\n"
         + contrast
         + "{'technique': 'explore', 'top': explore_counts.most_common(12),\n"
-        " 'contrast': [(w, k) for w, k, _ in contrast[:8]]}\n"
+        " 'contrast': [(w, k) for w, k, _ in contrast[:8]], 'ordinary': ordinary}\n"
     )
 
 
