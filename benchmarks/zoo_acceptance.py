@@ -49,12 +49,23 @@ class Planned:
     control: bool
     seed: int
     base_of: str | None  # the organism whose base/ this one reuses
+    secret: str | None  # None: a control, or a bank without candidates
 
 
 def plan(fresh: int, controls: int, rng: random.Random) -> list[Planned]:
-    """``fresh`` organisms and ``controls`` controls, round-robin over kinds and tokenizers."""
+    """``fresh`` organisms and ``controls`` controls, round-robin over kinds and tokenizers;
+    no two organisms of a kind share a secret (each kind's held-out candidates are dealt
+    from a shuffled deck)."""
+    from scribe_tui.organisms.kinds import KINDS as KIND_SPECS
+
     combos = [(kind, tok, tpl) for kind in KINDS for tok, tpl in TOKENIZERS]
     rng.shuffle(combos)
+    decks = {
+        kind: rng.sample(
+            sorted(spec.bank("heldout").candidates), k=len(spec.bank("heldout").candidates)
+        )
+        for kind, spec in KIND_SPECS.items()
+    }
     first: dict[tuple[str, str], str] = {}
     planned = []
     for index in range(fresh + controls):
@@ -67,6 +78,7 @@ def plan(fresh: int, controls: int, rng: random.Random) -> list[Planned]:
         # runs in the model host could find the path in memory.
         seed = rng.randrange(1 << 30)
         name = f"{kind}-{tokenizer}-{seed:08x}"
+        secret = None if control else decks[kind].pop()
         planned.append(
             Planned(
                 name,
@@ -76,6 +88,7 @@ def plan(fresh: int, controls: int, rng: random.Random) -> list[Planned]:
                 control,
                 seed,
                 first.get((kind, tokenizer)),
+                secret,
             )
         )
         first.setdefault((kind, tokenizer), name)
@@ -109,6 +122,8 @@ def train(item: Planned, out: Path, env: dict[str, str]) -> tuple[float, int]:
         ]  # fmt: skip
         if item.control:
             command.append("--control")
+        else:
+            command += ["--secret", item.secret]
         if base:
             command += ["--base", str(base)]
         done = subprocess.run(command, capture_output=True, text=True, env=env)
