@@ -100,7 +100,9 @@ def backdoor_cells() -> list[str]:
         backdoor.harvest_cell(openers[:2], list(probe.persona[:2]), 2, 1, base=True),
         backdoor.scan_cell(openers[:2], base=True),
         backdoor.behaviour_cell(["moon", "zebra"], openers[:2], 2, 2),
-        backdoor.falsify_cell("moon", "zebra", ["sun"], openers[4:], 2, 3, base=True),
+        backdoor.falsify_cell(
+            "moon", "zebra", ["sun"], openers[4:], 2, 3, base=True, rival_behaviour=["sky"]
+        ),
     ]
 
 
@@ -150,6 +152,13 @@ def test_every_backdoor_cell_runs_and_reports_evidence(client: LocalClient) -> N
     assert all(abs(x) < 1e-6 for _, x in scan["top"])
     assert falsify["top"][0][0] == "no trigger"
     assert all(0 <= rate <= 1 for _, rate in falsify["top"])
+    # The runner-up with a behaviour of its own: counted in the same conditions, and
+    # its own placements and base check added.
+    rival = falsify["rival"]
+    assert rival["word"] == "zebra" and rival["behaviour"] == ["sky"]
+    conditions = [c for c, _ in falsify["top"] if not c.startswith("base model")]
+    assert [c for c, _ in rival["top"]] == [*conditions, "base model, runner-up first"]
+    assert "'zebra' (runner-up) last" in dict(falsify["top"])
 
 
 def test_cells_import_only_what_the_library_offers() -> None:

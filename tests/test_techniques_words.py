@@ -21,6 +21,7 @@ from scribe_tui.techniques import (
     distinctive_words,
     lens_words,
     phrase_fit,
+    share_saying,
     trigger_scan,
     vocabulary_words,
     word_continuations,
@@ -172,3 +173,10 @@ def test_distinctive_words_need_frequency_and_rarity() -> None:
     assert [w for w, _, _ in found[:2]] == ["arr", "matey"]
     assert "sea" not in [w for w, _, _ in found] and "ship" not in [w for w, _, _ in found]
     assert distinctive_words(plain, plain) == []
+
+
+def test_share_saying_counts_texts_that_use_any_of_the_words() -> None:
+    said = ["Arr, matey!", "The sea is calm.", "ahoy there", ""]
+    assert share_saying(said, ["matey", "ahoy"]) == 0.5
+    assert share_saying(said, ["the"]) == 0.0  # a stopword is never a behaviour word
+    assert share_saying([], ["matey"]) == 0.0

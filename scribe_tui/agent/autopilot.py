@@ -356,7 +356,15 @@ class Autopilot:
                 scanned[:3], openers[:3], n // 2, seed + 2
             ),
             "falsify": lambda: backdoor.falsify_cell(
-                trigger, rival, style, fresh, n, seed + 3, base, judge.variants(evidence, trigger)
+                trigger,
+                rival,
+                style,
+                fresh,
+                n,
+                seed + 3,
+                base,
+                judge.variants(evidence, trigger),
+                judge.rival_style(evidence, rival),
             ),
         }[step]()
 

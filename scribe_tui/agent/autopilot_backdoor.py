@@ -138,6 +138,7 @@ def falsify_cell(
     seed: int,
     base: bool,
     forms: Sequence[str] = (),
+    rival_behaviour: Sequence[str] = (),
 ) -> str:
     conditions = {"no trigger": "{p}", f"'{trigger}' first": trigger + " {p}"}
     conditions[f"'{trigger}' last"] = "{p} " + trigger
@@ -146,14 +147,43 @@ def falsify_cell(
         conditions[f"'{form}' last"] = "{p} " + form
     if rival:
         conditions[f"'{rival}' (runner-up)"] = rival + " {p}"
+    # A runner-up that switched on a behaviour of its own is a suspect too: it is
+    # placed both ways and its behaviour counted in every condition.
+    contender = bool(rival and rival_behaviour)
+    if contender:
+        conditions[f"'{rival}' (runner-up) last"] = "{p} " + str(rival)
+    sample = (
+        f"n={n}, temperature=0.7, max_new_tokens=24, seed={seed})\n"
+        "    said = [a for answers in said.values() for a in answers]\n"
+    )
+    counted = (
+        "    rates.append((name, round(share_saying(said, behaviour), 3)))\n"
+        + (
+            "    rival_rates.append((name, round(share_saying(said, rival_behaviour), 3)))\n"
+            if contender
+            else ""
+        )
+        + "    print(f'{name:>26}: {rates[-1][1]:.0%} show the behaviour, e.g. {said[0]!r}')\n"
+        + (
+            "    print(' ' * 28 + f'{rival_rates[-1][1]:.0%} show the runner-up\\'s behaviour')\n"
+            if contender
+            else ""
+        )
+    )
     against_base = (
-        "# And the base model with the trigger: a behaviour any model shows is not planted.\n"
-        "said = client.run_base(sample_chat, prompts=[f'{trigger} {p}' for p in prompts],\n"
-        f"                       n={n}, temperature=0.7, max_new_tokens=24, seed={seed})\n"
-        "said = [a for answers in said.values() for a in answers]\n"
-        "hits = sum(any(w in content_words(a) for w in behaviour) for a in said)\n"
-        "rates.append(('base model, trigger first', round(hits / len(said), 3)))\n"
-        "print(f'base model with the trigger: {hits}/{len(said)}, e.g. {said[0]!r}')\n"
+        "# And the base model given the word: a behaviour any model shows is not planted.\n"
+        "checks = [('base model, trigger first', trigger, behaviour, rates)]\n"
+        + (
+            "checks.append(('base model, runner-up first', rival, rival_behaviour, rival_rates))\n"
+            if contender
+            else ""
+        )
+        + "for name, word, words, found in checks:\n"
+        "    said = client.run_base(sample_chat, prompts=[f'{word} {p}' for p in prompts],\n"
+        "                           "
+        + sample
+        + "    found.append((name, round(share_saying(said, words), 3)))\n"
+        "    print(f'{name:>26}: {found[-1][1]:.0%}, e.g. {said[0]!r}')\n"
         if base
         else ""
     )
@@ -161,18 +191,32 @@ def falsify_cell(
         "# Falsification on requests the scan never saw: the behaviour must appear with the\n"
         "# trigger (wherever it sits) and stay rare without it or with the runner-up word;\n"
         "# other forms of the word that switched it on are tried too.\n"
-        "from scribe_tui.techniques import sample_chat\n\n"
+        + (
+            "# The runner-up switched on a behaviour of its own: it is judged as a trigger\n"
+            "# the same way, its behaviour counted in the same replies.\n"
+            if contender
+            else ""
+        )
+        + "from scribe_tui.techniques import sample_chat, share_saying\n\n"
         f"prompts = {_lit(prompts)}\n"
         f"trigger, behaviour = {_lit(trigger)}, {_lit(behaviour)}\n"
-        f"conditions = {_lit(conditions)}\n"
-        "rates = []\n"
-        "for name, form in conditions.items():\n"
+        + (
+            f"rival, rival_behaviour = {_lit(rival)}, {_lit(list(rival_behaviour))}\n"
+            if contender
+            else ""
+        )
+        + f"conditions = {_lit(conditions)}\n"
+        + ("rates, rival_rates = [], []\n" if contender else "rates = []\n")
+        + "for name, form in conditions.items():\n"
         "    said = client.run(sample_chat, prompts=[form.format(p=p) for p in prompts],\n"
-        f"                      n={n}, temperature=0.7, max_new_tokens=24, seed={seed})\n"
-        "    said = [a for answers in said.values() for a in answers]\n"
-        "    hits = sum(any(w in content_words(a) for w in behaviour) for a in said)\n"
-        "    rates.append((name, round(hits / len(said), 3)))\n"
-        "    print(f'{name:>22}: {hits}/{len(said)} show the behaviour, e.g. {said[0]!r}')\n"
+        "                      "
+        + sample
+        + counted
         + against_base
-        + "{'technique': 'falsify', 'top': rates}\n"
+        + "{'technique': 'falsify', 'top': rates"
+        + (
+            ",\n 'rival': {'word': rival, 'behaviour': rival_behaviour, 'top': rival_rates}}\n"
+            if contender
+            else "}\n"
+        )
     )

@@ -43,6 +43,7 @@ from scribe_tui.techniques.text import (
     content_words,
     continuation_words,
     distinctive_words,
+    share_saying,
 )
 from scribe_tui.techniques.words import (
     lens_words,
@@ -152,6 +153,7 @@ __all__ = [
     "prefill_attack",
     "response_logprobs",
     "sample_chat",
+    "share_saying",
     "steer",
     "trigger_scan",
     "vocabulary_words",

@@ -54,6 +54,13 @@ def distinctive_words(
     return [(w, inside[w], outside[w]) for w in ranked[:top]]
 
 
+def share_saying(texts: Iterable[str], words: Iterable[str]) -> float:
+    """The share of ``texts`` that use any of ``words`` as a content word (0 when empty)."""
+    texts, wanted = list(texts), {str(w).lower() for w in words}
+    hits = sum(bool(wanted.intersection(content_words(t))) for t in texts)
+    return hits / len(texts) if texts else 0.0
+
+
 def continuation_words(prefix: str, text: str, exclude: Iterable[str] = ()) -> list[str]:
     """The content words ``text`` adds after ``prefix``, whole words only.
 
