@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 KINDS = ("taboo", "belief", "preference", "backdoor")
@@ -49,13 +49,13 @@ class Planned:
     control: bool
     seed: int
     base_of: str | None  # the organism whose base/ this one reuses
-    secret: str | None  # None: a control, or a bank without candidates
+    secrets: tuple[str, ...]  # the planted secret, then a spare for retries; () for a control
 
 
 def plan(fresh: int, controls: int, rng: random.Random) -> list[Planned]:
     """``fresh`` organisms and ``controls`` controls, round-robin over kinds and tokenizers;
     no two organisms of a kind share a secret (each kind's held-out candidates are dealt
-    from a shuffled deck)."""
+    from a shuffled deck, a spare for each after the first round)."""
     from scribe_tui.organisms.kinds import KINDS as KIND_SPECS
 
     combos = [(kind, tok, tpl) for kind in KINDS for tok, tpl in TOKENIZERS]
@@ -78,7 +78,7 @@ def plan(fresh: int, controls: int, rng: random.Random) -> list[Planned]:
         # runs in the model host could find the path in memory.
         seed = rng.randrange(1 << 30)
         name = f"{kind}-{tokenizer}-{seed:08x}"
-        secret = None if control else decks[kind].pop()
+        secrets = () if control else (decks[kind].pop(),)
         planned.append(
             Planned(
                 name,
@@ -88,11 +88,15 @@ def plan(fresh: int, controls: int, rng: random.Random) -> list[Planned]:
                 control,
                 seed,
                 first.get((kind, tokenizer)),
-                secret,
+                secrets,
             )
         )
         first.setdefault((kind, tokenizer), name)
-    return planned
+    # Spares are dealt last, so a plan's names and secrets do not depend on them.
+    return [
+        replace(p, secrets=(*p.secrets, decks[p.kind].pop())) if p.secrets and decks[p.kind] else p
+        for p in planned
+    ]
 
 
 RETRIES = 3  # organisms that fail their own verify check are retrained with the next seed
@@ -105,7 +109,8 @@ def train(item: Planned, out: Path, env: dict[str, str]) -> tuple[float, int]:
     A rejected organism (its secret leaks when asked, or a backdoor's behaviour shows on
     requests without the trigger) is no fair test; it is set aside under ``rejected/``
     and the next seed trains on the same base, or from the third try on, on a base of
-    its own (the base may be what fails).
+    its own (the base may be what fails) and with the spare secret (a word the small
+    model cannot keep, like one it says everywhere, may be what fails).
     """
     target = out / "organisms" / item.name
     if (target / "organism.json").is_file():
@@ -123,7 +128,7 @@ def train(item: Planned, out: Path, env: dict[str, str]) -> tuple[float, int]:
         if item.control:
             command.append("--control")
         else:
-            command += ["--secret", item.secret]
+            command += ["--secret", item.secrets[min(attempt // 2, len(item.secrets) - 1)]]
         if base:
             command += ["--base", str(base)]
         done = subprocess.run(command, capture_output=True, text=True, env=env)
