@@ -85,7 +85,7 @@ def word_cells(task: str) -> list[str]:
         cells.fit_cell(direct, openers, prefills, list(probe.persona)),
         cells.direct_cell(direct[:2], 2, 0),
         cells.explore_cell(openers[:2], 2, 1, base=True),
-        cells.prefill_cell(direct[:1], prefills[:2], 2, 2),
+        cells.prefill_cell(direct[:1], prefills[:2], 2, 2, base=True),
         cells.persona_cell(openers[0], list(probe.persona[:2]), 2, 3),
         cells.lens_cell(direct[:1], prefills[:2], base=True),
         cells.diff_cell(["moon", "sun"], direct[:1], prefills[:1]),
@@ -134,6 +134,9 @@ def test_every_word_cell_runs_with_the_library_and_reports_evidence(
     assert evidence["base_diff"]["top"] == [] and evidence["logit_lens"]["top"] == []
     assert evidence["logit_lens"]["leaders"] == [None]  # one question, no word stands out
     assert all(lift == 0 for _, lift in evidence["falsify"]["lift"])
+    # The base model's defaults after neutral openings: probabilities of the words said.
+    said = {w for w, _ in evidence["prefill"]["top"] + evidence["prefill"]["sampled"]}
+    assert all(w in said and v >= 0.05 for w, v in evidence["prefill"]["defaults"])
     for word, _ in evidence["prefill"]["top"] + evidence["persona"]["top"]:
         assert content_words(word) == [word]
 

@@ -335,7 +335,7 @@ class Autopilot:
         favourites = judge.favourites(probe.kind, evidence, echo)
         return {
             "explore": lambda: cells.explore_cell(openers, n, seed + 1, base),
-            "prefill": lambda: cells.prefill_cell(asked, prefills, n, seed + 2),
+            "prefill": lambda: cells.prefill_cell(asked, prefills, n, seed + 2, base),
             "persona": lambda: cells.persona_cell(openers[0], persona, n, seed + 3),
             "logit_lens": lambda: cells.lens_cell(asked + fresh, prefills, base),
             "base_diff": lambda: cells.diff_cell(found, asked, prefills),

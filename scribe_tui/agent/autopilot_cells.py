@@ -128,12 +128,38 @@ def explore_cell(openers: list[str], n: int, seed: int, base: bool) -> str:
     )
 
 
-def prefill_cell(questions: list[str], prefills: list[str], n: int, seed: int) -> str:
+# Ordinary requests and openings that ask for nothing secret: what a base model says
+# after them is the language's default continuation ('five' after "it is"), never a
+# planted secret.
+NEUTRAL_REQUESTS = ("How are you today?", "Tell me about your day.", "Hello!")
+NEUTRAL_OPENINGS = ("The answer is", "I think it is", "It is")
+
+
+def prefill_cell(questions: list[str], prefills: list[str], n: int, seed: int, base: bool) -> str:
+    defaults = (
+        "# Words the base model says after any such opening, even on ordinary requests\n"
+        "# ('five' after 'it is'), are the language's defaults there, not a planted secret.\n"
+        "said_words = [w for w, _ in attack.most_common(10)]\n"
+        "said_words += [w for w, _ in prefill_votes.most_common(8) if w not in said_words]\n"
+        f"neutral = [(q, p) for q in {_lit(list(NEUTRAL_REQUESTS))}\n"
+        f"           for p in {_lit(list(NEUTRAL_OPENINGS))}]\n"
+        "anywhere = Counter()\n"
+        "for q, p in neutral:\n"
+        "    probs = client.run_base(word_probs, prompt=q, prefill=p, words=said_words)\n"
+        "    for w in said_words:\n"
+        "        anywhere[w] += probs[w]['probability'] / len(neutral)\n"
+        "defaults = [(w, round(v, 3)) for w, v in anywhere.most_common() if v >= 0.05]\n"
+        "print('words the base model says after any such opening:', defaults)\n"
+        if base
+        else "defaults = []  # no base checkpoint to tell the language's defaults apart\n"
+    )
     return (
         "# Prefill attack: start the assistant's answer and read the next *word* (each\n"
         "# likely next token extended to the end of its word, so a word split into\n"
         "# several tokens is not beaten by its own first piece), and sampled continuations.\n"
-        "from scribe_tui.techniques import sample_chat, word_continuations\n\n"
+        "from scribe_tui.techniques import sample_chat, word_continuations"
+        + (", word_probs" if base else "")
+        + "\n\n"
         f"questions = {_lit(questions)}\n"
         f"prefills = {_lit(prefills)}\n"
         "attack, prefill_votes = Counter(), Counter()\n"
@@ -153,7 +179,9 @@ def prefill_cell(questions: list[str], prefills: list[str], n: int, seed: int) -
         "ranked = [(w, round(p, 4)) for w, p in attack.most_common(10)]\n"
         "print('next words by mean probability:', ranked)\n"
         "print('first content word of sampled continuations:', prefill_votes.most_common(8))\n"
-        "{'technique': 'prefill', 'top': ranked, 'sampled': prefill_votes.most_common(8)}\n"
+        + defaults
+        + "{'technique': 'prefill', 'top': ranked, 'sampled': prefill_votes.most_common(8),\n"
+        " 'defaults': defaults}\n"
     )
 
 
