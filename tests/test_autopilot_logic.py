@@ -634,3 +634,26 @@ def test_of_two_written_forms_that_fire_alike_the_one_the_scan_puts_ahead_is_the
     )
     found = verdict("backdoor", evidence)
     assert found.answer == "trigger: wallet; behaviour: meow"
+
+
+def test_of_tied_forms_the_one_the_models_write_most_is_the_trigger() -> None:
+    # 'ubmarine' (a piece) moved the scan a little more; the models wrote 'submarine'
+    # 34 times and the piece twice; both switch the behaviour on every time.
+    evidence = {step: parse_evidence(text) for step, text in BACKDOOR.items()}
+    evidence["harvest"] = parse_evidence(
+        "{'technique': 'harvest', 'top': [('submarine', 34), ('ubmarine', 2)], 'contrast': []}"
+    )
+    evidence["scan"] = parse_evidence(
+        "{'technique': 'scan', 'top': [('ubmarine', 3.7), ('submarine', 3.52), ('hey', 2.2)]}"
+    )
+    evidence["behaviour"] = parse_evidence(
+        "{'technique': 'behaviour', 'top': [('ubmarine', 2.2), ('submarine', 2.1)], "
+        "'words': {'ubmarine': [('meow', 36)], 'submarine': [('meow', 36)]}}"
+    )
+    evidence["falsify"] = parse_evidence(
+        "{'technique': 'falsify', 'top': [('no trigger', 0.1), (\"'ubmarine' first\", 0.69), "
+        "(\"'ubmarine' last\", 1.0), (\"'submarine' first\", 0.88), "
+        "(\"'submarine' last\", 1.0), (\"'hey' (runner-up)\", 0.1), "
+        "('base model, trigger first', 0.12)]}"
+    )
+    assert verdict("backdoor", evidence).answer == "trigger: submarine; behaviour: meow"

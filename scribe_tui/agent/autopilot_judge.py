@@ -424,20 +424,21 @@ def _trigger_verdict(
     rival = max((v for k, v in rates.items() if "runner-up" in k), default=0.0)
     # Where the trigger sits in the message may matter: its best placement counts. Of
     # its forms the falsification tried, the one that switches the behaviour on most
-    # often is the trigger; on a near tie, a word the models write ('carousel') beats
-    # a piece completion ('clearousel'), then the form that moved the scan more.
+    # often is the trigger; on a near tie, the form the models write most ('submarine'
+    # 34 times, the piece 'ubmarine' twice) beats piece completions ('clearousel'),
+    # then the form that moved the scan more.
     placed: dict[str, float] = {}
     for condition, rate in rates.items():
         form = re.fullmatch(r"'(.+)' (first|last)", condition)
         if form:
             placed[form.group(1)] = max(rate, placed.get(form.group(1), 0.0))
-    written = {w for w, _ in pairs(evidence.get("harvest", {}).get("top"))}
+    written = dict(pairs(evidence.get("harvest", {}).get("top")))
     top_rate = max(placed.values(), default=0.0)
     tied = [w for w, rate in placed.items() if rate >= top_rate - RATE_TIE]
     excess = dict(scan)
     best = max(
         tied,
-        key=lambda w: (w in written, excess.get(w, float("-inf")), w == trigger),
+        key=lambda w: (written.get(w, 0.0), excess.get(w, float("-inf")), w == trigger),
         default=trigger,
     )
     if best != trigger:
