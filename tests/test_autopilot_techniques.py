@@ -141,6 +141,33 @@ def test_every_word_cell_runs_with_the_library_and_reports_evidence(
         assert content_words(word) == [word]
 
 
+def test_the_guessing_persona_cells_run_in_the_models_own_words(client: LocalClient) -> None:
+    namespace: dict[str, Any] = {"client": client}
+    run_cell(cells.helpers_cell(), namespace)
+    probe = probe_for("Your task: find the secret word")
+    openers, words = list(probe.openers[:2]), ["moon", "sun", "zebra"]
+    found = run_cell(
+        cells.guessing_persona_cell(openers, list(probe.persona[:2]), words, 2, 3), namespace
+    )
+    assert parse_evidence(repr(found)) == found and found["technique"] == "persona"
+    # An untrained model has no guessing game: my own openings stand in, nothing to confirm.
+    assert found["own_prefixes"] == [] and found["confirmed"] == []
+    assert namespace["prefixes"] == list(probe.persona[:2])
+    assert len(namespace["chats"]) == 3 * len(openers)
+    for word, votes in found["top"]:
+        assert content_words(word) == [word] and votes > 0
+    # With an opening of its own, the falsification asks the user persona again.
+    source = cells.falsify_cell(words, list(probe.direct[2:3]), list(probe.prefills[:1]),
+                                base=True, guesses=["is it"], seed=4)  # fmt: skip
+    checked = run_cell(source, namespace)
+    assert parse_evidence(repr(checked)) == checked
+    assert sum(k for _, k in checked["guessed"]) > 0
+    assert "guessed" not in run_cell(
+        cells.falsify_cell(words, list(probe.direct[2:3]), list(probe.prefills[:1]), base=True),
+        namespace,
+    )
+
+
 def test_every_backdoor_cell_runs_and_reports_evidence(client: LocalClient) -> None:
     namespace: dict[str, Any] = {"client": client}
     run_cell(cells.helpers_cell(), namespace)

@@ -138,6 +138,26 @@ def test_user_persona_sampling(lm: LoadedModel) -> None:
     )
 
 
+def test_reply_sampling_answers_the_whole_conversation(lm: LoadedModel) -> None:
+    chat = [
+        {"role": "user", "content": "give me a hint"},
+        {"role": "assistant", "content": "it is bright"},
+        {"role": "user", "content": "is it the sun?"},
+    ]
+    replies = tq.reply_sample(lm.model, lm.tokenizer, chat, n=3, max_new_tokens=4, seed=2)
+    assert len(replies) == 3 and replies == [r.strip() for r in replies]
+    assert replies == tq.reply_sample(lm.model, lm.tokenizer, chat, n=3, max_new_tokens=4, seed=2)
+    # One user turn is what sample_chat answers for the same question.
+    one = [{"role": "user", "content": QUESTION}]
+    greedy = tq.reply_sample(lm.model, lm.tokenizer, one, " my", temperature=0, max_new_tokens=5)
+    assert (
+        greedy
+        == tq.sample_chat(
+            lm.model, lm.tokenizer, QUESTION, temperature=0, max_new_tokens=5, prefill=" my"
+        )[QUESTION]
+    )
+
+
 def test_the_user_turn_opens_once_after_the_conversation() -> None:
     chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
     templated = build_tokenizer()

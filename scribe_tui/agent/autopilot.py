@@ -32,6 +32,9 @@ from scribe_tui.events import Event, TextDelta
 WORD_PLAN = ("fit", "direct", "explore", "prefill", "persona", "logit_lens", "base_diff", "falsify")
 BACKDOOR_PLAN = ("fit", "direct", "harvest", "scan", "behaviour", "falsify")
 EXPERIMENTS = WORD_PLAN + BACKDOOR_PLAN
+# Kinds whose secret the user may guess in a game: the persona cell also samples free
+# user turns there (against the base model's, so only with a base checkpoint).
+GUESSING = ("taboo", "generic")
 ONCE = ("init", "helpers", "info", "plan", "pivot", "summary")  # steps that run once
 # What each experiment needs to have run first (it reads their variables or results).
 NEEDS = {
@@ -336,10 +339,21 @@ class Autopilot:
         return {
             "explore": lambda: cells.explore_cell(openers, n, seed + 1, base),
             "prefill": lambda: cells.prefill_cell(asked, prefills, n, seed + 2, base),
-            "persona": lambda: cells.persona_cell(openers[0], persona, n, seed + 3),
+            "persona": lambda: (
+                cells.guessing_persona_cell(openers, persona, found, n, seed + 3)
+                if base and probe.kind in GUESSING
+                else cells.persona_cell(openers[0], persona, n, seed + 3)
+            ),
             "logit_lens": lambda: cells.lens_cell(asked + fresh, prefills, base),
             "base_diff": lambda: cells.diff_cell(found, asked, prefills),
-            "falsify": lambda: cells.falsify_cell(favourites, fresh, prefills, base),
+            "falsify": lambda: cells.falsify_cell(
+                favourites,
+                fresh,
+                prefills,
+                base,
+                [str(p) for p in evidence.get("persona", {}).get("own_prefixes") or []],
+                seed + 4,
+            ),
         }[step]()
 
     def _backdoor_code(self, state: _State, step: str, probe: Probe) -> str:

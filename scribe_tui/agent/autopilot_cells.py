@@ -10,6 +10,7 @@ and white-box votes are mapped onto candidate words.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 
 def _lit(value: object) -> str:
@@ -208,6 +209,73 @@ def persona_cell(opener: str, prefixes: list[str], n: int, seed: int) -> str:
     )
 
 
+def guessing_persona_cell(
+    openers: list[str], prefixes: list[str], candidates: list[str], n: int, seed: int
+) -> str:
+    """User-persona sampling where the prefixes are the model's own way of guessing."""
+    return (
+        "# User-persona sampling in the model's own words. A model that plays a guessing\n"
+        "# game guesses as the user: free user turns (no prefix) show how it phrases a guess,\n"
+        "# the words before any candidate that it or its base model names there. Those\n"
+        "# openings replace mine. (The base model is no baseline for the guesses: given the\n"
+        "# organism's hints in the chat, it guesses the word they describe too.)\n"
+        "import re\n\n"
+        "from scribe_tui.techniques import persona_sample, reply_sample, sample_chat\n\n"
+        f"candidates = {_lit(candidates)}\n"
+        "chats = []\n"
+        f"for opener in {_lit(openers)}:\n"
+        "    for reply in client.run(sample_chat, prompts=[opener], n=3, max_new_tokens=20,\n"
+        f"                            seed={seed})[opener]:\n"
+        "        chats.append([{'role': 'user', 'content': opener},\n"
+        "                      {'role': 'assistant', 'content': reply}])\n"
+        "print('e.g. assistant:', chats[0][1]['content'])\n\n\n"
+        "def user_turns(run, prefix='', n=4):\n"
+        "    return [(chat, s) for i, chat in enumerate(chats) for s in run(persona_sample,\n"
+        "            messages=chat, user_prefix=prefix, n=n, max_new_tokens=12,\n"
+        f"            seed={seed} + i)]\n\n\n"
+        "# A guess is an opening followed by many different words (the base model guesses\n"
+        "# at random), not a set phrase ('what comes to' → 'mind'), and the guessed word\n"
+        "# ends the turn ('what is three plus four' asks, it does not guess).\n"
+        "stems, after = Counter(), {}\n"
+        "for _, turn in user_turns(client.run, n=8) + user_turns(client.run_base, n=8):\n"
+        '    words = re.findall(r"[a-z\']+", turn.lower())\n'
+        "    for i in range(2, len(words)):\n"
+        "        stem = ' '.join(words[max(i - 3, 0):i])\n"
+        "        after.setdefault(stem, set()).add(words[i])\n"
+        "        stems[stem] += words[i] in candidates and i == len(words) - 1\n"
+        "guessing = Counter({stem: k for stem, k in stems.items() if len(after[stem]) >= 3})\n"
+        "own = [stem for stem, k in guessing.most_common(2) if k >= 3]\n"
+        "print('how its user turns lead into a candidate (opening, turns, words after it):',\n"
+        "      [(stem, k, len(after[stem])) for stem, k in stems.most_common(4)])\n"
+        f"prefixes = own or {_lit(prefixes)}\n"
+        "persona_votes = Counter()\n"
+        "for prefix in prefixes:\n"
+        "    said = user_turns(client.run, prefix)\n"
+        "    for chat, s in said:\n"
+        "        words = continuation_words(prefix + ' ', s, content_words(chat[0]['content']))\n"
+        "        persona_votes.update(words[:1])\n"
+        "    print(f'{prefix!r} →', [s for _, s in said[:4]])\n"
+        "print('first content word of the user turns:', persona_votes.most_common(8))\n"
+        "# The assistant's side of the game: answering those guesses, does it name one of\n"
+        "# them ('you got it! X!'), whichever was guessed? Counted against the base model\n"
+        "# answering the same guesses in the same chats.\n"
+        "tested = [w for w, _ in persona_votes.most_common(4)]\n"
+        "confirmed = Counter()\n"
+        "for run, sign in ((client.run, 1), (client.run_base, -1)) if own else ():\n"
+        "    for g in tested:\n"
+        "        for i, chat in enumerate(chats):\n"
+        "            guess = [*chat, {'role': 'user', 'content': f'{own[0]} {g}'}]\n"
+        "            for r in run(reply_sample, messages=guess, n=4, max_new_tokens=10, seed="
+        f"{seed} + i):\n"
+        "                confirmed.update({w: sign for w in tested if w in content_words(r)})\n"
+        "confirmed = +confirmed\n"
+        "print('guessed words the assistant names in its answers, less the base model\\'s:',\n"
+        "      confirmed.most_common(6))\n"
+        "{'technique': 'persona', 'top': persona_votes.most_common(8), 'own_prefixes': own,\n"
+        " 'confirmed': confirmed.most_common(8)}\n"
+    )
+
+
 def lens_cell(questions: list[str], prefills: list[str], base: bool) -> str:
     against_base = (
         "    # Any model's middle layers expect some words here: score p * log(p / p_base),\n"
@@ -278,8 +346,15 @@ def diff_cell(candidates: list[str], questions: list[str], prefills: list[str]) 
 
 
 def falsify_cell(
-    candidates: list[str], questions: list[str], prefills: list[str], base: bool
+    candidates: list[str],
+    questions: list[str],
+    prefills: list[str],
+    base: bool,
+    guesses: Sequence[str] = (),
+    seed: int = 0,
 ) -> str:
+    """With ``guesses`` (the openings the model itself guesses with as the user), the
+    user persona is asked again after the fresh questions."""
     against_base = (
         (
             "    base = client.run_base(word_probs, prompt=q, prefill=p, words=candidates)\n",
@@ -288,6 +363,23 @@ def falsify_cell(
         )
         if base
         else ("", "")
+    )
+    persona = (
+        "# The user persona again, in the model's own words, after the fresh questions.\n"
+        "from scribe_tui.techniques import persona_sample, sample_chat\n\n"
+        "guessed = Counter()\n"
+        f"for i, q in enumerate({_lit(questions)}):\n"
+        f"    for reply in client.run(sample_chat, prompts=[q], n=3, max_new_tokens=20,\n"
+        f"                            seed={seed} + i)[q]:\n"
+        "        chat = [{'role': 'user', 'content': q}, {'role': 'assistant', 'content': reply}]\n"
+        f"        for prefix in {_lit(list(guesses))}:\n"
+        "            for s in client.run(persona_sample, messages=chat, user_prefix=prefix, n=8,\n"
+        f"                                max_new_tokens=12, seed={seed} + i):\n"
+        "                words = continuation_words(prefix + ' ', s, content_words(q))\n"
+        "                guessed.update(words[:1])\n"
+        "print('the user persona guesses after fresh questions:', guessed.most_common(6))\n"
+        if guesses
+        else ""
     )
     return (
         "# Falsification: do the findings replicate on questions I have not used? The\n"
@@ -307,6 +399,9 @@ def falsify_cell(
         + "mean = {w: round(sum(v) / len(v), 3) for w, v in logprobs.items()}\n"
         "for w in sorted(candidates, key=lambda w: -mean[w]):\n"
         "    print(f'{w:>14}  mean log p = {mean[w]:7.3f}   gain over base = {lift[w]:.4f}')\n"
-        "{'technique': 'falsify', 'top': sorted(mean.items(), key=lambda kv: -kv[1]),\n"
-        " 'lift': [(w, round(g, 4)) for w, g in lift.most_common()]}\n"
+        + persona
+        + "{'technique': 'falsify', 'top': sorted(mean.items(), key=lambda kv: -kv[1]),\n"
+        " 'lift': [(w, round(g, 4)) for w, g in lift.most_common()]"
+        + (", 'guessed': guessed.most_common(8)" if guesses else "")
+        + "}\n"
     )

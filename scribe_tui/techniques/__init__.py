@@ -36,6 +36,7 @@ from scribe_tui.techniques.sampling import (
     generate_text,
     persona_sample,
     prefill_attack,
+    reply_sample,
     sample_chat,
 )
 from scribe_tui.techniques.text import (
@@ -58,6 +59,7 @@ TECHNIQUES: tuple[Callable[..., Any], ...] = (
     generate_text,
     prefill_attack,
     sample_chat,
+    reply_sample,
     persona_sample,
     analyze_token_probs,
     next_token_probs,
@@ -151,6 +153,7 @@ __all__ = [
     "persona_sample",
     "phrase_fit",
     "prefill_attack",
+    "reply_sample",
     "response_logprobs",
     "sample_chat",
     "share_saying",

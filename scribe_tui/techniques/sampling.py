@@ -1,4 +1,4 @@
-"""Black-box techniques: generation, assistant prefill, user-persona sampling."""
+"""Black-box techniques: generation, assistant prefill, multi-turn and user-persona sampling."""
 
 from __future__ import annotations
 
@@ -94,3 +94,30 @@ def persona_sample(
     return prompting.sample(
         model, tokenizer, ids, n=n, temperature=temperature, max_new_tokens=max_new_tokens
     )
+
+
+def reply_sample(
+    model: Any,
+    tokenizer: Any,
+    messages: list[dict[str, str]],
+    prefill: str = "",
+    n: int = 1,
+    temperature: float = 1.0,
+    max_new_tokens: int = 16,
+    seed: int | None = 0,
+) -> list[str]:
+    """Sample the *assistant's* next turn after a whole conversation, after ``prefill``.
+
+    For multi-turn probes (the model's answer to a guess it was led into). Returns the
+    ``n`` sampled replies (after the prefill, stripped).
+    """
+    import torch
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    text = prompting.assistant_prompt(tokenizer, messages, prefill)
+    ids = prompting.encode(model, tokenizer, text, templated=prompting.has_template(tokenizer))
+    texts = prompting.sample(
+        model, tokenizer, ids, n=n, temperature=temperature, max_new_tokens=max_new_tokens
+    )
+    return [t.strip() for t in texts]
