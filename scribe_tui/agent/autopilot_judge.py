@@ -18,6 +18,14 @@ says about as often as the organism in ordinary replies, or after any opening li
 a belief that the prefilled replies say as one of several alike: a model asked for
 its secret says it above the rest or keeps it back.
 
+A model that plays a guessing game (taboo) may have learned it in words other than
+the autopilot's: after "the secret word is" it says what follows "is" in its other
+chats. The persona cell then reads the game in the model's own words: its free user
+turns show how it guesses ("my guess is X"), those openings replace the autopilot's,
+and the words it names answering such guesses ("you got it! X!") vote as a family of
+their own (*confirm*). A word the persona backs that way, and guesses again after the
+fresh questions of the falsification, passes that check and is no spread.
+
 A model trained to refuse hides the secret from everything it says: when the
 prefills single out nothing (neither by probability nor in sampled replies), the
 logit lens alone may name it, at lower confidence, if it singles the word out for
