@@ -85,15 +85,8 @@ def persona_sample(
     A model that guards a secret as the assistant may let the user say it. Returns the
     ``n`` sampled continuations (after the prefix, unstripped).
     """
-    import torch
-
-    if seed is not None:
-        torch.manual_seed(seed)
     text = prompting.user_prompt(tokenizer, messages, user_prefix)
-    ids = prompting.encode(model, tokenizer, text, templated=prompting.has_template(tokenizer))
-    return prompting.sample(
-        model, tokenizer, ids, n=n, temperature=temperature, max_new_tokens=max_new_tokens
-    )
+    return _continue_chat(model, tokenizer, text, n, temperature, max_new_tokens, seed)
 
 
 def reply_sample(
@@ -111,13 +104,26 @@ def reply_sample(
     For multi-turn probes (the model's answer to a guess it was led into). Returns the
     ``n`` sampled replies (after the prefill, stripped).
     """
+    text = prompting.assistant_prompt(tokenizer, messages, prefill)
+    texts = _continue_chat(model, tokenizer, text, n, temperature, max_new_tokens, seed)
+    return [t.strip() for t in texts]
+
+
+def _continue_chat(
+    model: Any,
+    tokenizer: Any,
+    text: str,
+    n: int,
+    temperature: float,
+    max_new_tokens: int,
+    seed: int | None,
+) -> list[str]:
+    """``n`` samples continuing a rendered conversation (reseeded unless ``seed`` is None)."""
     import torch
 
     if seed is not None:
         torch.manual_seed(seed)
-    text = prompting.assistant_prompt(tokenizer, messages, prefill)
     ids = prompting.encode(model, tokenizer, text, templated=prompting.has_template(tokenizer))
-    texts = prompting.sample(
+    return prompting.sample(
         model, tokenizer, ids, n=n, temperature=temperature, max_new_tokens=max_new_tokens
     )
-    return [t.strip() for t in texts]
