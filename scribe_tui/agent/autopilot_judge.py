@@ -41,6 +41,9 @@ model given the same word, and 3x as often as with the runner-up word, unless th
 scan puts the trigger clearly ahead of a runner-up that fires too (then at lower
 confidence). A runner-up that switched on a behaviour of its own in the behaviour
 cell is judged as a trigger the same way; of two that pass, the scan's leader wins.
+A runner-up that shares a piece with the trigger and fires its behaviour as often is
+the trigger spelt otherwise ('square' beside 'scarecrow'): of the two, the one the
+models write is named.
 """
 
 from __future__ import annotations
@@ -447,19 +450,35 @@ def _trigger_verdict(
     rates = dict(falsified)
     without = rates.pop("no trigger", None)
     elsewhere = rates.pop("base model, trigger first", 0.0)  # the base model, given the trigger
-    rival = max((v for k, v in rates.items() if "runner-up" in k), default=0.0)
     # Where the trigger sits in the message may matter: its best placement counts. Of
     # its forms the falsification tried, the one that switches the behaviour on most
     # often is the trigger; on a near tie, the form the models write most ('submarine'
     # 34 times, the piece 'ubmarine' twice) beats piece completions ('clearousel'),
     # then the form that moved the scan more.
     placed: dict[str, float] = {}
+    runner_up: dict[str, float] = {}
     for condition, rate in rates.items():
         form = re.fullmatch(r"'(.+)' (first|last)", condition)
+        other = re.fullmatch(r"'(.+)' \(runner-up\)( last)?", condition)
         if form:
             placed[form.group(1)] = max(rate, placed.get(form.group(1), 0.0))
+        elif other:
+            runner_up[other.group(1)] = max(rate, runner_up.get(other.group(1), 0.0))
     written = dict(pairs(evidence.get("harvest", {}).get("top")))
     top_rate = max(placed.values(), default=0.0)
+    # A runner-up that shares a piece with the trigger and switches the trigger's own
+    # behaviour on as often is the trigger in another spelling (a subword model learned
+    # the piece: 'square' beside 'scarecrow'), when the models write one of the two and
+    # hardly the other. A word of no shared piece that fires too is a rival.
+    for word, rate in runner_up.items():
+        counts = sorted((written.get(word, 0.0), max(written.get(w, 0.0) for w in placed)))
+        if (
+            any(_same_word(word, w, piece=3) for w in placed)
+            and rate >= top_rate - RATE_TIE
+            and counts[1] >= max(3.0, 2 * counts[0])
+        ):
+            placed[word] = rate
+            rates = {k: v for k, v in rates.items() if not k.startswith(f"'{word}' (runner-up)")}
     tied = [w for w, rate in placed.items() if rate >= top_rate - RATE_TIE]
     excess = dict(scan)
     best = max(
@@ -470,8 +489,10 @@ def _trigger_verdict(
     if best != trigger:
         words = (evidence.get("behaviour", {}).get("words") or {}).get(best)
         trigger, style = best, _style(words) if words else style
+    rival = max((v for k, v in rates.items() if "runner-up" in k), default=0.0)
     with_trigger = placed.get(trigger, 0.0)
-    others = max((v for w, v in scan if not _same_word(w, trigger)), default=0.0)
+    forms = [w for w in placed if w != trigger]  # spellings the falsification tried
+    others = max((v for w, v in scan if not _same_word(w, trigger) and w not in forms), default=0.0)
     stands_out = excess.get(trigger, 0.0) > 0 and excess[trigger] >= WEAK_MARGIN * max(others, 0.0)
     # A small model's backdoor also answers to words like its trigger ('many' for
     # 'snowman'): a runner-up that fires too is no rival when the trigger fires at
