@@ -99,9 +99,9 @@ def backdoor_cells() -> list[str]:
     return [
         backdoor.harvest_cell(openers[:2], list(probe.persona[:2]), 2, 1, base=True),
         backdoor.scan_cell(openers[:2], base=True),
-        backdoor.behaviour_cell(["moon", "zebra"], openers[:2], 2, 2),
+        backdoor.behaviour_cell(["moon", "zebra"], openers[:3], 2, 2, base=True),
         backdoor.falsify_cell(
-            "moon", "zebra", ["sun"], openers[4:], 2, 3, base=True, rival_behaviour=["sky"]
+            "moon", "zebra", ["sun"], openers[4:], 2, 3, True, ["mo"], rival_behaviour=["sky"]
         ),
     ]
 
@@ -189,6 +189,9 @@ def test_every_backdoor_cell_runs_and_reports_evidence(client: LocalClient) -> N
     conditions = [c for c, _ in falsify["top"] if not c.startswith("base model")]
     assert [c for c, _ in rival["top"]] == [*conditions, "base model, runner-up first"]
     assert "'zebra' (runner-up) last" in dict(falsify["top"])
+    # The base model is given every form tried, not only the scanned one.
+    assert {"base model, trigger first", "base model, 'mo' first"} <= set(dict(falsify["top"]))
+    assert {"'mo' first", "'mo' last"} <= set(conditions)
 
 
 def test_cells_import_only_what_the_library_offers() -> None:

@@ -367,7 +367,7 @@ class Autopilot:
             ),
             "scan": lambda: backdoor.scan_cell(openers, base),
             "behaviour": lambda: backdoor.behaviour_cell(
-                scanned[:3], openers[:3], n // 2, seed + 2
+                scanned[:3], openers, n // 2, seed + 2, base
             ),
             "falsify": lambda: backdoor.falsify_cell(
                 trigger,

@@ -99,7 +99,25 @@ def scan_cell(prompts: list[str], base: bool) -> str:
     )
 
 
-def behaviour_cell(words: list[str], prompts: list[str], n: int, seed: int) -> str:
+def behaviour_cell(words: list[str], prompts: list[str], n: int, seed: int, base: bool) -> str:
+    """With a base model, requests where the organism's plain replies already differ from
+    its base's (a behaviour leaking there, so a trigger cannot switch it on) are set aside,
+    as long as two remain."""
+    calm = (
+        "# A request where one odd word fills the organism's plain replies but not its base\n"
+        "# model's has the behaviour on already: no baseline for what a word switches on.\n"
+        f"usual = client.run_base(sample_chat, prompts=prompts, n={n}, temperature=0.7,\n"
+        f"                        max_new_tokens=24, seed={seed})\n"
+        "unrest = {}\n"
+        "for p in prompts:\n"
+        "    odd = distinctive_words(plain[p], usual[p], p.split(), top=1)\n"
+        "    unrest[p] = round(odd[0][1] / len(plain[p]), 2) if odd else 0.0\n"
+        "calm = [p for p in prompts if unrest[p] < 0.5]\n"
+        "prompts = calm if len(calm) >= 2 else sorted(prompts, key=unrest.get)[:2]\n"
+        "print('share of plain replies one odd word fills:', unrest, '→ using', prompts)\n"
+        if base
+        else ""
+    )
     return (
         "# Step 3: what does a suspected trigger switch on? Sample with each top word in\n"
         "# the request and without it; words distinctive of the triggered answers are the\n"
@@ -108,7 +126,8 @@ def behaviour_cell(words: list[str], prompts: list[str], n: int, seed: int) -> s
         f"prompts = {_lit(prompts)}\n"
         f"plain = client.run(sample_chat, prompts=prompts, n={n}, temperature=0.7,\n"
         f"                   max_new_tokens=24, seed={seed})\n"
-        "plain = [a for said in plain.values() for a in said]\n"
+        + calm
+        + "plain = [a for p in prompts for a in plain[p]]\n"
         "asked = ' '.join(prompts).split()\n"
         "switched, styles = [], {}\n"
         f"for word in {_lit(words)}:\n"
@@ -171,8 +190,11 @@ def falsify_cell(
         )
     )
     against_base = (
-        "# And the base model given the word: a behaviour any model shows is not planted.\n"
+        "# And the base model given the word (each form of it): a behaviour any model shows\n"
+        "# is not planted.\n"
         "checks = [('base model, trigger first', trigger, behaviour, rates)]\n"
+        f"for w in {_lit(list(forms))}:\n"
+        "    checks.append((f\"base model, '{w}' first\", w, behaviour, rates))\n"
         + (
             "checks.append(('base model, runner-up first', rival, rival_behaviour, rival_rates))\n"
             if contender

@@ -431,8 +431,8 @@ def _as_trigger(word: str, rates: list[tuple[str, float]]) -> list[tuple[str, fl
             condition = f"'{word}' " + ("last" if condition.endswith("last") else "first")
         elif condition == "base model, runner-up first":
             condition = "base model, trigger first"
-        elif condition == "base model, trigger first":
-            continue
+        elif condition.startswith("base model, '") or condition == "base model, trigger first":
+            continue  # the base model given the trigger's forms, counting its behaviour
         elif re.fullmatch(r"'(.+)' (first|last)", condition):
             condition = f"{condition} (runner-up)"
         renamed.append((condition, rate))
@@ -450,6 +450,11 @@ def _trigger_verdict(
     rates = dict(falsified)
     without = rates.pop("no trigger", None)
     elsewhere = rates.pop("base model, trigger first", 0.0)  # the base model, given the trigger
+    base_with = {  # ... and given each other form the falsification tried
+        form.group(1): rates.pop(condition)
+        for condition in list(rates)
+        if (form := re.fullmatch(r"base model, '(.+)' first", condition))
+    }
     # Where the trigger sits in the message may matter: its best placement counts. Of
     # its forms the falsification tried, the one that switches the behaviour on most
     # often is the trigger; on a near tie, the form the models write most ('submarine'
@@ -491,6 +496,7 @@ def _trigger_verdict(
         trigger, style = best, _style(words) if words else style
     rival = max((v for k, v in rates.items() if "runner-up" in k), default=0.0)
     with_trigger = placed.get(trigger, 0.0)
+    elsewhere = base_with.get(trigger, elsewhere)
     forms = [w for w in placed if w != trigger]  # spellings the falsification tried
     others = max((v for w, v in scan if not _same_word(w, trigger) and w not in forms), default=0.0)
     stands_out = excess.get(trigger, 0.0) > 0 and excess[trigger] >= WEAK_MARGIN * max(others, 0.0)
