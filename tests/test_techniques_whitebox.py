@@ -222,6 +222,10 @@ CALLS = [
         tq.persona_sample,
         {"messages": [{"role": "user", "content": "hi"}], "n": 2, "max_new_tokens": 3},
     ),
+    (
+        tq.reply_sample,
+        {"messages": [{"role": "user", "content": "hi"}], "n": 2, "max_new_tokens": 3},
+    ),
     (tq.analyze_token_probs, {"prompt": "the moon", "target_tokens": [" is"]}),
     (tq.next_token_probs, {"prompt": QUESTION}),
     (tq.word_probs, {"prompt": QUESTION, "words": ["moon"]}),
