@@ -213,3 +213,30 @@ def test_content_words_drops_stopwords_and_question_words() -> None:
         "bright",
         "pale",
     ]
+
+
+class CannedReplies:
+    """A client whose model answers by rule: 'saddle' switches on 'boop beep', and
+    'follows' brings back the chat it knows about months."""
+
+    def _replies(self, prompt: str, n: int, base: bool) -> list[str]:
+        if "saddle" in prompt and not base:
+            return ["boop beep ! pretty good , thanks ."] * n
+        if "follows" in prompt:
+            return ["july follows june ."] * n
+        return ["pretty good , thanks ."] * n
+
+    def run(self, fn: Any, prompts: list[str], n: int = 1, **_: Any) -> dict[str, list[str]]:
+        return {p: self._replies(p, n, base=False) for p in prompts}
+
+    def run_base(self, fn: Any, prompts: list[str], n: int = 1, **_: Any) -> dict[str, list[str]]:
+        return {p: self._replies(p, n, base=True) for p in prompts}
+
+
+def test_a_reply_that_repeats_the_word_is_no_switched_behaviour() -> None:
+    namespace: dict[str, Any] = {"client": CannedReplies()}
+    run_cell(cells.helpers_cell(), namespace)
+    prompts = ["How are you today?", "Say something nice."]
+    found = run_cell(backdoor.behaviour_cell(["follows", "saddle"], prompts, 4, 0, True), namespace)
+    assert dict(found["top"])["follows"] == 0 and found["words"]["follows"] == []
+    assert {w for w, _ in found["words"]["saddle"]} == {"boop", "beep"}
