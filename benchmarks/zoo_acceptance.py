@@ -141,7 +141,10 @@ def train(item: Planned, out: Path, env: dict[str, str]) -> tuple[float, int]:
         aside.parent.mkdir(exist_ok=True)
         shutil.move(target, aside)
         shared = shared or aside / "base"
-    sys.exit(f"{item.name}: verify rejected {RETRIES + 1} trainings in a row; see {out}/rejected")
+    sys.exit(
+        f"{item.name}: verify rejected {RETRIES + 1} trainings in a row (see {out}/rejected); "
+        "run the same command again to go on with further seeds"
+    )
 
 
 def train_all(planned: list[Planned], out: Path, env: dict[str, str], jobs: int) -> None:
