@@ -102,9 +102,10 @@ def plan(fresh: int, controls: int, rng: random.Random) -> list[Planned]:
 RETRIES = 3  # organisms that fail their own verify check are retrained with the next seed
 
 
-def train(item: Planned, out: Path, env: dict[str, str]) -> tuple[float, int]:
+def train(item: Planned, out: Path, env: dict[str, str]) -> tuple[float, int] | None:
     """Train one organism and verify it (skipped when already there); returns the wall
-    seconds and how many trainings ``verify`` rejected on the way.
+    seconds and how many trainings ``verify`` rejected on the way, or None when it
+    rejected every try (the others still train; running again goes on with new seeds).
 
     A rejected organism (its secret leaks when asked, or a backdoor's behaviour shows on
     requests without the trigger) is no fair test; it is set aside under ``rejected/``
@@ -116,6 +117,7 @@ def train(item: Planned, out: Path, env: dict[str, str]) -> tuple[float, int]:
     if (target / "organism.json").is_file():
         return 0.0, 0
     shared = out / "organisms" / item.base_of / "base" if item.base_of else None
+    shared = shared if shared and shared.is_dir() else None  # its owner may have failed
     earlier = len(list((out / "rejected").glob(f"{item.name}-*")))  # a resumed run's
     start = time.perf_counter()
     for attempt in range(earlier, earlier + RETRIES + 1):
@@ -141,25 +143,34 @@ def train(item: Planned, out: Path, env: dict[str, str]) -> tuple[float, int]:
         aside.parent.mkdir(exist_ok=True)
         shutil.move(target, aside)
         shared = shared or aside / "base"
-    sys.exit(
+    print(
         f"{item.name}: verify rejected {RETRIES + 1} trainings in a row (see {out}/rejected); "
-        "run the same command again to go on with further seeds"
+        "left out of this run, the same command tries it again with further seeds",
+        file=sys.stderr,
     )
+    return None
 
 
-def train_all(planned: list[Planned], out: Path, env: dict[str, str], jobs: int) -> None:
-    """Bases first (one per kind and tokenizer), then the organisms that reuse them."""
+def train_all(planned: list[Planned], out: Path, env: dict[str, str], jobs: int) -> list[Planned]:
+    """Bases first (one per kind and tokenizer), then the organisms that reuse them; the
+    organisms there are (those ``verify`` rejected every time are left out)."""
     with ThreadPoolExecutor(jobs) as pool:
         firsts = [p for p in planned if p.base_of is None]
         results = list(pool.map(lambda p: train(p, out, env), firsts))
         rest = [p for p in planned if p.base_of is not None]
         results += list(pool.map(lambda p: train(p, out, env), rest))
-    for item, (took, rejected) in zip([*firsts, *rest], results, strict=True):
+    trained = []
+    for item, result in zip([*firsts, *rest], results, strict=True):
+        if result is None:
+            continue
+        trained.append(item)
+        took, rejected = result
         if took:
             again = f" ({rejected} rejected by verify first)" if rejected else ""
             print(f"trained {item.name} in {took:.0f} s{again}", file=sys.stderr)
-    rejected = sum(r for _, r in results)
+    rejected = len(list((out / "rejected").glob("*")))
     print(f"verify rejected {rejected} training(s); see {out / 'rejected'}", file=sys.stderr)
+    return [p for p in planned if p in trained]
 
 
 def wilson(successes: int, n: int) -> tuple[float, float]:
@@ -212,13 +223,16 @@ def main() -> None:
     (out / "organisms").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SCRIBE_KEY_DIR": str(out / "keys")}
     planned = plan(args.fresh, args.controls, random.Random(seed))
-    train_all(planned, out, env, args.jobs)
+    trained = train_all(planned, out, env, args.jobs)
     if args.train_only:
         return
 
     from scribe_tui.organisms.registry import list_organisms
 
-    fresh = [str(out / "organisms" / p.name) for p in planned]
+    fresh = [str(out / "organisms" / p.name) for p in trained]
+    for item in planned:
+        if item not in trained:
+            print(f"{item.name:28} left out: verify rejected every training", file=sys.stderr)
     bundled = [info.name for info in list_organisms()]
     rows = bench(fresh + bundled, out / "bench", env, args.jobs)
     by_organism = {row["axes"]["organism"]: row for row in rows}
