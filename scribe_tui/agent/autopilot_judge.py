@@ -476,7 +476,8 @@ def _trigger_verdict(
     # the piece: 'square' beside 'scarecrow'), when the models write one of the two and
     # hardly the other. A word of no shared piece that fires too is a rival.
     for word, rate in runner_up.items():
-        counts = sorted((written.get(word, 0.0), max(written.get(w, 0.0) for w in placed)))
+        trigger_written = max((written.get(w, 0.0) for w in placed), default=0.0)
+        counts = sorted((written.get(word, 0.0), trigger_written))
         if (
             any(_same_word(word, w, piece=3) for w in placed)
             and rate >= top_rate - RATE_TIE
