@@ -193,7 +193,8 @@ class ClaudeProvider:
                     retryable=False,
                 ) from None
             raise _StreamFailure(f"{error_type}: {exc.api_message or 'no details'}") from None
-        except _httpx.TimeoutException:
+        except (_httpx.TimeoutException, anthropic.APITimeoutError):
+            # Older SDKs let httpx's timeout through; 2.17+ wraps it in APITimeoutError.
             raise _StreamFailure("no data for longer than the read timeout") from None
         except (_httpx.TransportError, anthropic.APIConnectionError) as exc:
             raise _StreamFailure(f"connection lost: {type(exc).__name__}") from None
