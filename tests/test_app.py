@@ -291,6 +291,19 @@ async def test_checkpoint_waits_and_approve_key_decides() -> None:
         assert app.status_bar.agent_state == "running" and app.focused is app.prompt
 
 
+async def test_checkpoint_answered_as_its_card_mounts_waits_for_approval() -> None:
+    """A resumed run (or a fast agent) answers a checkpoint before its card has composed."""
+    answered = checkpoint_events()[1]
+    app, inv = make_app([*demo_script(), answered])
+    async with app.run_test(notifications=True, size=SIZE) as pilot:
+        await settle(pilot, 0.2)
+        assert "⚠ CHECKPOINT 1 · WAITING FOR YOU" in screen_text(app)
+        assert isinstance(app.focused, Button) and app.focused.id == "approve"
+        await pilot.press("a")
+        await settle(pilot)
+        assert inv.calls[-1] == ("decide_checkpoint", 1, "approve", "")
+
+
 async def test_checkpoint_pivot_asks_for_a_message() -> None:
     app, inv = make_app([*demo_script(), *checkpoint_events()])
     async with app.run_test(notifications=True, size=SIZE) as pilot:

@@ -49,8 +49,9 @@ class CheckpointCard(Vertical):
         self._header = Static(classes="checkpoint-header")
         self._body = Static(classes="checkpoint-body")
         self._footer = Static(classes="checkpoint-decision")
+        self._approve = Button("Approve", id="approve", variant="success", compact=True)
         self._buttons = Horizontal(
-            Button("Approve", id="approve", variant="success", compact=True),
+            self._approve,
             Button("Pivot…", id="pivot", variant="warning", compact=True),
             Button("Continue", id="continue", variant="primary", compact=True),
             classes="checkpoint-buttons",
@@ -98,6 +99,13 @@ class CheckpointCard(Vertical):
         self.awaiting = False
         self.decision = DECISION_WORDS.get(decision, decision) + (f": {message}" if message else "")
         self.redraw()
+
+    def focus_approve(self) -> None:
+        """Focus the Approve button, once it is on screen (a card can be answered as it mounts)."""
+        if self._approve.is_mounted:
+            self._approve.focus()
+        else:
+            self.call_after_refresh(self.focus_approve)
 
     def on_click(self) -> None:
         if not self.awaiting:

@@ -62,7 +62,7 @@ class SteeringActions(App[int]):
             timeout=10,
         )
         if not self.prompt.value:  # never steal focus from a half-typed message
-            card.query_one("#approve", Button).focus()
+            card.focus_approve()
 
     def _after_checkpoint(self) -> None:
         if self.checkpoints.awaiting is None:
