@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App, SuspendNotSupported
-from textual.widgets import Button
 from textual.worker import Worker
 
 from scribe_tui.ui.checkpoints import CheckpointCard, CheckpointPane, Decision
