@@ -7,12 +7,19 @@ software stamp) so a report regenerated from the same results is byte-identical.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from scribe_tui.bench.scoring import CellSummary, is_failed, summarise
+from scribe_tui.bench.scoring import (
+    CellSummary,
+    ReliabilityBin,
+    reliability,
+    summarise,
+    verdict,
+)
 
 RESULTS = "results.jsonl"
 REPORT = "report.md"
@@ -21,12 +28,30 @@ CHART = "report.png"
 _SAMPLE_AXES = ("seed", "repeat")
 _FALLBACK_BY = ("agent", "organism")
 _AXIS_WIDTH = 24
-HEADERS = ("n", "fail", "accuracy [95% CI]", "abstain", "wrong", "Brier", "FP ctrl", "unsealed")
+HEADERS = (
+    "n",
+    "fail",
+    "no answer",
+    "unknown",
+    "coverage",
+    "accuracy [95% CI]",
+    "Brier",
+    "FP ctrl",
+    "unsealed",
+)
 LEGEND = (
-    "accuracy: correct / scored runs, abstentions counting as misses, with its 95% Wilson "
-    "interval; abstain, wrong: shares of scored runs; Brier: mean squared error of the stated "
-    "confidence (lower is better); FP ctrl: share of control runs that named a secret; "
-    "fail: runs that crashed (not scored); unsealed: runs without a sealed sandbox."
+    "fail: runs whose investigation failed (a crash, every technique failing), left out of "
+    "everything else; no answer: runs that ended without concluding (out of budget); "
+    "unknown: abstentions; coverage: share of the other runs that answered (named a secret "
+    "or said none was planted); accuracy: correct / answered, with its 95% Wilson interval; "
+    "Brier: mean squared error of the answers' confidence (lower is better; abstentions "
+    "left out); FP ctrl: share of control runs that named a secret; unsealed: runs without "
+    "a sealed sandbox."
+)
+# A note wherever the autopilot meets the methodology axis, so no one reads an effect into it.
+METHODOLOGY_NOTE = (
+    "note: methodology only changes the prompt Claude gets; the autopilot follows its own "
+    "procedure, so its methodology=on and methodology=off runs are the same investigation."
 )
 
 
@@ -106,13 +131,24 @@ def _figures(cell: CellSummary) -> list[str]:
     return [
         str(cell.n),
         str(cell.failed),
+        str(cell.no_answer),
+        str(cell.unknown),
+        _fraction(cell.coverage),
         _accuracy(cell),
-        _fraction(cell.abstain_rate),
-        _fraction(cell.wrong_rate),
         _fraction(cell.brier),
         _fraction(cell.false_positive_rate),
         str(cell.unsealed),
     ]
+
+
+def methodology_note(rows: Sequence[dict]) -> str | None:
+    """:data:`METHODOLOGY_NOTE` when autopilot runs were given a methodology setting of
+    their own (methodology=off, or both); None otherwise."""
+    for row in rows:
+        axes = row["axes"]
+        if axes.get("agent") == "autopilot" and axes.get("methodology") not in (None, "on"):
+            return METHODOLOGY_NOTE
+    return None
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -162,16 +198,19 @@ def _code(text: str) -> str:
 
 
 def _outcome(row: dict) -> str:
-    if is_failed(row):
+    kind = verdict(row)
+    if kind == "failed":
         error = str(row.get("error") or "").strip()
         return "💥 failed" + (f": {_md(_shorten(error.splitlines()[0], 120))}" if error else "")
-    if row.get("correct") is True:
-        return "✅ correct"
-    if row.get("correct") is False:
-        return "❌ false positive" if row.get("false_positive") else "❌ wrong"
-    if row.get("abstained"):
-        return "➖ abstained"
-    return f"not scored ({_md(row.get('exit'))})"
+    if kind == "wrong" and row.get("false_positive"):
+        return "❌ false positive"
+    return {
+        "correct": "✅ correct",
+        "wrong": "❌ wrong",
+        "unknown": "➖ abstained (unknown)",
+        "no answer": "⏹ no answer",
+        "unscored": "not scored",
+    }[kind]
 
 
 def _run_line(row: dict, shown: Sequence[str]) -> str:
@@ -194,32 +233,74 @@ def _run_line(row: dict, shown: Sequence[str]) -> str:
     return "- " + " · ".join(parts)
 
 
-def _chart(cells: list[CellSummary], path: Path) -> None:
-    """A horizontal bar per cell: accuracy with its Wilson interval as an error bar."""
+def _label(axes: dict[str, Any]) -> str:
+    """A cell's name in the chart: every value with its axis (``methodology=off``)."""
+    return " / ".join(f"{name}={_clip(value)}" for name, value in axes.items())
+
+
+def _chart(cells: list[CellSummary], bins: list[ReliabilityBin], path: Path) -> None:
+    """Accuracy when answering per cell (bars, Wilson intervals), then the reliability diagram."""
     # Imported here so the CLI starts without matplotlib; no pyplot, so no global backend.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(8, 1.2 + 0.35 * len(cells)), dpi=100)
+    bars_height = 1.2 + 0.35 * len(cells)
+    figure = Figure(figsize=(8, bars_height + 4.2), dpi=100)
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    bars, diagram = figure.subplots(2, 1, height_ratios=[bars_height, 4.2])
     accuracy = [cell.accuracy or 0.0 for cell in cells]
     errors = [
         [value - cell.ci[0] for value, cell in zip(accuracy, cells, strict=True)],
         [cell.ci[1] - value for value, cell in zip(accuracy, cells, strict=True)],
     ]
     positions = range(len(cells))
-    axes.barh(positions, accuracy, xerr=errors, color="#4c72b0", ecolor="#333333", capsize=3)
-    labels = [
-        " / ".join(_clip(value) for value in cell.axes.values()) + f"  ({cell.scored} scored)"
-        for cell in cells
-    ]
-    axes.set_yticks(list(positions), labels)
-    axes.invert_yaxis()
-    axes.set_xlim(0, 1)
-    axes.set_xlabel("accuracy (bars: 95% Wilson interval)")
+    bars.barh(positions, accuracy, xerr=errors, color="#4c72b0", ecolor="#333333", capsize=3)
+    labels = [f"{_label(cell.axes)}  ({cell.answered} of {cell.n} answered)" for cell in cells]
+    bars.set_yticks(list(positions), labels)
+    bars.invert_yaxis()
+    bars.set_xlim(0, 1)
+    bars.set_xlabel("accuracy when answering (bars: 95% Wilson interval)")
+
+    diagram.plot([0, 1], [0, 1], linestyle="--", color="#999999", label="calibrated")
+    if bins:
+        diagram.plot(
+            [b.mean_confidence for b in bins],
+            [b.accuracy for b in bins],
+            marker="o",
+            color="#c44e52",
+            label="answers",
+        )
+        for b in bins:
+            diagram.annotate(
+                f"n={b.n}",
+                (b.mean_confidence, b.accuracy),
+                textcoords="offset points",
+                xytext=(4, -12),
+                fontsize=8,
+            )
+    diagram.set_xlim(0, 1)
+    diagram.set_ylim(0, 1)
+    diagram.set_aspect("equal")
+    diagram.set_xlabel("stated confidence (mean of each 0.1 bin)")
+    diagram.set_ylabel("observed accuracy")
+    diagram.set_title("reliability of answered runs", fontsize=10)
+    diagram.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, format="png", metadata={"Software": None})
+
+
+def _reliability_table(bins: list[ReliabilityBin]) -> list[str]:
+    if not bins:
+        return ["No answered run gave a confidence yet."]
+    lines = [
+        "| confidence | answers | mean confidence | observed accuracy |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for b in bins:
+        lines.append(
+            f"| {b.low:.1f}–{b.high:.1f} | {b.n} | {b.mean_confidence:.2f} | {b.accuracy:.2f} |"
+        )
+    return lines
 
 
 def write_report(directory: Path, by: Sequence[str] | None = None) -> Path:
@@ -237,22 +318,33 @@ def write_report(directory: Path, by: Sequence[str] | None = None) -> Path:
         return report
     by = list(by) if by is not None else default_by(rows)
     cells = summarise(rows, by)
-    _chart(cells, chart)
-    scored = sum(cell.scored for cell in cells)
-    failed = sum(cell.failed for cell in cells)
+    bins = reliability(rows)
+    _chart(cells, bins, chart)
+    counts = Counter(verdict(row) for row in rows)
+    answered = counts["correct"] + counts["wrong"]
+    note = methodology_note(rows)
     shown = _varying(rows)
     lines = [
         "# Bench report",
         "",
-        f"{len(rows)} runs done, {scored} scored, {failed} failed.",
+        f"Runs: {len(rows)} done; {answered} answered, {counts['unknown']} unknown, "
+        f"{counts['no answer']} without an answer, {counts['failed']} failed.",
         "",
         f"## Results by {' × '.join(_md(name) for name in by)}",
         "",
         *_markdown_table(cells, by),
         "",
         LEGEND,
+        *(["", _md(note)] if note else []),
         "",
-        f"![accuracy]({CHART})",
+        f"![accuracy and reliability]({CHART})",
+        "",
+        "## Reliability",
+        "",
+        "Answered runs binned by their stated confidence: a calibrated agent's answers "
+        "are right as often as it says.",
+        "",
+        *_reliability_table(bins),
         "",
         "## Runs",
         "",

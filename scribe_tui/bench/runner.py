@@ -24,7 +24,7 @@ from typing import Any
 
 from scribe_tui.bench.grid import RunSpec, model_spec, organism_label
 from scribe_tui.bench.report import load_results
-from scribe_tui.bench.scoring import score
+from scribe_tui.bench.scoring import is_failed, score
 
 BenchEvent = dict[str, Any]
 _MEMORY_PER_RUN = 1.5 * 2**30  # a kernel plus its share of a small model host, measured roughly
@@ -204,11 +204,13 @@ def score_row(run: RunSpec, row: BenchEvent, *, scored: bool) -> BenchEvent:
     row.setdefault("answer", None)
     row.setdefault("confidence", None)
     key = answer_key_record(run["organism"]) if scored else None
-    if key is None or row.get("exit") == "failed":
-        verdict = {"correct": None, "abstained": False, "false_positive": False}
+    if key is None or is_failed(row):
+        # A failed investigation claims nothing, whatever it wrote before it failed.
+        verdict = {"claim": None, "correct": None, "abstained": False, "false_positive": False}
     else:
         result = score(row["answer"], key)
         verdict = {
+            "claim": result.claim,
             "correct": result.correct,
             "abstained": result.abstained,
             "false_positive": result.false_positive,
