@@ -38,6 +38,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the kernel unsealed (it can then read your files and other processes)",
     )
+    parser.add_argument(
+        "--allow-network",
+        action="store_true",
+        help="let the sealed kernel and model host open TCP connections (closed by default)",
+    )
     parser.add_argument("--config", type=Path, metavar="FILE", help="config TOML to use")
 
 

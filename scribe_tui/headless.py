@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         print(
             f"scribe-tui: agent {settings.agent} ({reasons['agent']}); "
             f"model {settings.model} ({reasons['model']}); mode {settings.mode}; "
-            f"{sandbox_state(settings.sandbox).label}",
+            f"{sandbox_state(settings.sandbox, settings.allow_network).label}",
             file=sys.stderr,
         )
         if not args.auto:
@@ -189,6 +189,7 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
         config=investigation,
         resume_from=resume_from,
         sandbox=not args.no_sandbox,
+        allow_network=args.allow_network,
         overrides=overrides,
     )
     return settings, {"agent": agent_reason, "model": model_reason}

@@ -122,7 +122,12 @@ def test_no_sandbox_says_so_in_the_stream_and_the_notebook(tmp_path: Path) -> No
         "sandbox: off (--no-sandbox)"
     }
     metadata = nbformat.read(only_notebook(tmp_path), as_version=4).metadata["scribe"]
-    assert metadata["sandbox"] == {"sealed": False, "mechanism": "off", "reason": "--no-sandbox"}
+    assert metadata["sandbox"] == {
+        "sealed": False,
+        "mechanism": "off",
+        "reason": "--no-sandbox",
+        "network": "open",
+    }
 
 
 def _start(tmp_path: Path) -> subprocess.Popen[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sys
 import textwrap
 from pathlib import Path
@@ -259,6 +260,99 @@ async def test_thief_cells_find_no_canary_and_research_still_works(
             assert secret not in text, f"{secret!r} leaked into the {where}"
 
 
+# Tried from the sealed kernel and, through client.run, from the sealed host.
+NETWORK = textwrap.dedent("""
+    import socket, subprocess
+
+    def attempt(what, act):
+        try:
+            act()
+        except OSError as exc:
+            return f"{what} denied {type(exc).__name__}"
+        return f"{what} ok"
+
+    def host_connect(model, tokenizer, port):
+        import socket
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=60).close()
+        except OSError as exc:
+            return f"host connect denied {type(exc).__name__}"
+        return "host connect ok"
+
+    print(attempt("kernel connect",
+                  lambda: socket.create_connection(("127.0.0.1", PORT), timeout=60).close()))
+    print(client.run(host_connect, port=PORT))
+    print(attempt("kernel bind", lambda: socket.create_server(("127.0.0.1", 0)).close()))
+    print(attempt("devnull",
+                  lambda: subprocess.run(["true"], stdout=subprocess.DEVNULL, check=True)))
+""")
+
+
+@pytest.mark.parametrize("allow_network", [False, True], ids=["default", "allow-network"])
+async def test_tcp_is_closed_unless_allowed_and_the_run_says_which(
+    tmp_path: Path, allow_network: bool
+) -> None:
+    """A listener outside the sandbox, on loopback: the sealed kernel and host reach it only
+    with --allow-network (where the Landlock ABI has TCP rules; below that it stays open,
+    and the run must say so). The kernel's own ZMQ ports still bind: it runs at all."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        turns = [
+            [tool("start_new_session", experiment_name="net")],
+            [tool("init_session", session_id=SESSION)],
+            [run(NETWORK.replace("PORT", str(port)))],
+            [tool("conclude", answer="unknown", confidence=0.0, evidence="network probe")],
+        ]
+        settings = RunSettings(
+            task="find the secret",
+            agent="scripted",
+            model=str(build_tiny_model(tmp_path / "model")),
+            notebooks_dir=tmp_path / "notebooks",
+            device="cpu",
+            config=InvestigationConfig(checkpoint_every=0),
+            allow_network=allow_network,
+        )
+        bench = await Workbench.open(settings, ScriptedProvider(turns))
+        try:
+            outcome = await bench.investigation.run()
+            notebook_path = bench.investigation.notebook_path
+            label = bench.investigation.sandbox
+        finally:
+            await bench.close()
+    assert outcome.reason == "concluded", outcome
+    abi = int(probe().reason.removeprefix("ABI "))
+    if allow_network:
+        network = "open (--allow-network)"
+    elif abi >= 4:
+        network = "closed"
+    else:
+        network = f"open (Landlock ABI {abi} has no network rules)"
+    closed = network == "closed"
+    print(f"Landlock ABI {abi}: network {network}")
+    assert label == f"sandbox: landlock ABI {abi}, network {network}"
+    notebook = nbformat.read(notebook_path, as_version=4)
+    assert notebook.metadata["scribe"]["sandbox"]["network"] == network
+    assert notebook.metadata["scribe"]["receipt"]["sandbox"]["network"] == network
+    printed = "".join(json.dumps(cell.get("outputs", [])) for cell in notebook.cells)
+    verdict = "denied PermissionError" if closed else "ok"
+    for line in ("kernel connect", "host connect", "kernel bind"):
+        assert f"{line} {verdict}" in printed, (line, printed)
+    assert "devnull ok" in printed, printed
+
+
+@pytest.mark.parametrize(
+    ("allow_network", "shown"), [(False, "sealed"), (True, "sealed, network open")]
+)
+def test_the_status_bar_says_when_the_network_is_open(allow_network: bool, shown: str) -> None:
+    from scribe_tui.events import Status
+    from scribe_tui.runtime.sealed import sandbox_state
+    from scribe_tui.ui.status import StatusBar
+
+    bar = StatusBar()
+    bar.status = Status(agent_state="running", sandbox=sandbox_state(True, allow_network).label)
+    assert bar.render_status().plain.endswith(f"│ {shown}")
+
+
 def _bundled_secrets() -> list[str]:
     """The bundled keys as their file writes them: the words alone are in the word lists."""
     from scribe_tui.organisms.keys import BUNDLED_KEYS_DIR
@@ -274,7 +368,10 @@ def test_off_when_opted_out_or_unsupported(monkeypatch: pytest.MonkeyPatch) -> N
     from scribe_tui.agent.launch import sandbox_state
 
     assert sandbox_state(False).label == "sandbox: off (--no-sandbox)"
-    assert sandbox_state(True).label.startswith("sandbox: landlock (ABI ")
+    assert sandbox_state(True).label.startswith("sandbox: landlock ABI ")
+    opened = sandbox_state(True, allow_network=True)
+    assert opened.label.endswith(", network open (--allow-network)") and not opened.network_closed
+    assert sandbox_state(False, allow_network=True).label == "sandbox: off (--no-sandbox)"
     monkeypatch.setattr(sys, "platform", "darwin")
     probe.cache_clear()
     try:

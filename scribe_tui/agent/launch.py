@@ -81,6 +81,8 @@ class RunSettings:
     resume_from: Path | None = None
     sandbox: bool = True
     """Seal the kernel and the host where the platform allows (``--no-sandbox``: never)."""
+    allow_network: bool = False
+    """Keep TCP open for sealed processes (``--allow-network``); closed where Landlock can."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Limits given on the command line: a resumed run keeps its own config except these."""
 
@@ -178,6 +180,7 @@ def new_host(settings: RunSettings, sandbox: SandboxState) -> HostProcess:
         device=settings.device,
         dtype=settings.dtype,
         sealed=sandbox.sealed,
+        allow_network=not sandbox.network_closed,
     )
 
 
@@ -248,7 +251,7 @@ class Workbench:
     ) -> Workbench:
         """``host``: a running host shared with other runs (a bench); it is left running."""
         provider = provider or make_provider(settings)
-        sandbox = sandbox_state(settings.sandbox)
+        sandbox = sandbox_state(settings.sandbox, settings.allow_network)
         bench = cls(
             settings,
             provider,

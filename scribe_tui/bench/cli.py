@@ -2,7 +2,7 @@
 
 scribe-tui bench [SPEC.toml] [--axis KEY=V1,V2 ...] [--repeat N] [--jobs N] [--out DIR]
                  [--backend local|modal] [--gpu GPU] [--json] [--dry-run] [--unscored]
-                 [--no-sandbox]
+                 [--no-sandbox] [--allow-network]
 scribe-tui bench report DIR
 """
 
@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true", help="print the grid and its size")
     parser.add_argument("--unscored", action="store_true", help="allow organisms without a key")
     parser.add_argument("--no-sandbox", action="store_true", help="run kernels unsealed")
+    parser.add_argument(
+        "--allow-network",
+        action="store_true",
+        help="let sealed kernels and model hosts open TCP connections (closed by default)",
+    )
     return parser
 
 
@@ -86,6 +91,7 @@ def main(argv: list[str]) -> int:
         jobs=options["jobs"],
         scored=not options["unscored"],
         sandbox=not args.no_sandbox,
+        allow_network=args.allow_network,
         on_event=progress.event,
     )
     if options["backend"] == "modal":

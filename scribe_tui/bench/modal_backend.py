@@ -48,9 +48,14 @@ Mapper = Callable[[Any, Any, list[dict[str, Any]]], AsyncIterator[Any]]
 # --- container side ------------------------------------------------------------------------------
 
 
-def run_request(run: RunSpec, *, sandbox: bool) -> dict[str, Any]:
+def run_request(run: RunSpec, *, sandbox: bool, allow_network: bool = False) -> dict[str, Any]:
     """What a container is sent for one run: plain data only."""
-    return {"axes": dict(run.axes), "repeat": run.repeat, "sandbox": sandbox}
+    return {
+        "axes": dict(run.axes),
+        "repeat": run.repeat,
+        "sandbox": sandbox,
+        "allow_network": allow_network,
+    }
 
 
 def run_in_container(request: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +76,7 @@ def run_in_container(request: dict[str, Any]) -> dict[str, Any]:
             jobs=1,
             scored=False,
             sandbox=bool(request["sandbox"]),
+            allow_network=bool(request.get("allow_network")),
             on_event=events.append,
         )
         rows = asyncio.run(runner.run())
@@ -228,12 +234,21 @@ class ModalBenchRunner(BenchRunner):
         gpu: str | None = None,
         scored: bool = True,
         sandbox: bool = True,
+        allow_network: bool = False,
         on_event: Callable[[BenchEvent], None] | None = None,
         mapper: Mapper | None = None,
     ) -> None:
         from scribe_tui.runtime.modal_host import DEFAULT_GPU
 
-        super().__init__(out, runs, jobs=jobs, scored=scored, sandbox=sandbox, on_event=on_event)
+        super().__init__(
+            out,
+            runs,
+            jobs=jobs,
+            scored=scored,
+            sandbox=sandbox,
+            allow_network=allow_network,
+            on_event=on_event,
+        )
         self.gpu = gpu or DEFAULT_GPU
         self._map = mapper or modal_map
 
@@ -245,7 +260,10 @@ class ModalBenchRunner(BenchRunner):
         left = {run.run_id: run for run in pending}
         for run in pending:
             self._emit({"type": "run_started", "run_id": run.run_id, "axes": run.to_dict()})
-        requests = [run_request(run, sandbox=self.sandbox) for run in pending]
+        requests = [
+            run_request(run, sandbox=self.sandbox, allow_network=self.allow_network)
+            for run in pending
+        ]
         started = time.monotonic()
         rows: list[BenchEvent] = []
         loads = 0

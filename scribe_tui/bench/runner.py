@@ -49,10 +49,11 @@ class BenchRunner:
         jobs: int,
         scored: bool = True,
         sandbox: bool = True,
+        allow_network: bool = False,
         on_event: Callable[[BenchEvent], None] | None = None,
     ) -> None:
         self.out, self.runs, self.jobs = out, runs, jobs
-        self.scored, self.sandbox = scored, sandbox
+        self.scored, self.sandbox, self.allow_network = scored, sandbox, allow_network
         self._emit = on_event or (lambda event: None)
         self._hosts: dict[tuple[str, str], Any] = {}
         self._host_locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -148,6 +149,7 @@ class BenchRunner:
             config=config,
             resume_from=_unfinished_notebook(folder),
             sandbox=self.sandbox,
+            allow_network=self.allow_network,
         )
 
     async def _host_for(self, run: RunSpec) -> Any:
@@ -160,7 +162,9 @@ class BenchRunner:
         async with self._host_locks.setdefault(key, asyncio.Lock()):
             host = self._hosts.get(key)
             if host is None:
-                host = new_host(self._settings(run), sandbox_state(self.sandbox))
+                host = new_host(
+                    self._settings(run), sandbox_state(self.sandbox, self.allow_network)
+                )
                 self._hosts[key] = host
                 self._emit({"type": "host_starting", "organism": organism_label(run["organism"])})
             try:

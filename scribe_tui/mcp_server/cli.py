@@ -1,7 +1,8 @@
 """``scribe-tui mcp`` (serve the notebook tools over MCP) and ``scribe-tui watch`` (the TUI on it).
 
 scribe-tui mcp [--model ID] [--mode local|modal|blackbox] [--device D] [--checkpoint-every N]
-               [--notebooks-dir DIR] [--no-sandbox] [--http PORT] [--config FILE]
+               [--notebooks-dir DIR] [--no-sandbox] [--allow-network] [--http PORT]
+               [--config FILE]
 scribe-tui mcp --print-prompt [TASK]
 scribe-tui watch [NOTEBOOK]
 
@@ -51,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run kernels unsealed (they can then read your files and other processes)",
     )
+    parser.add_argument(
+        "--allow-network",
+        action="store_true",
+        help="let sealed kernels and the model host open TCP connections (closed by default)",
+    )
     parser.add_argument("--http", type=int, metavar="PORT", help="serve streamable HTTP on PORT")
     parser.add_argument("--config", type=Path, metavar="FILE", help="config TOML to use")
     parser.add_argument(
@@ -94,9 +100,10 @@ def main(argv: list[str]) -> int:
     from scribe_tui.runtime.sealed import sandbox_state
 
     set_non_dumpable()  # holds the watch key and the HTTP token
+    sandbox = sandbox_state(settings.sandbox, settings.allow_network)
     print(
         f"scribe-tui mcp: model {settings.model}; mode {settings.mode}; "
-        f"{sandbox_state(settings.sandbox).label}; notebooks in {settings.notebooks_dir}",
+        f"{sandbox.label}; notebooks in {settings.notebooks_dir}",
         file=sys.stderr,
     )
     try:
@@ -127,6 +134,7 @@ def _settings(args: argparse.Namespace, config: Config) -> tuple[RunSettings, in
         device=args.device or config.device,
         dtype=config.dtype,
         sandbox=not args.no_sandbox,
+        allow_network=args.allow_network,
     )
     return settings, every
 

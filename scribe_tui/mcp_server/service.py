@@ -43,7 +43,7 @@ class Service:
         cls, settings: RunSettings, *, checkpoint_every: int, http: str | None = None
     ) -> AsyncIterator[Service]:
         """Start the host (loading goes on in the background) and the watch socket."""
-        sandbox = sandbox_state(settings.sandbox)
+        sandbox = sandbox_state(settings.sandbox, settings.allow_network)
         host = new_host(settings, sandbox)
         board = StatusBoard()
         tools = None

@@ -433,21 +433,28 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _launch_config(args: argparse.Namespace) -> tuple[LaunchSpec, bool, str | None]:
-    """(launch spec, sealed, hub token): from the arguments, or from stdin as spawn_host sends."""
+def _launch_config(args: argparse.Namespace) -> tuple[LaunchSpec, bool, bool, str | None]:
+    """(launch spec, sealed, network allowed, hub token): from the arguments, or from stdin
+    as spawn_host sends."""
     if args.model:
         return (
             LaunchSpec(model=args.model, mode=args.mode, device=args.device, dtype=args.dtype),
-            (False),
+            False,
+            False,
             None,
         )
     config = json.loads(sys.stdin.readline())
-    return LaunchSpec.from_dict(config["launch"]), bool(config["sealed"]), config.get("hub_token")
+    return (
+        LaunchSpec.from_dict(config["launch"]),
+        bool(config["sealed"]),
+        bool(config.get("allow_network")),
+        config.get("hub_token"),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    launch, sealed, hub_token = _launch_config(args)
+    launch, sealed, allow_network, hub_token = _launch_config(args)
     set_non_dumpable()
     if launch.mode != "modal":
         # Before transformers is imported, so its log handler writes through the capture.
@@ -465,7 +472,9 @@ def main(argv: list[str] | None = None) -> int:
         # Before any thread starts: Landlock binds the calling thread and what it spawns.
         from scribe_tui.runtime.sandbox import apply
 
-        apply(host_policy(launch, server.writable_dirs()))
+        policy = host_policy(launch, server.writable_dirs())
+        policy.allow_network = allow_network
+        apply(policy)
     return server.serve()
 
 

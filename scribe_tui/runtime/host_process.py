@@ -66,6 +66,7 @@ def spawn_host(
     env: Mapping[str, str] | None = None,
     log_file: Path | None = None,
     sealed: bool = False,
+    allow_network: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start ``python -m scribe_tui.runtime.host`` in its own session, logging to ``log_file``.
 
@@ -82,6 +83,7 @@ def spawn_host(
     config = {
         "launch": launch.to_dict(),
         "sealed": sealed,
+        "allow_network": allow_network,
         "hub_token": next((source[k] for k in _HUB_TOKENS if source.get(k)), None),
     }
     with open(log_file or host_file.with_suffix(".log"), "ab") as log:
@@ -193,6 +195,7 @@ class HostProcess:
         modal_timeout: float = 60.0,
         state_dir: Path | None = None,
         sealed: bool = False,
+        allow_network: bool = False,
     ) -> None:
         self.launch = LaunchSpec(
             model=model_spec,
@@ -206,6 +209,7 @@ class HostProcess:
             modal_timeout=modal_timeout,
         )
         self.sealed = sealed
+        self.allow_network = allow_network  # when sealed: TCP open for the host and its kernels
         self.restarts = 0
         self._state_dir = state_dir
         self._dir: Path | None = None
@@ -243,11 +247,13 @@ class HostProcess:
         """What a sealed kernel may reach: Python, its two directories, the host file."""
         from scribe_tui.runtime.sandbox import base_policy
 
-        return base_policy(
+        policy = base_policy(
             read=[str(self.host_file.parent)],
             write=[str(notebook_dir), str(scratch)],
             exclude=secret_paths(self.launch),
         )
+        policy.allow_network = self.allow_network
+        return policy
 
     def start_sync(self) -> None:
         """Spawn the host (returns at once; see :meth:`wait_ready`)."""
@@ -278,6 +284,7 @@ class HostProcess:
             parent_pid=os.getpid(),
             log_file=self.log_file,
             sealed=self.sealed,
+            allow_network=self.allow_network,
         )
 
     def _supervise(self) -> None:

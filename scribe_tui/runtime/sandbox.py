@@ -12,6 +12,13 @@ the read-write directories it works in. Anything else, home dotfiles, config,
 other processes' environments and memory, answer keys, weights, fails with
 ``PermissionError``. Where Landlock is missing the run goes on unsealed and says
 so: :func:`probe` gives the reason that ends up in the status and the notebook.
+
+TCP is closed too (ABI 4+, unless the policy allows the network): no ``connect``
+to any address, loopback included, and ``bind`` only to the ports in the Jupyter
+connection file, which the kernel listens on and its client (outside) connects to.
+The model host is reached over a Unix socket, which these rules leave alone; so is
+UDP, which Landlock does not cover. Below ABI 4 the network stays open, and the
+state says so.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 __all__ = ["SandboxPolicy", "SandboxState", "apply", "probe", "sandboxed_argv"]
 
@@ -31,7 +38,7 @@ POLICY_ENV = "SCRIBE_SANDBOX_POLICY"
 # Landlock's syscall numbers are the same on every architecture (added after unification).
 _CREATE_RULESET, _ADD_RULE, _RESTRICT_SELF = 444, 445, 446
 _CREATE_RULESET_VERSION = 1
-_RULE_PATH_BENEATH = 1
+_RULE_PATH_BENEATH, _RULE_NET_PORT = 1, 2
 _PR_SET_NO_NEW_PRIVS, _PR_SET_DUMPABLE = 38, 4
 
 _EXECUTE, _WRITE_FILE, _READ_FILE, _READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
@@ -39,6 +46,10 @@ _REFER, _TRUNCATE, _IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
 _FILE_ONLY = _EXECUTE | _WRITE_FILE | _READ_FILE | _TRUNCATE | _IOCTL_DEV
 _READ = _EXECUTE | _READ_FILE | _READ_DIR
 _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
+_NET_BIND_TCP, _NET_CONNECT_TCP = 1 << 0, 1 << 1
+NETWORK_ABI = 4  # the first Landlock ABI with TCP rules
+# Keys of a Jupyter connection file that name a port the kernel binds.
+_KERNEL_PORTS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
 # System files a Python process reads; /etc as a whole would include shadow and keys.
 _ETC = (
@@ -48,7 +59,7 @@ _ETC = (
 )  # fmt: skip
 _SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/sys", "/proc/sys")
 _PROC_FILES = ("cpuinfo", "meminfo", "stat", "loadavg", "uptime", "version", "filesystems")
-_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+_DEVICES = ("zero", "full", "random", "urandom", "tty")
 _GPU_DEVICES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia0", "nvidia1", "dri")
 
 
@@ -59,12 +70,19 @@ class SandboxState:
     sealed: bool
     mechanism: str  # "landlock" or "off"
     reason: str = ""  # why it is off, or the Landlock ABI when on
+    network: str = "open"  # "closed", or "open" and why
+
+    @property
+    def network_closed(self) -> bool:
+        """Whether sealed processes can open no TCP connection."""
+        return self.sealed and self.network == "closed"
 
     @property
     def label(self) -> str:
-        """What the status bar and the event stream say, e.g. ``sandbox: off (macOS)``."""
+        """What the status bar and the event stream say, e.g.
+        ``sandbox: landlock ABI 7, network closed`` or ``sandbox: off (macOS has no Landlock)``."""
         if self.sealed:
-            return f"sandbox: landlock ({self.reason})" if self.reason else "sandbox: landlock"
+            return f"sandbox: landlock {self.reason}, network {self.network}"
         return f"sandbox: off ({self.reason})"
 
     def to_dict(self) -> dict[str, object]:
@@ -82,6 +100,8 @@ class SandboxPolicy:
     # Entries of the process's own /proc/<pid> it may read; None: all of them. The model
     # host gets a few: its memory maps would show where the weights were loaded from.
     own_proc: list[str] | None = None
+    allow_network: bool = False  # False: no TCP connect, bind only to bind_ports
+    bind_ports: list[int] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -118,12 +138,18 @@ def probe() -> SandboxState:
             errno, os.strerror(errno)
         )
         return SandboxState(False, "off", f"no Landlock: {why}")
-    return SandboxState(True, "landlock", f"ABI {abi}")
+    network = "closed" if abi >= NETWORK_ABI else f"open (Landlock ABI {abi} has no network rules)"
+    return SandboxState(True, "landlock", f"ABI {abi}", network)
 
 
 def off(reason: str) -> SandboxState:
     """The state of a run that is deliberately not sealed."""
     return SandboxState(False, "off", reason)
+
+
+def network_opened(state: SandboxState) -> SandboxState:
+    """``state`` for a run that keeps the network open (``--allow-network``)."""
+    return replace(state, network="open (--allow-network)") if state.sealed else state
 
 
 # --- policies ------------------------------------------------------------------------------------
@@ -162,7 +188,8 @@ def base_policy(
     system += [f"/dev/{n}" for n in (*_DEVICES, *_GPU_DEVICES)] + ["/proc/driver"]
     return SandboxPolicy(
         read=[p for p in (*system, *trees, *read) if os.path.exists(p)],
-        write=[p for p in ("/dev/shm", *write) if os.path.exists(p)],
+        # /dev/null for subprocess.DEVNULL, which opens it read-write.
+        write=[p for p in ("/dev/null", "/dev/shm", *write) if os.path.exists(p)],
         exclude=[os.path.realpath(p) for p in exclude],
         listable=listed,
     )
@@ -188,6 +215,10 @@ class _PathBeneathAttr(ctypes.Structure):
     _fields_ = (("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32))
 
 
+class _NetPortAttr(ctypes.Structure):
+    _fields_ = (("allowed_access", ctypes.c_uint64), ("port", ctypes.c_uint64))
+
+
 def _handled_fs(abi: int) -> int:
     handled = (1 << 13) - 1  # ABI 1: execute .. make_sym
     if abi >= 2:
@@ -200,13 +231,14 @@ def _handled_fs(abi: int) -> int:
 
 
 class _Ruleset:
-    def __init__(self, abi: int) -> None:
+    def __init__(self, abi: int, *, close_network: bool) -> None:
         self.libc = _libc()
         self.handled = _handled_fs(abi)
+        net = _NET_BIND_TCP | _NET_CONNECT_TCP if close_network and abi >= NETWORK_ABI else 0
         scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
-        attr = _RulesetAttr(self.handled, 0, scoped)
+        attr = _RulesetAttr(self.handled, net, scoped)
         # Older ABIs know a shorter struct; the kernel rejects unknown trailing fields.
-        size = ctypes.sizeof(attr) if abi >= 6 else 8
+        size = ctypes.sizeof(attr) if abi >= 6 else 16 if abi >= NETWORK_ABI else 8
         self.fd = self._check(
             self.libc.syscall(_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0),
             "create a Landlock ruleset",
@@ -235,6 +267,13 @@ class _Ruleset:
         finally:
             os.close(fd)
 
+    def allow_bind(self, port: int) -> None:
+        rule = _NetPortAttr(_NET_BIND_TCP, port)
+        self._check(
+            self.libc.syscall(_ADD_RULE, self.fd, _RULE_NET_PORT, ctypes.byref(rule), 0),
+            f"allow binding TCP port {port}",
+        )
+
     def restrict(self) -> None:
         self._check(self.libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "set no_new_privs")
         self._check(self.libc.syscall(_RESTRICT_SELF, self.fd, 0), "restrict this process")
@@ -262,7 +301,11 @@ def apply(policy: SandboxPolicy) -> None:
     abi = _abi()
     if abi < 1:
         raise OSError(ctypes.get_errno(), "Landlock is not available")
-    rules = _Ruleset(abi)
+    close_network = not policy.allow_network and abi >= NETWORK_ABI
+    rules = _Ruleset(abi, close_network=close_network)
+    if close_network:
+        for port in policy.bind_ports:
+            rules.allow_bind(port)
     for path in policy.read:
         _grant(rules, path, _READ, policy.exclude)
     for path in policy.listable:
@@ -286,6 +329,18 @@ def set_non_dumpable() -> None:
         _libc().prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
+def kernel_ports(connection_file: str) -> list[int]:
+    """The TCP ports a Jupyter kernel binds, from its connection file (none over IPC)."""
+    try:
+        with open(connection_file, encoding="utf-8") as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return []  # the kernel reports the unreadable file itself
+    if info.get("transport", "tcp") != "tcp":
+        return []
+    return [int(info[key]) for key in _KERNEL_PORTS if info.get(key)]
+
+
 def sandboxed_argv(argv: Sequence[str]) -> list[str]:
     """``argv`` started through the sandbox launcher (the policy travels in the environment)."""
     return [sys.executable, "-m", "scribe_tui.runtime.sandbox", "--", *argv]
@@ -294,7 +349,8 @@ def sandboxed_argv(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Launcher: apply the policy in ``SCRIBE_SANDBOX_POLICY``, then exec the command after ``--``.
 
-    A ``-f FILE`` in the command (Jupyter's connection file) is made readable too.
+    A ``-f FILE`` in the command (Jupyter's connection file) is made readable too, and
+    the ports it names may be bound.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if "--" not in args:
@@ -305,7 +361,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"scribe-tui sandbox: no command or no {POLICY_ENV}; refusing to run unsealed")
     policy = SandboxPolicy.from_json(text)
     if "-f" in command[:-1]:
-        policy.read.append(command[command.index("-f") + 1])
+        connection_file = command[command.index("-f") + 1]
+        policy.read.append(connection_file)
+        policy.bind_ports += kernel_ports(connection_file)
     try:
         apply(policy)
     except OSError as exc:

@@ -20,11 +20,13 @@ __all__ = ["HOST_READY_TIMEOUT", "kernel_options", "sandbox_state", "sealed_kern
 HOST_READY_TIMEOUT = 600.0
 
 
-def sandbox_state(wanted: bool) -> SandboxState:
-    """Whether this run is sealed: Landlock where the platform has it, unless opted out."""
-    from scribe_tui.runtime.sandbox import off, probe
+def sandbox_state(wanted: bool, allow_network: bool = False) -> SandboxState:
+    """Whether this run is sealed (Landlock where the platform has it, unless opted out), and
+    whether its TCP is closed (where the Landlock ABI can, unless ``allow_network``)."""
+    from scribe_tui.runtime.sandbox import network_opened, off, probe
 
-    return probe() if wanted else off("--no-sandbox")
+    state = probe() if wanted else off("--no-sandbox")
+    return network_opened(state) if allow_network else state
 
 
 async def start_host(

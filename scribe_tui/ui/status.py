@@ -136,5 +136,10 @@ class StatusBar(Static):
         if s.sandbox:
             text.append(*sep)
             sealed = s.sandbox.startswith("sandbox: landlock")
-            text.append("sealed" if sealed else s.sandbox, style="green" if sealed else "bold red")
+            if sealed and "network open" in s.sandbox:
+                text.append("sealed, network open", style="bold #ffaf00")
+            else:
+                text.append(
+                    "sealed" if sealed else s.sandbox, style="green" if sealed else "bold red"
+                )
         return text
