@@ -78,6 +78,17 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         settings, reasons = build_settings(args, config)
     except LaunchError as exc:
         raise UsageError(str(exc)) from exc
+    from scribe_tui.paths import writable_folder
+
+    unwritable = writable_folder(
+        settings.notebooks_dir,
+        "notebooks",
+        "choose another folder with --notebooks-dir"
+        if args.command == "investigate"
+        else "copy the notebook and its .jsonl to a folder you can write, and resume it there",
+    )
+    if unwritable:
+        raise UsageError(unwritable)
     from scribe_tui.runtime.sandbox import set_non_dumpable
 
     set_non_dumpable()  # this process holds the API key: no same-user process may read it
@@ -137,6 +148,7 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
     if args.command in ("resume", "fork"):
         resume_from = args.notebook
         meta = notebook_settings(args.notebook)
+        _check_resumable(args.notebook, headless=args.auto)
         task, mode = meta.get("task", ""), meta.get("mode", "local")
         model = args.model or recall_model(args.notebook, meta.get("model", ""))
         agent, agent_reason = choose_agent(args.agent or meta.get("agent"))
@@ -195,6 +207,24 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
     return settings, {"agent": agent_reason, "model": model_reason}
 
 
+def _check_resumable(notebook: Path, *, headless: bool) -> None:
+    """Read the run's transcript before anything loads: UsageError if it cannot go on here."""
+    from scribe_tui.agent.checkpoints import CheckpointState
+    from scribe_tui.agent.transcript import Transcript, TranscriptError, transcript_path_for
+
+    try:
+        point = Transcript.load(transcript_path_for(notebook)).resume_point()
+    except TranscriptError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UsageError(f"{first}; the run cannot resume from it") from None
+    waiting = CheckpointState.from_dict(point.state.get("checkpoints", {}), 0).awaiting
+    if headless and waiting is not None:
+        raise UsageError(
+            f"checkpoint {waiting} of {notebook} waits for a person's decision, and --auto has "
+            "none: resume it without --auto to approve, pivot or continue it"
+        )
+
+
 def run_interactive(settings: RunSettings, provider: Provider) -> int:
     """Run one investigation in the TUI; returns the exit code."""
     from scribe_tui.agent.launch import Workbench
@@ -202,11 +232,13 @@ def run_interactive(settings: RunSettings, provider: Provider) -> int:
     from scribe_tui.app import run_app
 
     board = StatusBoard()
+    opened_benches: list[Workbench] = []
 
     @contextlib.asynccontextmanager
     async def opened() -> AsyncIterator[Investigation]:
         # Runs in the app's worker, after the first frame: loading shows in the status bar.
         bench = await Workbench.open(settings, provider, on_host=board.host_update)
+        opened_benches.append(bench)
         assert bench.investigation is not None
         bench.investigation.subscribe(board.event)
         board.poll(bench.host)
@@ -216,7 +248,7 @@ def run_interactive(settings: RunSettings, provider: Provider) -> int:
             board.close()
             await bench.close()
 
-    return run_app(
+    code = run_app(
         opened,
         title=settings.task,
         subject=settings.model,
@@ -224,6 +256,12 @@ def run_interactive(settings: RunSettings, provider: Provider) -> int:
         notebook=settings.resume_from,
         on_fork=lambda fork: _open_fork(settings, fork),
     )
+    if code == EXIT_FAILED:
+        # The front end failed around a run that may have stopped as "interrupted":
+        # the record must not offer it as a paused run to resume.
+        for bench in opened_benches:
+            bench.record_failure()
+    return code
 
 
 def _open_fork(settings: RunSettings, fork: Path) -> int:

@@ -42,3 +42,20 @@ def private_data_dir() -> Path:
     path = Path(_DIRS.user_data_dir) / "private"
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
+
+
+def writable_folder(path: Path, what: str, remedy: str) -> str | None:
+    """Create ``path`` if needed and prove it writable; a one-line reason if it is not.
+
+    Checked before a model loads, so a folder that cannot hold the record fails in
+    seconds rather than after the first cell (``what`` and ``remedy`` fill the line).
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".scribe-write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return f"cannot write {what} in {path}: {reason}; {remedy}"
+    return None

@@ -218,3 +218,28 @@ def test_the_wheel_carries_the_prompts_and_the_organisms(tmp_path) -> None:
     # Keys ship in their own package data dir, never inside an organism's.
     assert "scribe_tui/answer_keys/bundled.json" in names
     assert not [name for name in names if "answer_key" in name.rsplit("/", 1)[-1]]
+
+
+@pytest.mark.parametrize(
+    ("args", "inside", "says"),
+    [
+        (
+            ("investigate", "find the secret", "--auto", "--notebooks-dir", "{ro}"),
+            False,
+            "notebooks",
+        ),
+        (("investigate", "find the secret", "--auto"), True, "notebooks"),
+        (("bench", "--out", "{ro}/b"), False, "--out"),
+    ],
+    ids=["notebooks-dir", "run-inside", "bench-out"],
+)
+def test_a_read_only_folder_is_one_line_and_exit_2(read_only_dir, args, inside, says) -> None:
+    """Refused before any model loads or kernel starts, never a retry loop or a traceback."""
+    run = run_cli(
+        *(a.replace("{ro}", str(read_only_dir)) for a in args),
+        cwd=read_only_dir if inside else read_only_dir.parent,
+    )
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2, run.stderr
+    assert len(lines) == 1 and "Read-only file system" in lines[0] and says in lines[0], lines
+    assert not any(read_only_dir.iterdir())

@@ -95,9 +95,10 @@ def test_main_command_names_the_taboo_secret(tmp_path: Path) -> None:
 def test_json_events_on_the_belief_organism(tmp_path: Path) -> None:
     run = scribe(
         "investigate", "find the secret", "--auto", "--json", "--model", "organism:belief",
-        cwd=tmp_path,
+        "--name", "my-experiment", cwd=tmp_path,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
+    assert only_notebook(tmp_path).stem.endswith("_my-experiment")  # the person's name wins
     events = [json.loads(line) for line in run.stdout.splitlines()]
     kinds = {event["type"] for event in events}
     assert {"turn_started", "tool_call_started", "cell_added", "cell_updated"} <= kinds

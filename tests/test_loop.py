@@ -539,3 +539,28 @@ async def test_resume_after_sigkill_loses_nothing_and_runs_nothing_twice(
     assert after.messages[: len(before.messages)] == before.messages
     # Four calls before the kill; then the loop's reopening call and two more: none twice.
     assert [e.type for e in after.events].count("tool_call_started") == 7
+
+
+async def test_a_call_failing_identically_stops_the_run(tools: NotebookTools) -> None:
+    """The same failing call three times in a row is a loop, not persistence: the run fails."""
+    bad = tool("edit_cell", session_id=SESSION, cell_index=99, code="1")
+    turns = [START, [tool("init_session", session_id=SESSION)], [bad], [bad], [bad], CONCLUDE]
+    investigation, provider, watch = start(turns, tools)
+    outcome = await investigation.run()
+
+    assert outcome.reason == "failed"
+    assert "edit_cell failed 3 times in a row the same way" in outcome.detail
+    assert len(provider.requests) == 5  # never asked for the turn after the third failure
+    errors = [e for e in watch.of("error") if e.fatal]
+    assert len(errors) == 1 and "\n" not in errors[0].message
+
+
+async def test_a_failure_that_changes_is_not_a_loop(tools: NotebookTools) -> None:
+    turns = [
+        START,
+        [tool("init_session", session_id=SESSION)],
+        *[[tool("edit_cell", session_id=SESSION, cell_index=90 + i, code="1")] for i in range(3)],
+        CONCLUDE,
+    ]
+    investigation, _provider, _watch = start(turns, tools)
+    assert (await investigation.run()).reason == "concluded"

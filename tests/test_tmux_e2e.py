@@ -121,25 +121,32 @@ def _executed_cells(folder: Path) -> int:
     return 0
 
 
+def _delivered(folder: Path) -> bool:
+    """The transcript records the queued message as delivered to the agent."""
+    for path in folder.glob("*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if '"message_delivered"' in line and "Try the logit lens next." in line:
+                return True
+    return False
+
+
+def _command(*args: str) -> str:
+    return " ".join(shlex.quote(part) for part in [sys.executable, "-m", "scribe_tui", *args])
+
+
 def test_steer_an_investigation_in_a_real_terminal(
     workdir: Path, tmux_session: Callable[[str], Tmux]
 ) -> None:
     notebooks = workdir / "notebooks"
-    command = " ".join(
-        shlex.quote(part)
-        for part in [
-            sys.executable,
-            "-m",
-            "scribe_tui",
-            "investigate",
-            "find the secret",
-            "--agent",
-            "autopilot",
-            "--notebooks-dir",
-            str(notebooks),
-            "--checkpoint-every",
-            "0",
-        ]
+    command = _command(
+        "investigate",
+        "find the secret",
+        "--agent",
+        "autopilot",
+        "--notebooks-dir",
+        str(notebooks),
+        "--checkpoint-every",
+        "0",
     )
     tui = tmux_session(command)
 
@@ -169,7 +176,7 @@ def test_steer_an_investigation_in_a_real_terminal(
     tui.send("Enter")
     tui.wait_for(lambda s: "● running" in s or "✓ concluded" in s, "the agent running again")
     tui.wait_for(
-        lambda s: "(delivered) Try the logit lens next." in s or "✓ concluded" in s,
+        lambda s: "(delivered) Try the logit lens next." in s or _delivered(notebooks),
         "the message delivered",
         timeout=180,
     )
@@ -189,3 +196,45 @@ def test_steer_an_investigation_in_a_real_terminal(
     assert any(MARK in source for source in sources), sources
     if "scribe-tui resume" in final:
         assert str(saved[-1].name) in final.replace("\n", "")
+
+
+def test_approve_checkpoints_in_a_real_terminal(
+    workdir: Path, tmux_session: Callable[[str], Tmux]
+) -> None:
+    """--confirm-checkpoints: the run waits at each checkpoint. The person approves one, quits
+    while the next waits; a headless resume refuses in one line instead of waiting, and a
+    resume in the TUI shows the checkpoint waiting again (its card rebuilt at once), where
+    the person lets the run continue to its conclusion."""
+    notebooks = workdir / "notebooks"
+    run = ("--agent", "autopilot", "--checkpoint-every", "4", "--confirm-checkpoints")
+    tui = tmux_session(
+        _command("investigate", "find the secret", "--notebooks-dir", str(notebooks), *run)
+    )
+    tui.wait_for(lambda s: "CHECKPOINT 1 · WAITING FOR YOU" in s, "checkpoint 1 to wait", 240)
+    tui.send("a")
+    tui.wait_for(lambda s: "decision: approved" in s, "the approval recorded")
+    tui.wait_for(lambda s: "CHECKPOINT 2 · WAITING FOR YOU" in s, "checkpoint 2 to wait", 240)
+    tui.send("C-q")
+    final = tui.wait_for(lambda s: tui.dead(), "the app to exit", timeout=60)
+    assert "Traceback" not in final and "scribe-tui resume" in final, final
+
+    saved = sorted(notebooks.glob("*.ipynb"))
+    assert len(saved) == 1, final
+    nbformat.validate(nbformat.read(saved[0], as_version=4))
+    headless = subprocess.run(
+        [sys.executable, "-m", "scribe_tui", "resume", str(saved[0]), "--auto"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert headless.returncode == 2, headless.stderr
+    lines = headless.stderr.strip().splitlines()
+    assert len(lines) == 1 and "checkpoint 2" in lines[0] and "without --auto" in lines[0]
+
+    resumed = tmux_session(_command("resume", str(saved[0]), *run[:2]))
+    resumed.wait_for(lambda s: "CHECKPOINT 2 · WAITING FOR YOU" in s, "checkpoint 2 again", 240)
+    resumed.send("c")
+    resumed.wait_for(lambda s: "✓ concluded" in s, "the conclusion", 240)
+    resumed.send("C-q")
+    final = resumed.wait_for(lambda s: resumed.dead(), "the app to exit", timeout=60)
+    assert "Concluded:" in final and "Traceback" not in final, final

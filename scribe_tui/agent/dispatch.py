@@ -85,19 +85,25 @@ class Dispatcher:
     # -- the agent's calls -------------------------------------------------------------------
 
     async def agent_call(
-        self, block: dict[str, Any], experiment: str | None, *, start_session: bool = True
+        self,
+        block: dict[str, Any],
+        experiment: str | None,
+        *,
+        start_session: bool = True,
+        person_named: bool = False,
     ) -> tuple[dict[str, Any], ToolResult, int | None]:
         """Run one of the agent's tool_use blocks.
 
         Returns the arguments it ran with, its result and the code-cell number whose
         output the result holds (None if it holds none). ``experiment`` names the
-        notebook when the agent starts a session without naming one. Without
+        notebook when the agent starts a session without naming one, or always when the
+        person chose it (``person_named``). Without
         ``start_session``, a call that needs a session fails as the tools answer it.
         """
         call_id, name = block["id"], block["name"]
         arguments = dict(block.get("input") or {})
         renames = name in ("start_new_session", "start_session_continue_notebook")
-        if renames and experiment and not arguments.get("experiment_name"):
+        if renames and experiment and (person_named or not arguments.get("experiment_name")):
             arguments["experiment_name"] = experiment
         prefix = ""
         if start_session and name in NEEDS_SESSION and not self.tools.sessions:

@@ -312,6 +312,7 @@ class Workbench:
                 setattr(config, key, value)
         else:
             config = s.config
+            config.experiment_by_person = bool(config.experiment or s.experiment_name)
             config.experiment = config.experiment or s.experiment_name or s.task
             task = s.task
             about = subject_briefing(s.model)
@@ -364,6 +365,21 @@ class Workbench:
             notebook.update_scribe(status=STATUS_FOR_REASON.get(reason, "paused"), receipt=receipt)
         except NotebookError as exc:  # the run's outcome stands; only its record is short
             log.warning("could not complete the receipt of %s: %s", path, exc)
+
+    def record_failure(self) -> None:
+        """Mark the run failed when its front end failed (the loop may have seen a cancel);
+        a run that had already concluded or spent its budget keeps that outcome."""
+        from scribe_tui.runtime.notebook import Notebook, NotebookError
+
+        notebook = self.investigation.notebook_path if self.investigation else None
+        if notebook is None:
+            return
+        try:
+            status = Notebook.load(notebook).scribe.get("status")
+        except NotebookError:
+            return
+        if status in ("running", "paused"):
+            self._complete(notebook, "failed")
 
     def host_status(self) -> HostStatus:
         """A fresh snapshot of the model host (never blocks on a running call for long)."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -88,6 +89,8 @@ CUT_OFF = (
     "Split the work into smaller cells and call the tools again."
 )
 CUT_OFF_TEXT = "Your turn was cut off at max_tokens. Go on, in smaller steps."
+REPEATED_FAILURES = 3
+"""The same call failing the same way this many times in a row is a loop: the run fails."""
 
 
 class Investigation(Resumable):
@@ -129,6 +132,8 @@ class Investigation(Resumable):
         self.asker = TurnAsker(provider, self.steering, self._emit)
         self._budget_turn: int | None = None  # the turn that answered the budget notice
         self._empty_turns = 0
+        self._failing: tuple[str, str, str] | None = None
+        self._failures = 0
         self._elapsed_before = 0.0
         self._paused_total = 0.0
         self._started: float | None = None
@@ -313,10 +318,14 @@ class Investigation(Resumable):
                     error_result(block["id"], "Not run: the person interrupted the turn.")
                 )
             else:
-                experiment = self.config.experiment
-                arguments, result, cell = await self.dispatcher.agent_call(block, experiment)
+                arguments, result, cell = await self.dispatcher.agent_call(
+                    block,
+                    self.config.experiment,
+                    person_named=self.config.experiment_by_person,
+                )
                 self._after_call(block["name"], arguments, result)
                 self.conversation.pend(result_block(block["id"], result), cell=cell)
+                self._stop_repeated_failure(block["name"], arguments, result)
                 await self._boundary()
         if self.conclusion is not None:
             self._commit(self._compose(None, final=True))
@@ -376,6 +385,22 @@ class Investigation(Resumable):
         elif name == "conclude":
             answer, evidence = str(arguments["answer"]), str(arguments["evidence"])
             self._concluded(answer, float(arguments["confidence"]), evidence)
+
+    def _stop_repeated_failure(
+        self, name: str, arguments: Mapping[str, Any], result: ToolResult
+    ) -> None:
+        """Fail the run when one call keeps failing identically: retrying cannot help."""
+        if not result.is_error:
+            self._failing, self._failures = None, 0
+            return
+        key = (name, json.dumps(arguments, sort_keys=True, default=str), result.text)
+        self._failures = self._failures + 1 if key == self._failing else 1
+        self._failing = key
+        if self._failures >= REPEATED_FAILURES:
+            first_line = (result.text.strip().splitlines() or ["no message"])[0]
+            message = f"{name} failed {self._failures} times in a row the same way: {first_line}"
+            self._emit(ErrorEvent(message=message, fatal=True))
+            raise Stop("failed", message)
 
     def _note(self, blocks: list[dict[str, Any]]) -> None:
         """Tell the agent, with the next user message, what a person's cell did."""

@@ -40,6 +40,8 @@ class InvestigationConfig:
     """The newest cell outputs that never shrink."""
     experiment: str | None = None
     """Notebook name used when the agent's ``start_new_session`` names none."""
+    experiment_by_person: bool = False
+    """``experiment`` came from the person (``--name``): it wins over the agent's own name."""
     methodology: bool = True
     """Give the agent the research methodology (``prompts/methodology.md``) in its prompt."""
     retry_delays: tuple[float, ...] = (5.0, 20.0, 60.0)

@@ -29,14 +29,20 @@ from scribe_tui.bench.grid import (
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+USAGE = (
+    "scribe-tui bench [SPEC.toml] [--axis KEY=V1,V2 ...] [--repeat N] [--jobs N] [--out DIR] ...\n"
+    "       scribe-tui bench report DIR"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scribe-tui bench",
+        usage=USAGE,
         description="Score investigators on model organisms: every combination of the axes, "
         "each run an ordinary investigation under DIR/runs/, scored against answer keys "
-        "the agents never see. `scribe-tui bench report DIR` re-renders the report.",
+        "the agents never see. `scribe-tui bench report DIR` prints the table again and "
+        "rewrites DIR/report.md.",
     )
     parser.add_argument("spec", nargs="?", type=Path, help="a TOML spec ([grid] and [run])")
     parser.add_argument(
@@ -83,6 +89,12 @@ def main(argv: list[str]) -> int:
     if args.dry_run:
         _print_grid(runs, out, options)
         return EXIT_OK
+    from scribe_tui.paths import writable_folder
+
+    unwritable = writable_folder(out, "the bench's runs", "choose another folder with --out")
+    if unwritable:
+        print(f"scribe-tui bench: {unwritable}", file=sys.stderr)
+        return EXIT_USAGE
     from scribe_tui.bench.modal_backend import ModalBenchRunner, ModalUnavailable
     from scribe_tui.bench.runner import BenchRunner
 
@@ -180,6 +192,8 @@ def _check_keys(organisms: list[str]) -> None:
 
 
 def _print_grid(runs: list[RunSpec], out: Path, options: dict[str, Any]) -> None:
+    from scribe_tui.bench.report import methodology_note
+
     axes: dict[str, list[Any]] = {}
     for run in runs:
         for key, value in run.axes:
@@ -194,27 +208,42 @@ def _print_grid(runs: list[RunSpec], out: Path, options: dict[str, Any]) -> None
         f"{len(runs)} runs = {cells} grid cells × {options['repeat']} repeat(s); "
         f"{options['jobs']} at once; into {out}/"
     )
+    note = methodology_note([{"axes": run.to_dict()} for run in runs])
+    if note:
+        print(note)
 
 
 def _finish(out: Path, *, quiet: bool) -> int:
     """Write the report, print the table; the number of failed runs."""
-    from scribe_tui.bench.report import default_by, format_table, load_results, write_report
-    from scribe_tui.bench.scoring import summarise
+    from scribe_tui.bench.report import (
+        default_by,
+        format_table,
+        load_results,
+        methodology_note,
+        write_report,
+    )
+    from scribe_tui.bench.scoring import is_failed, summarise
 
     rows = load_results(out)
     report = write_report(out)
     if not quiet:
         by = default_by(rows)
         print(format_table(summarise(rows, by), by))
+        note = methodology_note(rows)
+        if note:
+            print(note)
         print(f"report: {report}", file=sys.stderr)
-    return sum(1 for row in rows if row.get("exit") == "failed")
+    return sum(1 for row in rows if is_failed(row))
 
 
 def _report_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="scribe-tui bench report", description="Print a bench's table, write its report.md."
+        prog="scribe-tui bench report",
+        description="Print a bench's table again and rewrite DIR/report.md and report.png "
+        "(coverage, accuracy when answering, Brier, false positives on controls, failed runs "
+        "and a reliability diagram). Example: scribe-tui bench report bench",
     )
-    parser.add_argument("dir", type=Path)
+    parser.add_argument("dir", type=Path, help="the --out directory of a bench")
     args = parser.parse_args(argv)
     if not (args.dir / "results.jsonl").is_file():
         print(
@@ -258,17 +287,18 @@ class Progress:
         self._status()
 
     def _finished(self, row: dict[str, Any]) -> None:
+        from scribe_tui.bench.scoring import verdict as verdict_of
+
         self.done += 1
         self.finished_here += 1
-        if row.get("scored") and row.get("exit") != "failed":
+        verdict: str = verdict_of(row)
+        if verdict not in ("failed", "unscored"):
             self.scored += 1
-            self.correct += bool(row.get("correct"))
-        if row.get("exit") == "failed":
+            self.correct += verdict == "correct"
+        if verdict == "failed":
             verdict = f"failed: {row.get('error')}"
-        elif row.get("abstained"):
-            verdict = "abstained"
-        else:
-            verdict = {True: "correct", False: "wrong", None: "unscored"}[row.get("correct")]
+        elif verdict == "wrong" and row.get("false_positive"):
+            verdict = "false positive"
         answer = "" if row.get("answer") is None else f" {row['answer']!r} ({row['confidence']})"
         self._line(
             f"  [{self.done}/{self.total}] {row['run_id']}  {verdict}{answer}  "
