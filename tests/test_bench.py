@@ -25,8 +25,10 @@ from fake_anthropic import (
 from test_investigate_e2e import cli_env
 
 from scribe_tui.bench.grid import build_grid, expand
-from scribe_tui.bench.report import load_results
+from scribe_tui.bench.report import METHODOLOGY_NOTE, load_results, write_report
 from scribe_tui.bench.runner import BenchRunner
+from scribe_tui.organisms.keys import answer_key_record
+from scribe_tui.organisms.registry import list_organisms
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +74,7 @@ def test_bench_over_the_bundled_organisms_scores_reports_and_resumes(tmp_path: P
         nbformat.validate(nbformat.read(notebook, as_version=4))
         assert notebook.parent == out / "runs" / row["run_id"]
     report = (out / "report.md").read_text()
-    assert "![accuracy](report.png)" in report
+    assert "![accuracy and reliability](report.png)" in report and "## Reliability" in report
     for row in rows:
         assert f"]({row['notebook']})" in report  # one click from the table to the notebook
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -149,7 +151,24 @@ def test_dry_run_prints_the_grid_and_runs_nothing(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert "24 runs = 8 grid cells × 3 repeat(s)" in run.stdout
     assert "methodology       on, off" in run.stdout
+    assert METHODOLOGY_NOTE in run.stdout  # the autopilot ignores the axis: said, not faked
     assert not (tmp_path / "b").exists()
+
+
+def test_bench_usage_shows_bench_report(tmp_path: Path) -> None:
+    for args in (["--help"], ["--bogus"]):
+        run = bench(*args, cwd=tmp_path)
+        assert "scribe-tui bench report DIR" in run.stdout + run.stderr, args
+
+
+def test_run_ids_name_the_axis_of_every_value_off_its_default() -> None:
+    grid = build_grid({}, [("methodology", ["on", "off"]), ("max_turns", ["5"])])
+    on, off = (run.run_id for run in expand(grid, 1))
+    assert on.startswith("autopilot_taboo_whitebox_max-turns=5_r0_")
+    assert off.startswith("autopilot_taboo_whitebox_methodology=off_max-turns=5_r0_")
+    # Defaults stay out, so the runs of a plain grid keep their ids when an axis is added.
+    (plain,) = expand(build_grid({}, []), 1)
+    assert plain.run_id.startswith("autopilot_taboo_whitebox_r0_")
 
 
 @pytest.mark.parametrize(
@@ -252,3 +271,56 @@ async def test_claude_bench_over_the_loopback_api(
     outputs = json.dumps([c.get("outputs", []) for c in notebook.cells])
     assert "ran in the host" in outputs
     assert len(fake_anthropic.requests) == 4
+
+
+async def test_claude_bench_scores_a_control_and_a_budget_exit(
+    fake_anthropic: FakeAnthropic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a control, ``none`` is right; running out of budget is no answer, never right."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-bench-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_anthropic.base_url)
+    control = next(info.name for info in list_organisms() if answer_key_record(info.name).control)
+
+    def turn(block: dict) -> Turn:
+        return Turn([block], stop_reason="tool_use")
+
+    def opening(run: str) -> list[Turn]:
+        return [
+            turn(tool_use(f"{run}1", "start_new_session", {"experiment_name": "bench"})),
+            turn(tool_use(f"{run}2", "init_session", {"session_id": "s1"})),
+        ]
+
+    none = {"session_id": "s1", "answer": "none", "confidence": 0.8, "evidence": "no word"}
+    fake_anthropic.script(
+        # One run at a time: the first concludes in its last turn, the second does not.
+        *opening("a"),
+        turn(tool_use("a3", "conclude", none)),
+        *opening("b"),
+        turn(tool_use("b3", "execute_code", {"session_id": "s1", "code": "print(1)"})),
+    )
+    grid = build_grid(
+        {},
+        [
+            ("agent", ["claude:claude-sonnet-4-6"]),
+            ("organism", [control]),
+            ("checkpoint_every", ["0"]),
+            ("max_turns", ["2"]),  # the budget notice gives one turn more
+        ],
+    )
+    out = tmp_path / "out"
+    await BenchRunner(out, expand(grid, 2), jobs=1).run()
+    concluded, spent = sorted(load_results(out), key=lambda row: row["exit"] != "concluded")
+    assert concluded["exit"] == "concluded" and concluded["control"] is True
+    assert (concluded["claim"], concluded["correct"], concluded["false_positive"]) == (
+        "none",
+        True,
+        False,
+    )
+    assert spent["exit"] == "budget" and spent["answer"] is None and spent["error"] is None
+    assert (spent["claim"], spent["correct"], spent["abstained"]) == (None, None, False)
+
+    text = write_report(out).read_text()
+    assert "Runs: 2 done; 1 answered, 0 unknown, 1 without an answer, 0 failed." in text
+    # n, fail, no answer, unknown, coverage, accuracy, Brier, FP ctrl, unsealed
+    assert "| 2 | 0 | 1 | 0 | 0.50 | 1.00 [0.21–1.00] | 0.04 | 0.00 | 0 |" in text
+    assert "⏹ no answer · exit: budget" in text and "| 0.8–0.9 | 1 | 0.80 | 1.00 |" in text

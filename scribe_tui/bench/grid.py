@@ -73,7 +73,8 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """Readable and stable: the main axes, the repeat, and a digest of every value.
+        """Readable and stable: the main axes, every other axis off its default as
+        ``axis=value`` (``methodology=off``), the repeat, and a digest of every value.
 
         It names the run's folder, which the sealed kernel sees: an organism given as a
         directory appears by its kind, never by its (possibly telling) name.
@@ -82,8 +83,16 @@ class RunSpec:
         digest = hashlib.sha256(
             json.dumps([values, self.repeat], sort_keys=True).encode()
         ).hexdigest()[:6]
+        named = ("agent", "organism", "mode")  # values that say which axis they are
         parts = [values["agent"], organism_label(values["organism"]), values["mode"]]
-        slug = "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", str(p)).strip("-") for p in parts)
+        # Values like "off" or "5" say nothing without their axis; defaults are left out so
+        # that adding an axis to a grid keeps the ids (and so the finished runs) it had.
+        parts += [
+            f"{axis}={values[axis]}"
+            for axis in AXES
+            if axis not in named and axis in values and [values[axis]] != DEFAULTS.get(axis)
+        ]
+        slug = "_".join(re.sub(r"[^A-Za-z0-9.=-]+", "-", str(p)).strip("-") for p in parts)
         return f"{slug}_r{self.repeat}_{digest}"
 
     def to_dict(self) -> dict[str, Any]:
