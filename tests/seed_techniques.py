@@ -125,3 +125,44 @@ def prefill_attack(
 
 
 SEED_FIVE = (generate_text, analyze_token_probs, get_model_info, logit_lens, prefill_attack)
+
+
+# The seed *document* (the system prompt researchers copy from) shows two of them in
+# another form: the prompt is ``text``, analyze_token_probs ranks the top_k next
+# tokens, and logit_lens returns one row per chosen layer. Restated likewise.
+
+
+def document_analyze_token_probs(model: Any, tokenizer: Any, text: str, top_k: int = 10) -> list:
+    """Get top-k next token predictions."""
+    import torch
+
+    inputs = tokenizer(text, return_tensors="pt").to(model.device)
+    with torch.no_grad():
+        probs = torch.softmax(model(**inputs).logits[0, -1, :], dim=-1)
+    top_probs, top_indices = torch.topk(probs, top_k)
+    return [
+        {"token": tokenizer.decode([i]), "probability": p.item()}
+        for i, p in zip(top_indices, top_probs, strict=True)
+    ]
+
+
+def document_logit_lens(model: Any, tokenizer: Any, text: str, layers: Any = None) -> list:
+    """Decode hidden states from each layer to see predictions."""
+    import torch
+
+    inputs = tokenizer(text, return_tensors="pt").to(model.device)
+    with torch.no_grad():
+        hidden_states = model(**inputs, output_hidden_states=True).hidden_states
+    lm_head = model.lm_head if hasattr(model, "lm_head") else model.get_output_embeddings()
+    results = []
+    for layer_idx in range(len(hidden_states)) if layers is None else layers:
+        probs = torch.softmax(lm_head(hidden_states[layer_idx][0, -1, :]), dim=-1)
+        top_prob, top_idx = torch.max(probs, dim=-1)
+        results.append(
+            {
+                "layer": layer_idx,
+                "top_token": tokenizer.decode([top_idx]),
+                "probability": top_prob.item(),
+            }
+        )
+    return results

@@ -88,6 +88,35 @@ def test_the_seeds_five_run_verbatim_and_agree_with_the_library(lm: LoadedModel)
     seed_middle = [t["probability"] for t in seed_lens["layers"][1]["top_tokens"]]
     assert middle != pytest.approx(seed_middle, rel=0.05)
 
+
+def test_the_seed_documents_calls_work_beside_the_librarys(lm: LoadedModel) -> None:
+    """``analyze_token_probs(text=..., top_k=5)`` and ``logit_lens(text=..., layers=[...])``,
+    as the seed prompt writes them, return what the seed document's own versions do."""
+    model, tok, text = lm.model, lm.tokenizer, "the moon is"
+    top = tq.analyze_token_probs(model, tok, text=text, top_k=5)
+    theirs = seed.document_analyze_token_probs(model, tok, text=text, top_k=5)
+    assert all(set(t) == {"token", "token_id", "probability"} for t in top)
+    if lm.dtype == "float32":  # in bfloat16 the seed's softmax ties what float32 ranks
+        assert [t["token"] for t in top] == [t["token"] for t in theirs]
+        for a, b in zip(top, theirs, strict=True):
+            assert a["probability"] == pytest.approx(b["probability"], rel=tolerance(lm))
+    else:
+        assert top[0]["token"] in {t["token"] for t in theirs}
+    # The positional form ranks the same tokens; targets still give their dict.
+    assert tq.analyze_token_probs(model, tok, text, top_k=5) == top
+    assert set(tq.analyze_token_probs(model, tok, text, [" moon"])) == {" moon"}
+
+    rows = tq.logit_lens(model, tok, text=text, layers=[0, 2])
+    seed_rows = seed.document_logit_lens(model, tok, text=text, layers=[0, 2])
+    assert [sorted(r) for r in rows] == [sorted(r) for r in seed_rows]
+    assert [r["layer"] for r in rows] == [0, 2]
+    if lm.dtype == "float32":  # the last hidden state is normalised: the same top token
+        assert rows[-1]["top_token"] == seed_rows[-1]["top_token"]
+    lens = tq.logit_lens(model, tok, prompt=text, layers=[0, 2])
+    assert [r["top_token"] for r in rows] == [x["top_tokens"][0]["token"] for x in lens["layers"]]
+    with pytest.raises(TypeError, match="both"):
+        tq.logit_lens(model, tok, text, text=text)
+
     for prefill in (" my secret word is", ""):
         assert tq.prefill_attack(model, tok, QUESTION, prefill, 6) == seed.prefill_attack(
             model, tok, QUESTION, prefill, 6

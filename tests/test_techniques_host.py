@@ -77,6 +77,14 @@ def test_the_seeds_five_and_the_library_agree_through_client_run(host: HostProce
             "max_new_tokens": 5,
         }
         assert client.run(seed.prefill_attack, **attack) == client.run(tq.prefill_attack, **attack)
+        # The seed document's calls, as researchers copy them from the seed prompt.
+        top = client.run(tq.analyze_token_probs, text=prompt, top_k=5)
+        seed_top = client.run(seed.document_analyze_token_probs, text=prompt, top_k=5)
+        assert [t["token"] for t in top] == [t["token"] for t in seed_top]
+        rows = client.run(tq.logit_lens, text=prompt, layers=[0, 2])
+        seed_rows = client.run(seed.document_logit_lens, text=prompt, layers=[0, 2])
+        assert [sorted(r) for r in rows] == [sorted(r) for r in seed_rows]
+        assert rows[-1]["top_token"] == seed_rows[-1]["top_token"]
 
 
 async def test_scripted_claude_runs_a_library_technique_through_client_run(

@@ -14,8 +14,22 @@ from typing import Any
 
 from scribe_tui.techniques import prompting
 from scribe_tui.techniques.locate import anatomy, decode_residual
+from scribe_tui.techniques.seed_forms import accepts_text
 
 
+def _seed_rows(lens: dict[str, Any]) -> list[dict[str, Any]]:
+    """The seed document's shape: per layer, its top token and that token's probability."""
+    return [
+        {
+            "layer": row["layer"],
+            "top_token": row["top_tokens"][0]["token"],
+            "probability": row["top_tokens"][0]["probability"],
+        }
+        for row in lens["layers"]
+    ]
+
+
+@accepts_text(_seed_rows)
 def logit_lens(
     model: Any,
     tokenizer: Any,
@@ -31,6 +45,9 @@ def logit_lens(
     last layer is the model's own prediction. Returns ``{"prompt", "num_layers",
     "final_norm", "layers": [{"layer", "top_tokens": [{"token", "token_id",
     "probability"}]}]}``; ``chat=True`` formats ``prompt`` as a user turn first.
+
+    The seed document's form, ``logit_lens(text=..., layers=[0, 6, 12])``, returns its
+    shape: ``[{"layer", "top_token", "probability"}]`` (read through the final norm).
     """
     import torch
 

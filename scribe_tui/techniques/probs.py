@@ -6,6 +6,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from scribe_tui.techniques import prompting
+from scribe_tui.techniques.seed_forms import accepts_text
 
 if TYPE_CHECKING:
     import torch
@@ -13,20 +14,26 @@ if TYPE_CHECKING:
 Prompt = str | list[dict[str, str]]
 
 
+@accepts_text()
 def analyze_token_probs(
-    model: Any, tokenizer: Any, prompt: str, target_tokens: list[str]
-) -> dict[str, dict[str, Any]]:
-    """Probability that each target's first token comes next after raw ``prompt``.
+    model: Any, tokenizer: Any, prompt: str, target_tokens: list[str] | None = None, top_k: int = 10
+) -> dict[str, dict[str, Any]] | list[dict[str, Any]]:
+    """Next-token probabilities after raw ``prompt``: of each target's first token, or of the
+    ``top_k`` most likely.
 
-    ``{target: {"token_id", "probability", "num_tokens"}}``; a target of several
-    tokens is scored by its first one only (``num_tokens`` says so): use
-    :func:`word_probs` for whole words.
+    With ``target_tokens``: ``{target: {"token_id", "probability", "num_tokens"}}``; a
+    target of several tokens is scored by its first one only (``num_tokens`` says so):
+    use :func:`word_probs` for whole words. Without: ``[{"token", "token_id",
+    "probability"}]``, most likely first, as the seed document's
+    ``analyze_token_probs(text=..., top_k=5)`` returns.
     """
     import torch
 
     ids = prompting.encode(model, tokenizer, prompt, templated=False)
     with torch.no_grad():
         probs = model(ids).logits[0, -1].float().softmax(-1)
+    if target_tokens is None:
+        return _ranked(tokenizer, probs, top_k)
     results = {}
     for target in target_tokens:
         token_ids = tokenizer.encode(target, add_special_tokens=False)
@@ -58,6 +65,11 @@ def next_token_probs(
     ids = prompting.context_ids(model, tokenizer, prompt, prefill, chat)
     with torch.no_grad():
         probs = model(ids).logits[0, -1].float().softmax(-1)
+    return _ranked(tokenizer, probs, top_k)
+
+
+def _ranked(tokenizer: Any, probs: torch.Tensor, top_k: int) -> list[dict[str, Any]]:
+    """The ``top_k`` tokens of a probability vector, most likely first."""
     top = probs.topk(min(top_k, probs.shape[-1]))
     return [
         {"token": tokenizer.decode([int(i)]), "token_id": int(i), "probability": float(p)}
