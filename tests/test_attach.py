@@ -1,4 +1,8 @@
-"""Attach: a person opens the agent's live, sealed kernel with `jupyter console --existing`."""
+"""Attach: a person opens the agent's live, sealed kernel with `jupyter console --existing`.
+
+The kernel is sealed (network closed included) where this machine can seal one; the
+test id and a printed line say which it ran, and a cell checks the seal is real.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from scribe_tui.events import Event, KernelStarted, event_from_dict
 from scribe_tui.runtime.sandbox import base_policy, probe
 from scribe_tui.tools import NotebookTools
 
+SEALING = "sealed" if probe().sealed else "unsealed"
 
-async def test_jupyter_console_reaches_the_live_sealed_kernel(tmp_path: Path) -> None:
+
+@pytest.mark.parametrize("sealing", [SEALING])
+async def test_jupyter_console_reaches_the_live_kernel(tmp_path: Path, sealing: str) -> None:
+    print(f"attach test runs {sealing}: {probe().label}")
+    sealed = sealing == "sealed"
+    outside = tmp_path / "outside.txt"  # beyond the kernel's grants
+    outside.write_text("readable")
     events: list[Event] = []
-    sealed = probe().sealed
     tools = NotebookTools(
         tmp_path / "notebooks",
         setup_code="print('ready')",
@@ -42,6 +54,15 @@ async def test_jupyter_console_reaches_the_live_sealed_kernel(tmp_path: Path) ->
         # The agent's next cell sees what the person defined: one live kernel.
         result = await tools.call("execute_code", {"code": "print(shared * 2)"})
         assert not result.is_error and "82" in result.text, result.text
+        # The seal this test claims: a sealed kernel cannot read outside its folders.
+        probe_cell = f"""
+try:
+    print(open({str(outside)!r}).read())
+except PermissionError:
+    print("denied")
+"""
+        result = await tools.call("execute_code", {"code": probe_cell})
+        assert ("denied" if sealed else "readable") in result.text, result.text
     finally:
         await tools.aclose()
 
