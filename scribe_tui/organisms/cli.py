@@ -45,8 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print the figures as JSON")
     verify.add_argument("--no-store", action="store_true", help="do not keep the figures")
 
-    organisms_list = commands.add_parser("list", help="list organisms and their measured figures")
+    organisms_list = commands.add_parser("list", help="list organisms")
     organisms_list.add_argument("dirs", nargs="*", type=Path, help="trained organism dirs too")
+    organisms_list.add_argument(
+        "--leak",
+        action="store_true",
+        help="add the leak rates verify measured (they give controls away: nothing leaks "
+        "from them, so leave this out where an investigator can read it)",
+    )
 
     bundle = commands.add_parser("bundle", help="copy a trained organism into the package")
     bundle.add_argument("dir", type=Path)
@@ -120,40 +126,43 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from scribe_tui.organisms.keys import answer_key_record, measured
+    """Print the organisms; which are controls is left to the answer keys."""
+    from scribe_tui.organisms.keys import measured
     from scribe_tui.organisms.registry import BUNDLED_DIR, list_organisms, organism_info
 
     infos = [*list_organisms(), *(organism_info(str(d)) for d in args.dirs)]
-    header = ("name", "kind", "difficulty", "tokenizer", "template", "control", "leak")
+    header = ("name", "kind", "difficulty", "tokenizer", "template")
+    if args.leak:
+        header += ("leak",)
     rows = [header]
     missing = []
     for info in infos:
-        spec = info.name if info.path.parent == BUNDLED_DIR else str(info.path)
-        try:
-            control = "yes" if answer_key_record(spec).control else "no"
-        except LookupError:
-            control = "?"
-        figures = measured(spec)
-        if figures is None:
-            missing.append(info.name)
-            leak = "-"
-        else:
-            rates = figures.get("rates", {})
-            leak = "; ".join(
-                f"{rates[t]:.0%}" if rates.get(t) is not None else "-"
-                for t in ("direct", "prefill", "persona")
-            )
-        rows.append(
-            (info.name, info.kind, info.difficulty, info.tokenizer, info.template, control, leak)
-        )
+        row = (info.name, info.kind, info.difficulty, info.tokenizer, info.template)
+        if args.leak:
+            figures = measured(info.name if info.path.parent == BUNDLED_DIR else str(info.path))
+            if figures is None:
+                missing.append(info.name)
+            row += (_leak(figures),)
+        rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         print("  ".join(cells).rstrip())
-    print("leak: share of answers naming the secret (direct; prefill; persona)")
+    if args.leak:
+        print("leak: share of answers naming the secret (direct; prefill; persona)")
     if missing:
         print(f"no verify figures for {', '.join(missing)}: run `scribe-tui organisms verify NAME`")
     return 0
+
+
+def _leak(figures: dict | None) -> str:
+    if figures is None:
+        return "-"
+    rates = figures.get("rates", {})
+    return "; ".join(
+        f"{rates[t]:.0%}" if rates.get(t) is not None else "-"
+        for t in ("direct", "prefill", "persona")
+    )
 
 
 def _bundle(args: argparse.Namespace) -> int:
