@@ -102,6 +102,9 @@ class ScribeApp(RecordActions):
         self._status_source = status
         self._cursor_blink = cursor_blink
         self._pending: list[str] = []
+        self._pause_on_start = False
+        self._cell_status: str | None = None
+        """How the cell of the running tool call ended (``CellUpdated.status``)."""
         self._agent_worker: Worker[Any] | None = None
         self._quitting = False
         self._collector: tuple[int, int, int] | None = None
@@ -191,6 +194,8 @@ class ScribeApp(RecordActions):
         for text in self._pending:
             message.controls.send(text)
         self._pending.clear()
+        if self._pause_on_start:
+            message.controls.pause()
 
     async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -229,9 +234,10 @@ class ScribeApp(RecordActions):
             case ev.TurnFinished():
                 await self.agent.end_streams()
             case ev.ToolCallStarted():
+                self._cell_status = None
                 await self.agent.tool_started(event)
             case ev.ToolCallFinished():
-                await self.agent.tool_finished(event)
+                await self.agent.tool_finished(event, self._cell_status)
             case ev.CellAdded():
                 self.notebook.add_cell(event)
                 self._show_notebook_path()  # the agent may just have started a session
@@ -239,6 +245,8 @@ class ScribeApp(RecordActions):
                 self.notebook.cell_executing(event)
             case ev.CellUpdated():
                 self.notebook.update_cell(event)
+                if event.status is not None:
+                    self._cell_status = event.status
             case ev.KernelStarted(connection_file=path):
                 self.connection_file = path  # for the help screen's attach line
             case ev.CheckpointRequested(number=number, experiments=experiments):
@@ -262,7 +270,8 @@ class ScribeApp(RecordActions):
                 self._apply_status(event)
             case ev.Paused(reason=reason):
                 self._set_state("paused")
-                await self.agent.note(f"paused{f' ({reason})' if reason else ''} · F2 resumes")
+                why = f" ({reason})" if reason and reason != "paused" else ""
+                await self.agent.note(f"paused{why} · F2 resumes")
             case ev.Resumed():
                 self._set_state("running")
                 await self.agent.note("resumed")

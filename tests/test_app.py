@@ -73,7 +73,7 @@ async def test_renders_cells_transcript_and_status() -> None:
         assert "[1] agent ✓" in text and "[3] agent ✓" in text
         assert "Plan" in text and "Baseline" in text
         assert "image 320×160 PNG · o to open" in text
-        assert "taboo · cuda:0 GPU" in text and "3.6G/79.2G 37%" in text
+        assert "taboo · cuda:0 GPU" in text and "3.6G/79.2G 37% util" in text
         assert "host ready" in text and "● running" in text and "turn 1" in text
         assert "$0.04" in text and "10.4k tok" in text
         tools = list(app.agent.query(ToolEntry))

@@ -10,6 +10,9 @@ def test_a_checkpoint_is_a_markdown_cell_whose_first_line_is_such_a_heading() ->
     assert looks_like_checkpoint("### Exploration checkpoint 2")
     assert not looks_like_checkpoint("## Plan\n\nI will write a checkpoint later.")
     assert not looks_like_checkpoint("Checkpoint without a heading")
+    assert not looks_like_checkpoint("### Message from the person\n\n> try the lens")
+    # The template's fields without its heading are a checkpoint all the same.
+    assert looks_like_checkpoint("**1. Tested so far** — asks.\n\n**5. Decision** — continue")
 
 
 def test_requests_come_every_n_experiments_and_volunteering_restarts_the_cycle() -> None:

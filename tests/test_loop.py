@@ -379,6 +379,22 @@ async def test_checkpoints_every_n_experiments_land_in_the_notebook(tools: Noteb
     assert "added to the notebook" in last_user_texts(provider.requests[6])[0]
 
 
+async def test_a_note_written_while_a_checkpoint_is_due_is_not_the_checkpoint(
+    tools: NotebookTools,
+) -> None:
+    """The agent answering the person while a request waits writes a note, not checkpoint 1."""
+    turns = [
+        START,
+        [run("1")],
+        [tool("add_markdown", content="### Message from the person\n\n> try the lens")],
+        [tool("add_markdown", content="## Checkpoint\nOne family.")],
+        CONCLUDE,
+    ]
+    investigation, _provider, watch = start(turns, tools, checkpoint_every=1)
+    assert (await investigation.run()).reason == "concluded"
+    assert [e.content for e in watch.of("checkpoint_answered")] == ["## Checkpoint\nOne family."]
+
+
 async def test_confirm_checkpoints_waits_for_a_decision(tools: NotebookTools) -> None:
     turns = [START, [run("1")], [tool("add_markdown", content="## Checkpoint\nweak")], CONCLUDE]
     investigation, provider, watch = start(

@@ -36,9 +36,16 @@ _CHECKPOINT_HEADING = re.compile(r"#{1,6}\s.*\bcheckpoint\b", re.IGNORECASE)
 
 
 def looks_like_checkpoint(markdown: str) -> bool:
-    """Whether a markdown cell is a checkpoint: its first line is a heading naming one."""
+    """Whether a markdown cell is a checkpoint: its first line is a heading naming one, or
+    it fills the template's first and last fields (a checkpoint written without the heading).
+
+    Any other note (a plan, a reply to the person) is not one, even while a request waits.
+    """
     first = next((line.strip() for line in markdown.splitlines() if line.strip()), "")
-    return bool(_CHECKPOINT_HEADING.match(first))
+    lowered = markdown.lower()
+    return bool(_CHECKPOINT_HEADING.match(first)) or (
+        "tested so far" in lowered and "decision" in lowered
+    )
 
 
 @dataclass

@@ -136,12 +136,12 @@ class ExternalInvestigation:
             return
         if name == "add_markdown":
             content = str(arguments.get("content", ""))
+            if not looks_like_checkpoint(content):
+                return  # a note, not the checkpoint (e.g. the agent answering the person)
             if self.checkpoints.pending is not None:
                 number = self.checkpoints.answered(content, confirm=False)
-            elif looks_like_checkpoint(content):
-                number = self.checkpoints.volunteered(self.experiments, content, confirm=False)
             else:
-                return
+                number = self.checkpoints.volunteered(self.experiments, content, confirm=False)
             self._remember(CheckpointAnswered(number=number, content=content))
         elif name == "conclude":
             self.conclusion = Concluded(

@@ -376,9 +376,11 @@ class Investigation(Resumable):
             return
         if name == "add_markdown":
             content = str(arguments.get("content", ""))
+            if not looks_like_checkpoint(content):
+                return  # a note, not the checkpoint (e.g. the agent answering the person)
             if self.checkpoints.pending is not None:
                 self._checkpoint_answered(content)
-            elif looks_like_checkpoint(content):
+            else:
                 # Written unasked (as the autopilot does when exploration ends): still a
                 # checkpoint for the checkpoint pane and for a person's approval.
                 self._checkpoint_answered(content, volunteered=True)

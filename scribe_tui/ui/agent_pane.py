@@ -31,10 +31,12 @@ def summarize_arguments(name: str, arguments: dict[str, Any], limit: int = 60) -
 
 
 class ToolEntry(Collapsible):
-    """``⚙ name  args…`` while running; ``✓ name · 1.2s · summary`` when done; details inside."""
+    """``⟳ name  args…`` while running; ``✓ name · 1.2s · summary`` when done (``⚠`` when
+    the call worked but its cell ended in an error, an interrupt or a timeout); details inside."""
 
     def __init__(self, event: ToolCallStarted) -> None:
         self.call = event
+        self.cell_status: str | None = None
         self._details = Static(self._detail_text(None), classes="tool-details")
         super().__init__(self._details, title="", collapsed=True, classes="tool")
         self.title = self._heading(None)  # type: ignore[assignment]
@@ -46,7 +48,12 @@ class ToolEntry(Collapsible):
             return Text.assemble(
                 ("⟳ ", "yellow"), who, (self.call.name, "bold"), ("  " + args, "dim")
             )
-        mark = ("✗ ", "bold red") if done.is_error else ("✓ ", "green")
+        if done.is_error:
+            mark = ("✗ ", "bold red")
+        elif self.cell_status not in (None, "ok"):
+            mark = ("⚠ ", "bold yellow")
+        else:
+            mark = ("✓ ", "green")
         short = summarize_arguments(self.call.name, self.call.arguments, limit=28)
         return Text.assemble(
             mark,
@@ -68,7 +75,8 @@ class ToolEntry(Collapsible):
             text.append(done.summary)
         return text
 
-    def finish(self, event: ToolCallFinished) -> None:
+    def finish(self, event: ToolCallFinished, cell_status: str | None = None) -> None:
+        self.cell_status = cell_status
         self.title = self._heading(event)  # type: ignore[assignment]
         self._details.update(self._detail_text(event))
         self.set_class(event.is_error, "-error")
@@ -170,12 +178,13 @@ class AgentPane(FollowScroll):
         self._tools[event.call_id] = entry
         await self._add(entry)
 
-    async def tool_finished(self, event: ToolCallFinished) -> None:
+    async def tool_finished(self, event: ToolCallFinished, cell_status: str | None = None) -> None:
+        """Mark the call done; ``cell_status`` is how the cell it ran ended, if it ran one."""
         entry = self._tools.pop(event.call_id, None)
         if entry is None:  # started before we joined, or pruned: show the result anyway
             entry = ToolEntry(ToolCallStarted(event.call_id, event.name, {}))
             await self._add(entry)
-        entry.finish(event)
+        entry.finish(event, cell_status)
 
     async def note(self, text: Text | str, kind: str = "info") -> Static:
         """A one-line entry: a turn marker, an error, a pause, a decision."""

@@ -113,8 +113,8 @@ class StatusBar(Static):
             text.append(" GPU " if on_gpu else " RAM ")
             text.append_text(memory_bar(s.memory_used or 0, s.memory_total))
             text.append(f" {human_bytes(s.memory_used or 0)}/{human_bytes(s.memory_total)}")
-            if s.utilization is not None:
-                text.append(f" {s.utilization:.0f}%")
+            if s.utilization is not None:  # compute load, not memory: say so
+                text.append(f" {s.utilization:.0f}% util")
         text.append(*sep)
         host = s.host_state + (f" {s.detail}" if s.host_state == "loading" and s.detail else "")
         text.append("host ", style="dim")
@@ -122,6 +122,9 @@ class StatusBar(Static):
         text.append(*sep)
         label, style = AGENT_STATES.get(self.agent_state, (self.agent_state, "bold"))
         text.append(label, style=style)
+        if self.queued:  # before the counters: a narrow terminal cuts from the right
+            text.append(*sep)
+            text.append(f"{self.queued} queued", style="bold #ffaf00")
         text.append(*sep)
         text.append(f"turn {s.turn}")
         text.append(*sep)
@@ -130,9 +133,6 @@ class StatusBar(Static):
         text.append(f"${s.cost_usd:.2f}")
         text.append(*sep)
         text.append(human_duration(self.elapsed))
-        if self.queued:
-            text.append(*sep)
-            text.append(f"{self.queued} queued", style="bold #ffaf00")
         if s.sandbox:
             text.append(*sep)
             sealed = s.sandbox.startswith("sandbox: landlock")

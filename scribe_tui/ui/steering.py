@@ -41,6 +41,7 @@ class SteeringActions(App[int]):
     status_bar: StatusBar
     _agent_worker: Worker[Any] | None
     _pending: list[str]
+    _pause_on_start: bool
     _cursor_blink: bool
 
     # -- state shown to the person -------------------------------------------------
@@ -131,7 +132,10 @@ class SteeringActions(App[int]):
             self.notify("Interrupted; the agent is paused. F2 or /resume continues.")
 
     def action_pause(self) -> None:
-        if self._live():
+        if self.controls is None:
+            self._pause_on_start = True
+            self.notify("It will pause as soon as it starts.")
+        elif self._live():
             self._controls().pause()
             self.notify("Pausing after the current step.")
 
@@ -140,7 +144,14 @@ class SteeringActions(App[int]):
             self._controls().resume()
 
     def action_toggle_pause(self) -> None:
-        if self.status_bar.agent_state == "paused":
+        if self.controls is None:  # still loading: the pause waits for the run to exist
+            self._pause_on_start = not self._pause_on_start
+            self.notify(
+                "It will pause as soon as it starts."
+                if self._pause_on_start
+                else "Pause cancelled."
+            )
+        elif self.status_bar.agent_state == "paused":
             self.action_resume()
         else:
             self.action_pause()
