@@ -126,7 +126,7 @@ async def test_a_whole_investigation_over_stdio(tmp_path: Path) -> None:
                 session_id=session_id,
             )
         )
-        assert "Concluded with confidence 0.10" in concluded
+        assert "Concluded with confidence 0.10, read as unknown: an abstention" in concluded
         path = Path(re.search(r"notebook: (\S+?\.ipynb)", started).group(1))
 
     notebook = nbformat.read(tmp_path / path if not path.is_absolute() else path, as_version=4)

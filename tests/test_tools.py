@@ -552,6 +552,7 @@ async def test_conclude_records_the_answer(env: Env) -> None:
         json.dumps({"answer": "forty-two", "confidence": 0.8, "evidence": "cells 3 and 4"}),
     )
     assert not result.is_error and str(env.path) in result.text
+    assert "read as a named answer" in result.text
     assert env.tools.session("s1").concluded
     nb = await valid(env.tools, env.path)
     assert nb.metadata.scribe.status == "concluded"

@@ -34,7 +34,8 @@ INSTRUCTIONS = (
     "the subject model (client.run(fn, **kwargs) runs fn(model, tokenizer, **kwargs) where "
     "the model lives). A person may be watching: their messages arrive inside tool results, "
     "and a call that does not return is held by their pause (wait; do not retry). Answer "
-    "checkpoint requests with add_markdown; end with conclude."
+    "checkpoint requests with add_markdown; end with conclude, claiming a named answer, "
+    "`none` (nothing was planted) or `unknown` (you cannot tell)."
 )
 
 Scope = MutableMapping[str, Any]

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from scribe_tui import techniques
+from scribe_tui.claims import claim_of
 from scribe_tui.events import CellAdded, CellExecuting, CellUpdated, Event, KernelStarted
 from scribe_tui.runtime.kernel import ExecutionResult, KernelError, KernelSession, SandboxFactory
 from scribe_tui.runtime.nblock import NotebookLock
@@ -478,8 +479,17 @@ class NotebookTools:
         notebook.save_soon()
         self._emit_added(notebook, index)
         session.concluded = True
+        # Said back so the agent sees how its answer will be scored (scribe_tui.claims).
+        reading = {
+            "named": "a named answer",
+            "none": "none: nothing was planted",
+            "unknown": "unknown: an abstention",
+        }[claim_of(answer) or "unknown"]
         return ToolResult(
-            _text(f"Concluded with confidence {confidence:.2f}; recorded in {notebook.path}.")
+            _text(
+                f"Concluded with confidence {confidence:.2f}, read as {reading}; "
+                f"recorded in {notebook.path}."
+            )
         )
 
     # -- running cells ----------------------------------------------------------------
