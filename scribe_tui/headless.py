@@ -89,6 +89,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     )
     if unwritable:
         raise UsageError(unwritable)
+    _check_local_model(settings.model)
     from scribe_tui.runtime.sandbox import set_non_dumpable
 
     set_non_dumpable()  # this process holds the API key: no same-user process may read it
@@ -205,6 +206,19 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
         overrides=overrides,
     )
     return settings, {"agent": agent_reason, "model": model_reason}
+
+
+def _check_local_model(spec: str) -> None:
+    """An organism or a local folder that cannot load is a usage error, found before the host
+    starts (hub ids are checked where they load: resolving them may wait on the network)."""
+    from scribe_tui.runtime.loading import ModelLoadError, resolve_model
+
+    if not (spec.startswith("organism:") or Path(spec).expanduser().exists()):
+        return
+    try:
+        resolve_model(spec)
+    except ModelLoadError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _check_resumable(notebook: Path, *, headless: bool) -> None:

@@ -166,6 +166,33 @@ def test_resume_refuses_a_notebook_without_a_transcript(tmp_path, capsys) -> Non
     assert "no transcript beside it" in capsys.readouterr().err
 
 
+def test_resume_refuses_a_damaged_transcript_before_loading_anything(tmp_path) -> None:
+    notebook = tmp_path / "run.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["scribe"] = {"task": "find the secret", "model": "organism:taboo"}
+    nbformat.write(nb, notebook)
+    notebook.with_suffix(".jsonl").write_text('{"kind": "header"}\nnot json\n', encoding="utf-8")
+    run = run_cli("resume", str(notebook), "--auto", cwd=tmp_path)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1, run.stderr
+    assert "not a JSON line" in lines[0] and "host" not in run.stderr
+
+
+def test_a_model_folder_without_a_tokenizer_is_one_line_before_loading(tmp_path) -> None:
+    from scribe_tui.organisms.registry import resolve_model_spec
+
+    weights, _base = resolve_model_spec("organism:taboo")
+    folder = tmp_path / "no-tokenizer"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (folder / name).symlink_to(weights / name)
+    run = run_cli("investigate", "x", "--auto", "--model", str(folder), cwd=tmp_path)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2, run.stderr
+    assert len(lines) == 1 and "no tokenizer" in lines[0] and "scribe_tui." not in lines[0]
+    assert not (tmp_path / "notebooks").exists() or not any((tmp_path / "notebooks").iterdir())
+
+
 def test_list_shows_each_notebook(tmp_path) -> None:
     empty = run_cli("list", "--notebooks-dir", str(tmp_path))
     assert empty.returncode == 0 and "No notebooks" in empty.stdout

@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -123,6 +124,13 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+_QUALIFIED_ERROR = re.compile(
+    r"^(?:[a-z_]\w*\.)+(?:ModelLoadError: |(?=[A-Z]\w*(?:Error|Exception): ))"
+)
+"""A traceback's last line without the module path: ``pkg.mod.ValueError: why`` reads
+``ValueError: why``, and a ModelLoadError, written for people, reads ``why``."""
+
+
 def failure_message(
     host_file: Path, returncode: int | None = None, log_file: Path | None = None
 ) -> str:
@@ -141,7 +149,8 @@ def failure_message(
     except OSError:
         lines = []
     code = f" (exit code {returncode})" if returncode is not None else ""
-    return f"the model host exited{code}: {lines[-1].strip() if lines else 'no output'}"
+    last = _QUALIFIED_ERROR.sub("", lines[-1].strip()) if lines else "no output"
+    return f"the model host exited{code}: {last}"
 
 
 def remove_dead_socket(record: HostRecord) -> None:

@@ -83,7 +83,13 @@ def resolve_model(
             raise ModelLoadError(
                 f"'{display}' is a directory but not a model (no config.json in it)."
             )
-        return ResolvedModel(display, str(local), _tokenizer_source(adapter, str(local)), adapter)
+        tokenizer = _tokenizer_source(adapter, str(local))
+        if not any((Path(tokenizer) / name).exists() for name in TOKENIZER_FILES):
+            raise ModelLoadError(
+                f"'{display}' has weights but no tokenizer (none of {', '.join(TOKENIZER_FILES)} "
+                f"in {tokenizer}): copy the tokenizer files of the model it came from into it."
+            )
+        return ResolvedModel(display, str(local), tokenizer, adapter)
     if spec.startswith(("/", ".", "~")) or not _HUB_ID.match(spec):
         raise ModelLoadError(f"Model '{display}' not found: no such directory.")
     offline = not hub_reachable()
@@ -120,6 +126,11 @@ def _adapter_base(adapter_dir: Path) -> str:
             f"'{adapter_dir}' is a PEFT adapter without a usable base_model_name_or_path "
             f"({_one_line(exc)}); pass --base-model."
         ) from None
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+"""Any one of these makes a folder's tokenizer loadable; without them transformers 5 builds
+an empty one silently."""
 
 
 def _tokenizer_source(adapter: str | None, path: str) -> str:
@@ -248,6 +259,11 @@ def load_model(
         tokenizer = AutoTokenizer.from_pretrained(
             resolved.tokenizer_path, local_files_only=resolved.local_files_only
         )
+        if len(tokenizer) <= 1:
+            raise ModelLoadError(
+                f"'{resolved.display}' loaded an empty tokenizer from {resolved.tokenizer_path}: "
+                "give the model its tokenizer files (tokenizer.json or vocab files)."
+            )
     except ModelLoadError:
         raise
     except Exception as exc:
