@@ -239,15 +239,14 @@ def _label(axes: dict[str, Any]) -> str:
 
 
 def _chart(cells: list[CellSummary], bins: list[ReliabilityBin], path: Path) -> None:
-    """Accuracy when answering per cell (bars, Wilson intervals), then the reliability diagram."""
+    """Accuracy when answering per cell (bars, Wilson intervals) beside the reliability diagram."""
     # Imported here so the CLI starts without matplotlib; no pyplot, so no global backend.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    bars_height = 1.2 + 0.35 * len(cells)
-    figure = Figure(figsize=(8, bars_height + 4.2), dpi=100)
+    figure = Figure(figsize=(13, max(4.5, 1.2 + 0.35 * len(cells))), dpi=100)
     FigureCanvasAgg(figure)
-    bars, diagram = figure.subplots(2, 1, height_ratios=[bars_height, 4.2])
+    bars, diagram = figure.subplots(1, 2, width_ratios=[2, 1])
     accuracy = [cell.accuracy or 0.0 for cell in cells]
     errors = [
         [value - cell.ci[0] for value, cell in zip(accuracy, cells, strict=True)],
@@ -278,8 +277,8 @@ def _chart(cells: list[CellSummary], bins: list[ReliabilityBin], path: Path) -> 
                 xytext=(4, -12),
                 fontsize=8,
             )
-    diagram.set_xlim(0, 1)
-    diagram.set_ylim(0, 1)
+    diagram.set_xlim(-0.02, 1.04)  # a little room so points at 0 or 1 show whole
+    diagram.set_ylim(-0.02, 1.04)
     diagram.set_aspect("equal")
     diagram.set_xlabel("stated confidence (mean of each 0.1 bin)")
     diagram.set_ylabel("observed accuracy")
