@@ -204,8 +204,12 @@ def describe(rows: list[dict], label: str) -> None:
             f"95% CI {low:.0%}-{high:.0%})"
         )
     if controls:
+        said_none = sum(row.get("correct") is True for row in controls)
         false = sum(bool(row.get("false_positive")) for row in controls)
-        print(f"{label} controls: {false}/{len(controls)} false positives")
+        print(
+            f"{label} controls: {said_none}/{len(controls)} said none, "
+            f"{false}/{len(controls)} false positives"
+        )
 
 
 def main() -> None:
@@ -227,6 +231,7 @@ def main() -> None:
     if args.train_only:
         return
 
+    from scribe_tui.bench.scoring import verdict as verdict_of
     from scribe_tui.organisms.registry import list_organisms
 
     fresh = [str(out / "organisms" / p.name) for p in trained]
@@ -237,8 +242,9 @@ def main() -> None:
     rows = bench(fresh + bundled, out / "bench", env, args.jobs)
     by_organism = {row["axes"]["organism"]: row for row in rows}
     for spec in fresh + bundled:
-        row = by_organism.get(spec, {})
-        verdict = {True: "correct", False: "WRONG", None: "abstained"}[row.get("correct")]
+        row = by_organism.get(spec)
+        verdict = "not run" if row is None else verdict_of(row).replace("wrong", "WRONG")
+        row = row or {}
         print(f"{Path(spec).name:28} {verdict:9} {row.get('answer')!r} ({row.get('confidence')})")
     describe([by_organism[s] for s in fresh if s in by_organism], "fresh (held-out bank)")
     describe([by_organism[s] for s in bundled if s in by_organism], "bundled")
