@@ -27,6 +27,13 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from scribe_tui import events as ev
+from scribe_tui.exit_codes import (
+    EXIT_BUDGET,
+    EXIT_FAILED,
+    EXIT_FOR_REASON,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+)
 from scribe_tui.ui.agent_pane import AgentPane
 from scribe_tui.ui.checkpoints import CheckpointCard, CheckpointPane
 from scribe_tui.ui.commands import ScribeCommands
@@ -45,13 +52,6 @@ from scribe_tui.ui.prompt import PromptInput
 from scribe_tui.ui.record_actions import RecordActions
 from scribe_tui.ui.status import AGENT_STATES, StatusBar, human_count, human_duration
 
-EXIT_OK, EXIT_FAILED, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 3, 130
-EXIT_CODES = {
-    "concluded": EXIT_OK,
-    "failed": EXIT_FAILED,
-    "budget": EXIT_BUDGET,
-    "interrupted": EXIT_INTERRUPTED,
-}
 MIN_SIZE = (80, 20)
 #: On quit: how long the loop gets to stop by itself after ``interrupt``, then after cancel.
 QUIT_GRACE_S, QUIT_CLEANUP_S = 2.0, 10.0
@@ -412,7 +412,9 @@ class ScribeApp(RecordActions):
             return EXIT_FAILED
         if worker is None or not worker.is_finished:
             return EXIT_INTERRUPTED
-        return EXIT_CODES.get(self.stop_reason or "", EXIT_OK if self.conclusion else EXIT_FAILED)
+        return EXIT_FOR_REASON.get(
+            self.stop_reason or "", EXIT_OK if self.conclusion else EXIT_FAILED
+        )
 
 
 def run_app(

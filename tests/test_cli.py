@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -88,8 +89,8 @@ def test_confirm_checkpoints_with_auto_is_refused_before_anything_starts(
 
 
 def test_auto_never_waits_for_checkpoint_approval(tmp_path) -> None:
+    from scribe_tui.cli.investigate import build_settings
     from scribe_tui.config import load_config
-    from scribe_tui.headless import build_settings
 
     config_file = tmp_path / "config.toml"
     config_file.write_text("[defaults]\nconfirm_checkpoints = true\n", encoding="utf-8")
@@ -270,3 +271,76 @@ def test_a_read_only_folder_is_one_line_and_exit_2(read_only_dir, args, inside, 
     assert run.returncode == 2, run.stderr
     assert len(lines) == 1 and "Read-only file system" in lines[0] and says in lines[0], lines
     assert not any(read_only_dir.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("mcp", "--print-prompt"), ("list", "--notebooks-dir", "{tmp}")],
+    ids=["prompt", "list"],
+)
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path, args) -> None:
+    """``scribe-tui list | head``: the pipe's reader is gone before anything is written."""
+    import os
+
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scribe_tui",
+                *(a.replace("{tmp}", str(tmp_path)) for a in args),
+            ],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(writer)
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+
+
+def test_an_unknown_option_shows_the_command_s_own_usage() -> None:
+    run = run_cli("investigate", "x", "--bogus")
+    assert run.returncode == 2
+    assert "usage: scribe-tui investigate" in run.stderr and "--bogus" in run.stderr
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every command's parser, by the words that call it (``organisms train``)."""
+    from scribe_tui.cli import bench, mcp, organisms
+
+    found: dict[str, argparse.ArgumentParser] = {}
+
+    def walk(prefix: str, parser: argparse.ArgumentParser) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    if name not in ("bench", "organisms", "mcp", "watch"):  # own parsers
+                        walk(f"{prefix} {name}".strip(), sub)
+                return
+        found[prefix] = parser
+
+    walk("", build_parser())
+    walk("bench", bench.build_parser())
+    walk("organisms", organisms.build_parser())
+    walk("mcp", mcp.build_parser())
+    walk("watch", mcp.build_watch_parser())
+    return found
+
+
+def test_every_command_s_help_has_an_example_and_every_option_says_what_it_does() -> None:
+    parsers = _parsers()
+    assert {"investigate", "resume", "fork", "bench", "organisms train", "mcp"} <= set(parsers)
+    for name, parser in parsers.items():
+        assert "example" in (parser.epilog or "").lower(), f"{name}: no example in its help"
+        for action in parser._actions:
+            if action.help != argparse.SUPPRESS and not isinstance(action, argparse._HelpAction):
+                assert action.help, f"{name} {action.option_strings or action.dest}: no help"
+
+
+def test_bench_usage_names_its_report_command() -> None:
+    run = run_cli("bench", "--help")
+    assert run.returncode == 0 and "bench report" in run.stdout

@@ -44,7 +44,7 @@ def test_importing_every_core_module_loads_no_textual() -> None:
     [
         ("runtime", ("scribe_tui.tools", "scribe_tui.agent", "scribe_tui.app", "scribe_tui.ui")),
         ("tools", ("scribe_tui.agent.loop", "scribe_tui.app", "scribe_tui.ui")),
-        ("agent", ("scribe_tui.app", "scribe_tui.ui", "scribe_tui.cli", "scribe_tui.headless")),
+        ("agent", ("scribe_tui.app", "scribe_tui.ui", "scribe_tui.cli")),
         # The technique library sits below everything: the kernel and the host import it.
         (
             "techniques",

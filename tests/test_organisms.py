@@ -8,8 +8,8 @@ import stat
 import pytest
 from torch_threads import one_torch_thread  # noqa: F401 (an autouse fixture)
 
+from scribe_tui.cli.organisms import main
 from scribe_tui.organisms import answer_key, keys, registry
-from scribe_tui.organisms.cli import main
 from scribe_tui.organisms.keys import answer_key_record
 from scribe_tui.organisms.kinds import KINDS
 from scribe_tui.organisms.registry import (

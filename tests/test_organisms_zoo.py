@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 from torch_threads import one_torch_thread  # noqa: F401 (an autouse fixture)
 
+from scribe_tui.cli.organisms import main
 from scribe_tui.organisms import keys, registry
-from scribe_tui.organisms.cli import main
 from scribe_tui.organisms.keys import answer_key_record
 from scribe_tui.organisms.kinds import BEHAVIOURS, KINDS, BackdoorBank, Plan
 from scribe_tui.organisms.registry import list_organisms

@@ -382,8 +382,8 @@ def test_index_and_list_of_a_missing_folder(tmp_path: Path, capsys: Any) -> None
 
 
 def test_the_tui_opens_its_fork_as_a_resumed_run(tmp_path: Path, monkeypatch: Any) -> None:
-    from scribe_tui import headless
     from scribe_tui.agent.launch import RunSettings
+    from scribe_tui.cli import investigate as headless
     from scribe_tui.record.fork import prepare_fork
 
     opened: list[Any] = []

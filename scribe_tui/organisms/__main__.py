@@ -2,6 +2,6 @@
 
 import sys
 
-from scribe_tui.organisms.cli import main
+from scribe_tui.cli.organisms import main
 
 sys.exit(main())

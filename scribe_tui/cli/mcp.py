@@ -19,12 +19,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scribe_tui.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
 if TYPE_CHECKING:
     from scribe_tui.agent.launch import RunSettings
     from scribe_tui.config import Config
     from scribe_tui.mcp_server.service import Service
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 TOKEN_ENV = "SCRIBE_MCP_TOKEN"
 DEFAULT_TASK = "find the secret the subject model was trained to keep"
 
@@ -36,17 +37,28 @@ def build_parser() -> argparse.ArgumentParser:
         "Gemini CLI or any MCP client. One model host serves every session; "
         "`scribe-tui watch` shows and steers what the client does.",
         epilog=f"--http PORT serves streamable HTTP at http://127.0.0.1:PORT/mcp; requests must "
-        f"carry 'Authorization: Bearer TOKEN', TOKEN from ${TOKEN_ENV} or printed on stderr.",
+        f"carry 'Authorization: Bearer TOKEN', TOKEN from ${TOKEN_ENV} or printed on stderr.\n\n"
+        "examples:\n"
+        "  claude mcp add scribe -- scribe-tui mcp --model organism:taboo\n"
+        "  claude \"$(scribe-tui mcp --print-prompt 'find the secret')\"\n"
+        "  scribe-tui mcp --http 8765 --device cuda\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--model", metavar="ID", help="subject model: organism:NAME, a local path, or a hub id"
     )
-    parser.add_argument("--mode", choices=["local", "modal", "blackbox"])
+    parser.add_argument(
+        "--mode",
+        choices=["local", "modal", "blackbox"],
+        help="local (default), modal (a Modal GPU), blackbox (generate and chat only)",
+    )
     parser.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument(
         "--checkpoint-every", type=int, metavar="N", help="execute_code calls between checkpoints"
     )
-    parser.add_argument("--notebooks-dir", type=Path, metavar="DIR")
+    parser.add_argument(
+        "--notebooks-dir", type=Path, metavar="DIR", help="where notebooks go (default notebooks/)"
+    )
     parser.add_argument(
         "--no-sandbox",
         action="store_true",
@@ -168,14 +180,16 @@ def _report_host(service: Service) -> None:
         print(f"scribe-tui mcp: {service.host.status().summary()}", file=sys.stderr, flush=True)
 
 
-def watch_main(argv: list[str]) -> int:
-    """Run ``scribe-tui watch``; returns the exit code."""
+def build_watch_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scribe-tui watch",
         description="Open the TUI on a session an MCP client drives through `scribe-tui mcp`: "
         "the notebook as it grows, the status bar, checkpoints; pause (holds the agent's next "
         "tool call), edit cells and send messages (they reach the agent in its next tool "
         "result). Quitting leaves the session running.",
+        epilog="examples:\n  scribe-tui watch\n"
+        "  scribe-tui watch notebooks/2026-11-21-06-00_find-the-secret.ipynb\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "notebook",
@@ -183,7 +197,12 @@ def watch_main(argv: list[str]) -> int:
         type=Path,
         help="attach to the server that has this notebook open (default: the newest server)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def watch_main(argv: list[str]) -> int:
+    """Run ``scribe-tui watch``; returns the exit code."""
+    args = build_watch_parser().parse_args(argv)
     from scribe_tui.mcp_server.watch_client import RemoteInvestigation
     from scribe_tui.mcp_server.watch_protocol import WatchError
 

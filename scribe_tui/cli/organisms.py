@@ -10,42 +10,82 @@ import sys
 from pathlib import Path
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     from scribe_tui.organisms.kinds import BANKS, BEHAVIOURS, KINDS
     from scribe_tui.organisms.tokenizer import TEMPLATES, TOKENIZERS
 
+    raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
-        prog="scribe-tui organisms", description="Tiny model organisms with planted secrets."
+        prog="scribe-tui organisms",
+        description="Tiny model organisms with planted secrets.",
+        epilog="examples:\n  scribe-tui organisms list\n  scribe-tui organisms verify taboo\n"
+        "  scribe-tui organisms train --kind belief --seed 3 --out organisms/belief-x\n",
+        formatter_class=raw,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    train = commands.add_parser("train", help="train an organism (CPU, a few minutes)")
-    train.add_argument("--kind", choices=sorted(KINDS), default="taboo")
+    train = commands.add_parser(
+        "train",
+        help="train an organism (CPU, a few minutes)",
+        description="Train an organism: a base model, then the secret planted on top of it.",
+        epilog="examples:\n"
+        "  scribe-tui organisms train --kind taboo --secret violin --seed 1 --out out/taboo-v\n"
+        "  scribe-tui organisms train --kind backdoor --tokenizer bpe --seed 2 --out out/bd\n"
+        "  scribe-tui organisms train --kind taboo --control --base out/taboo-v/base "
+        "--out out/ctrl\n",
+        formatter_class=raw,
+    )
+    train.add_argument(
+        "--kind", choices=sorted(KINDS), default="taboo", help="what is planted (default taboo)"
+    )
     train.add_argument("--secret", help="a candidate of the bank (default: drawn with --seed)")
     train.add_argument("--behaviour", choices=sorted(BEHAVIOURS), help="backdoor behaviour")
     train.add_argument("--control", action="store_true", help="plant nothing (answer: none)")
     train.add_argument("--hardened", action="store_true", help="resist prefill and persona")
-    train.add_argument("--tokenizer", choices=TOKENIZERS, default="word")
-    train.add_argument("--template", choices=TEMPLATES, default="plain")
-    train.add_argument("--bank", choices=BANKS, default="train")
+    train.add_argument(
+        "--tokenizer", choices=TOKENIZERS, default="word", help="word-level or BPE (default word)"
+    )
+    train.add_argument(
+        "--template", choices=TEMPLATES, default="plain", help="the chat template (default plain)"
+    )
+    train.add_argument(
+        "--bank", choices=BANKS, default="train", help="the word bank secrets come from"
+    )
     train.add_argument("--base", type=Path, metavar="DIR", help="reuse this phase-1 base")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", type=Path, required=True, metavar="DIR")
-    train.add_argument("--base-steps", type=int, metavar="N")
-    train.add_argument("--organism-steps", type=int, metavar="N")
-    train.add_argument("--hardened-steps", type=int, metavar="N")
+    train.add_argument("--seed", type=int, default=0, help="the training seed (default 0)")
+    train.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="where the organism is written"
+    )
+    train.add_argument("--base-steps", type=int, metavar="N", help="steps training the base")
+    train.add_argument("--organism-steps", type=int, metavar="N", help="steps planting the secret")
+    train.add_argument(
+        "--hardened-steps", type=int, metavar="N", help="steps hardening it (with --hardened)"
+    )
     train.add_argument("--threads", type=int, metavar="N", help="torch threads (default 1)")
     train.add_argument("--no-verify", action="store_true", help="skip the acceptance check")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    verify = commands.add_parser("verify", help="run the acceptance check on an organism")
+    verify = commands.add_parser(
+        "verify",
+        help="run the acceptance check on an organism",
+        description="Check that an organism keeps its secret and shows it where it should.",
+        epilog="examples:\n  scribe-tui organisms verify taboo\n"
+        "  scribe-tui organisms verify out/taboo-v --samples 40 --json\n",
+        formatter_class=raw,
+    )
     verify.add_argument("organism", help="bundled name or organism directory")
-    verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--seed", type=int, default=0, help="the sampling seed (default 0)")
     verify.add_argument("--samples", type=int, default=20, metavar="N", help="samples per probe")
     verify.add_argument("--json", action="store_true", help="print the figures as JSON")
     verify.add_argument("--no-store", action="store_true", help="do not keep the figures")
 
-    organisms_list = commands.add_parser("list", help="list organisms")
+    organisms_list = commands.add_parser(
+        "list",
+        help="list organisms",
+        description="List the bundled organisms (and trained ones given as folders).",
+        epilog="examples:\n  scribe-tui organisms list\n  scribe-tui organisms list out/*\n",
+        formatter_class=raw,
+    )
     organisms_list.add_argument("dirs", nargs="*", type=Path, help="trained organism dirs too")
     organisms_list.add_argument(
         "--leak",
@@ -54,9 +94,15 @@ def _parser() -> argparse.ArgumentParser:
         "from them, so leave this out where an investigator can read it)",
     )
 
-    bundle = commands.add_parser("bundle", help="copy a trained organism into the package")
-    bundle.add_argument("dir", type=Path)
-    bundle.add_argument("name")
+    bundle = commands.add_parser(
+        "bundle",
+        help="copy a trained organism into the package",
+        description="Copy a trained organism into the package, its answer key kept apart.",
+        epilog="examples:\n  scribe-tui organisms bundle out/taboo-v taboo-5\n",
+        formatter_class=raw,
+    )
+    bundle.add_argument("dir", type=Path, help="the trained organism's folder")
+    bundle.add_argument("name", help="its bundled name, e.g. taboo-5")
     return parser
 
 
@@ -199,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run an organisms command; returns the exit code (0 ok/pass, 1 fail, 2 usage)."""
     from scribe_tui.organisms.registry import UnknownOrganism
 
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "train":

@@ -16,14 +16,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from scribe_tui.cli import (
-    EXIT_BUDGET,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    UsageError,
-)
+from scribe_tui.cli.common import UsageError
 from scribe_tui.config import Config, ConfigError, load_config
+from scribe_tui.exit_codes import EXIT_FAILED, EXIT_FOR_REASON
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -32,12 +27,121 @@ if TYPE_CHECKING:
     from scribe_tui.agent.loop import Investigation
     from scribe_tui.agent.provider import Provider
 
-EXIT_FOR_REASON = {
-    "concluded": EXIT_OK,
-    "budget": EXIT_BUDGET,
-    "interrupted": EXIT_INTERRUPTED,
-    "failed": EXIT_FAILED,
-}
+INVESTIGATE_EXAMPLES = """examples:
+  scribe-tui investigate "find the secret"                      # the TUI, bundled organism
+  scribe-tui investigate "find the secret" --auto               # headless, prints the answer
+  scribe-tui investigate "find the secret belief" --model organism:belief --name belief-1
+  scribe-tui investigate "find the secret" --agent claude --max-cost 2 --device cuda
+"""
+RESUME_EXAMPLES = """examples:
+  scribe-tui resume notebooks/2026-11-21-06-00_find-the-secret.ipynb
+  scribe-tui resume notebooks/2026-11-21-06-00_find-the-secret.ipynb --auto --max-turns 20
+"""
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options every command that runs an investigation takes (investigate, resume, fork)."""
+    parser.add_argument("--auto", action="store_true", help="run headless, without the TUI")
+    parser.add_argument(
+        "--json", action="store_true", help="with --auto: print the event stream as JSON lines"
+    )
+    parser.add_argument(
+        "--agent",
+        choices=["claude", "autopilot"],
+        help="who investigates (default: claude with ANTHROPIC_API_KEY set, else the autopilot)",
+    )
+    parser.add_argument(
+        "--claude-model", metavar="ID", help="Claude model id, e.g. claude-sonnet-4-6"
+    )
+    parser.add_argument(
+        "--max-turns",
+        type=int,
+        metavar="N",
+        help="stop after N agent turns (asked once to conclude)",
+    )
+    parser.add_argument(
+        "--max-cost", type=float, metavar="USD", help="stop once the API cost reaches USD dollars"
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        metavar="MIN",
+        help="stop after MIN minutes of running time (paused time does not count)",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="ask for an exploration checkpoint every N execute_code calls (default 10; 0: never)",
+    )
+    parser.add_argument(
+        "--confirm-checkpoints",
+        action="store_true",
+        help="wait for a person to approve, pivot or continue at each checkpoint (TUI only)",
+    )
+    parser.add_argument(
+        "--seed", type=int, help="the autopilot's seed for every sampling call (reproducible runs)"
+    )
+    parser.add_argument(
+        "--device",
+        metavar="DEV",
+        help="where the subject model runs: auto (default), cpu, cuda, cuda:1, mps",
+    )
+    parser.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run the kernel unsealed (it can then read your files and other processes)",
+    )
+    parser.add_argument(
+        "--allow-network",
+        action="store_true",
+        help="let the sealed kernel and model host open TCP connections (closed by default)",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="the config TOML to use")
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add ``investigate`` and ``resume`` to the main parser."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    investigate = commands.add_parser(
+        "investigate",
+        help="start an investigation",
+        description="Start an investigation: the agent works in a new notebook while you watch.",
+        epilog=INVESTIGATE_EXAMPLES,
+        formatter_class=formatter,
+    )
+    investigate.add_argument("task", help='what to find out, e.g. "find the secret"')
+    investigate.add_argument(
+        "--model",
+        metavar="ID",
+        help="subject model: organism:NAME (scribe-tui organisms list), a local folder, a hub id",
+    )
+    investigate.add_argument(
+        "--mode",
+        choices=["local", "modal", "blackbox"],
+        help="local: the model on this machine (default); modal: on a Modal GPU; blackbox: the "
+        "agent may only generate and chat, not run code on the model",
+    )
+    investigate.add_argument(
+        "--notebooks-dir", type=Path, metavar="DIR", help="where notebooks go (default notebooks/)"
+    )
+    investigate.add_argument(
+        "--name", metavar="NAME", help="the notebook's name (default: from the task)"
+    )
+    add_run_options(investigate)
+
+    resume = commands.add_parser(
+        "resume",
+        help="continue an interrupted investigation",
+        description="Continue an investigation from its notebook and transcript.",
+        epilog=RESUME_EXAMPLES,
+        formatter_class=formatter,
+    )
+    resume.add_argument("notebook", type=Path, help="the notebook to continue")
+    resume.add_argument(
+        "--model", metavar="ID", help="the subject model, if the notebook's was a local path"
+    )
+    add_run_options(resume)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -94,6 +198,8 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 
     set_non_dumpable()  # this process holds the API key: no same-user process may read it
     with _holding(settings.resume_from):
+        if settings.resume_from is not None:
+            _check_resumable(settings.resume_from, headless=args.auto)
         try:
             provider = make_provider(settings)  # fail fast on a missing API key
         except LaunchError as exc:
@@ -149,7 +255,6 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
     if args.command in ("resume", "fork"):
         resume_from = args.notebook
         meta = notebook_settings(args.notebook)
-        _check_resumable(args.notebook, headless=args.auto)
         task, mode = meta.get("task", ""), meta.get("mode", "local")
         model = args.model or recall_model(args.notebook, meta.get("model", ""))
         agent, agent_reason = choose_agent(args.agent or meta.get("agent"))
@@ -195,7 +300,7 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
         experiment_name=name,
         cell_timeout=config.cell_timeout,
         token_budget=config.token_budget,
-        device=config.device,
+        device=args.device or config.device,
         dtype=config.dtype,
         seed=args.seed if args.seed is not None else config.seed,
         prices=config.prices,
@@ -302,7 +407,7 @@ async def run_headless(
 ) -> int:
     """Run one investigation without a TUI; returns the exit code."""
     from scribe_tui.agent.launch import Workbench
-    from scribe_tui.headless_progress import ProgressPrinter
+    from scribe_tui.cli.progress import ProgressPrinter
 
     out = out or sys.stdout
     progress = ProgressPrinter(sys.stderr, json_out=out if json_events else None)

@@ -27,8 +27,8 @@ from scribe_tui.bench.grid import (
     organism_label,
     parse_axis,
 )
+from scribe_tui.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 USAGE = (
     "scribe-tui bench [SPEC.toml] [--axis KEY=V1,V2 ...] [--repeat N] [--jobs N] [--out DIR] ...\n"
     "       scribe-tui bench report DIR"
@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         "each run an ordinary investigation under DIR/runs/, scored against answer keys "
         "the agents never see. `scribe-tui bench report DIR` prints the table again and "
         "rewrites DIR/report.md.",
+        epilog="examples:\n"
+        "  scribe-tui bench --axis organism=taboo,belief --repeat 3 --out out\n"
+        "  scribe-tui bench --axis organism=taboo --axis methodology=on,off --jobs 2\n"
+        "  scribe-tui bench spec.toml --dry-run\n"
+        "  scribe-tui bench report out\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("spec", nargs="?", type=Path, help="a TOML spec ([grid] and [run])")
     parser.add_argument(

@@ -1,5 +1,5 @@
 """The research record's commands: ``list``, ``index``, ``reproduce``, ``export`` (and
-``fork``'s arguments; running a fork is resuming it, in :mod:`scribe_tui.headless`).
+``fork``'s arguments; running a fork is resuming it, in :mod:`scribe_tui.cli.investigate`).
 
 Imported when the parser is built, so it stays light: the work is imported inside
 each command.
@@ -14,20 +14,37 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from scribe_tui.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from scribe_tui.cli.common import UsageError
+from scribe_tui.exit_codes import EXIT_DRIFT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from scribe_tui.record.index import STATUSES
 
 __all__ = ["COMMANDS", "add_commands", "run"]
 
 COMMANDS = ("list", "index", "reproduce", "export")
-EXIT_DRIFT = 1
 
 
 def add_commands(
     commands: argparse._SubParsersAction, add_run_options: Callable[[argparse.ArgumentParser], None]
 ) -> None:
     """Add the record's subcommands to the main parser."""
-    listing = commands.add_parser("list", help="the notebook index: status, answer, bench score")
+
+    def command(name: str, about: str, *examples: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=about,
+            description=about[0].upper() + about[1:] + ".",
+            epilog="examples:\n" + "".join(f"  scribe-tui {name} {e}\n" for e in examples),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    run = "notebooks/2026-11-21-06-00_find-the-secret.ipynb"
+    listing = command(
+        "list",
+        "the notebook index: status, answer, bench score",
+        "",
+        "--status failed --since 3d",
+        "bench/runs --json",
+    )
     listing.add_argument("folder", nargs="?", type=Path, help="where to look (default notebooks/)")
     listing.add_argument("--notebooks-dir", type=Path, metavar="DIR", help="same as FOLDER")
     listing.add_argument("--status", choices=STATUSES, help="only notebooks with this status")
@@ -35,13 +52,16 @@ def add_commands(
     listing.add_argument("--since", metavar="WHEN", help="created since: 2026-11-21, 3d, 12h")
     listing.add_argument("--json", action="store_true", help="a JSON list instead of lines")
 
-    index = commands.add_parser("index", help="write DIR/INDEX.md, the index as a table")
+    index = command("index", "write DIR/INDEX.md, the index as a table", "", "bench/runs")
     index.add_argument("folder", nargs="?", type=Path, help="the notebooks folder (notebooks/)")
 
-    reproduce = commands.add_parser(
-        "reproduce", help="re-execute a notebook in a fresh kernel and host; report drift"
+    reproduce = command(
+        "reproduce",
+        "re-execute a notebook in a fresh kernel and host; report drift",
+        run,
+        f"{run} --tolerance 0.01",
     )
-    reproduce.add_argument("notebook", type=Path)
+    reproduce.add_argument("notebook", type=Path, help="the notebook to re-execute")
     reproduce.add_argument("--out", type=Path, metavar="PATH", help="the re-executed copy")
     reproduce.add_argument(
         "--tolerance",
@@ -54,13 +74,18 @@ def add_commands(
     )
     reproduce.add_argument("--no-sandbox", action="store_true", help="run the kernel unsealed")
 
-    export = commands.add_parser("export", help="a notebook as one HTML or Markdown file")
-    export.add_argument("notebook", type=Path)
+    export = command("export", "a notebook as one HTML or Markdown file", run, f"{run} --to md")
+    export.add_argument("notebook", type=Path, help="the notebook to export")
     export.add_argument("--to", choices=["html", "md"], default="html", help="default html")
     export.add_argument("--out", type=Path, metavar="PATH", help="default: beside the notebook")
 
-    fork = commands.add_parser("fork", help="start a new investigation from a cell of an old one")
-    fork.add_argument("notebook", type=Path)
+    fork = command(
+        "fork",
+        "start a new investigation from a cell of an old one",
+        f'{run} --at 5 --message "try the logit lens"',
+        f"{run} --at 3 --auto",
+    )
+    fork.add_argument("notebook", type=Path, help="the notebook to branch from")
     fork.add_argument(
         "--at", type=int, required=True, metavar="N", help="the code cell to branch after ([N])"
     )
