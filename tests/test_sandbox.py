@@ -288,6 +288,54 @@ NETWORK = textwrap.dedent("""
 """)
 
 
+PLANT = textwrap.dedent("""
+    import os, pathlib
+    for package in ("scribe_tui", "scribe_tui/runtime"):
+        os.makedirs(package, exist_ok=True)
+        pathlib.Path(package, "__init__.py").write_text("")
+    pathlib.Path("scribe_tui/runtime/sandbox.py").write_text(
+        "open({escaped!r}, 'w').write('planted launcher ran unsealed')\\n"
+    )
+    print("planted", sorted(os.listdir("scribe_tui/runtime")))
+""")
+
+
+async def test_a_planted_launcher_never_runs_when_the_kernel_restarts(
+    canaries: dict[str, Path],
+) -> None:
+    """A cell plants ``scribe_tui/runtime/sandbox.py`` in the kernel's folder, then kills the
+    kernel; the restart must start the real, isolated launcher, sealed as before."""
+    escaped = canaries["root"] / "escaped.txt"
+    turns = [
+        [tool("start_new_session", experiment_name="plant")],
+        [tool("init_session", session_id=SESSION)],
+        [run(PLANT.format(escaped=str(escaped)))],
+        [run("import os; os._exit(3)")],
+        [run("print('after the restart', open('/proc/self/status').read().count('Seccomp'))")],
+        [tool("conclude", answer="unknown", confidence=0.0, evidence="plant tried")],
+    ]
+    settings = RunSettings(
+        task="find the secret",
+        agent="scripted",
+        model=str(canaries["model"]),
+        notebooks_dir=canaries["root"] / "notebooks",
+        device="cpu",
+        config=InvestigationConfig(checkpoint_every=0),
+    )
+    bench = await Workbench.open(settings, ScriptedProvider(turns))
+    try:
+        assert bench.sandbox is not None and bench.sandbox.sealed
+        outcome = await bench.investigation.run()
+        notebook_path = bench.investigation.notebook_path
+    finally:
+        await bench.close()
+    assert outcome.reason == "concluded", outcome
+    outputs = json.dumps([c.get("outputs", []) for c in nbformat.read(notebook_path, 4).cells])
+    assert "planted" in outputs and "after the restart" in outputs, outputs
+    assert (notebook_path.parent / "scribe_tui" / "runtime" / "sandbox.py").exists()
+    assert not escaped.exists(), escaped.read_text()
+
+
 @pytest.mark.parametrize("allow_network", [False, True], ids=["default", "allow-network"])
 async def test_tcp_is_closed_unless_allowed_and_the_run_says_which(
     tmp_path: Path, allow_network: bool

@@ -75,7 +75,8 @@ def spawn_host(
     the environment, where other processes could read them. Its own session keeps a
     kernel interrupt (SIGINT to the kernel's process group) from killing it.
     """
-    argv = [sys.executable, "-m", "scribe_tui.runtime.host", "--host-file", str(host_file)]
+    # Isolated: nothing imported from the working folder or PYTHON* variables before the seal.
+    argv = [sys.executable, "-I", "-m", "scribe_tui.runtime.host", "--host-file", str(host_file)]
     if parent_pid is not None:
         argv += ["--parent-pid", str(parent_pid)]
     if idle_timeout:

@@ -342,8 +342,12 @@ def kernel_ports(connection_file: str) -> list[int]:
 
 
 def sandboxed_argv(argv: Sequence[str]) -> list[str]:
-    """``argv`` started through the sandbox launcher (the policy travels in the environment)."""
-    return [sys.executable, "-m", "scribe_tui.runtime.sandbox", "--", *argv]
+    """``argv`` started through the sandbox launcher (the policy travels in the environment).
+
+    Isolated (``-I``): ``-m`` would otherwise put the working folder, which the kernel can
+    write, first on ``sys.path``, and a planted ``scribe_tui`` there would run unsealed.
+    """
+    return [sys.executable, "-I", "-m", "scribe_tui.runtime.sandbox", "--", *argv]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
