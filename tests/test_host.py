@@ -106,6 +106,21 @@ def test_wrong_key_is_refused(host: HostProcess) -> None:
         Client(record.address, family="AF_UNIX", authkey=b"x" * 32)
 
 
+def test_a_client_with_the_host_file_cannot_shut_the_host_down(host: HostProcess) -> None:
+    """The host file's key (readable by sealed kernels) runs techniques; shutting down takes
+    the supervisor's own key."""
+    from scribe_tui.runtime.host_protocol import connect, decode_plain, encode
+
+    record = read_host_file(host.host_file)
+    for request in ({"op": "shutdown"}, {"op": "shutdown", "key": "guessed"}):
+        conn = connect(record)
+        conn.send_bytes(encode(request))
+        reply = decode_plain(conn.recv_bytes())
+        conn.close()
+        assert reply["ok"] is False and "PermissionError" in str(reply["error"]), reply
+    assert host.status().state == "ready" and read_host_file(host.host_file).pid == record.pid
+
+
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import hmac
 import json
 import os
 import select
@@ -28,7 +29,7 @@ import threading
 import time
 from multiprocessing.connection import Connection, Listener, answer_challenge, deliver_challenge
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from scribe_tui.runtime.host_process import HostProcess
 from scribe_tui.runtime.host_protocol import (
@@ -66,9 +67,13 @@ class HostServer:
         parent_pid: int | None,
         idle_timeout: float | None,
         hub_token: str | None = None,
+        control_key: str | None = None,
     ) -> None:
         self.launch, self.host_file = launch, host_file
         self._hub_token = hub_token
+        # Shutdown answers only to this key, which the supervisor alone holds: the authkey
+        # in the host file is readable by sealed kernels. None: no client may shut it down.
+        self._control_key = control_key
         self.parent_pid, self.idle_timeout = parent_pid, idle_timeout
         self.backend: Any = None
         self._authkey = os.urandom(32)
@@ -278,6 +283,10 @@ class HostServer:
         if op == "status":
             return {"ok": True, "value": self.status().to_dict()}
         if op == "shutdown":
+            key = str(request.get("key", ""))
+            if self._control_key is None or not hmac.compare_digest(key, self._control_key):
+                refused = PermissionError("only scribe-tui shuts the model host down")
+                return {"ok": False, "kind": "exception", "error": pack_exception(refused)}
             self._shutdown.set()
             return {"ok": True, "value": None}
         if op == "cancel":
@@ -433,28 +442,33 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _launch_config(args: argparse.Namespace) -> tuple[LaunchSpec, bool, bool, str | None]:
-    """(launch spec, sealed, network allowed, hub token): from the arguments, or from stdin
-    as spawn_host sends."""
+class _HostConfig(NamedTuple):
+    launch: LaunchSpec
+    sealed: bool = False
+    allow_network: bool = False
+    hub_token: str | None = None
+    control_key: str | None = None
+
+
+def _launch_config(args: argparse.Namespace) -> _HostConfig:
+    """How to serve: from the arguments, or from stdin as spawn_host sends it."""
     if args.model:
-        return (
-            LaunchSpec(model=args.model, mode=args.mode, device=args.device, dtype=args.dtype),
-            False,
-            False,
-            None,
+        return _HostConfig(
+            LaunchSpec(model=args.model, mode=args.mode, device=args.device, dtype=args.dtype)
         )
     config = json.loads(sys.stdin.readline())
-    return (
+    return _HostConfig(
         LaunchSpec.from_dict(config["launch"]),
         bool(config["sealed"]),
         bool(config.get("allow_network")),
         config.get("hub_token"),
+        config.get("control_key"),
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    launch, sealed, allow_network, hub_token = _launch_config(args)
+    launch, sealed, allow_network, hub_token, control_key = _launch_config(args)
     set_non_dumpable()
     if launch.mode != "modal":
         # Before transformers is imported, so its log handler writes through the capture.
@@ -467,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         parent_pid=args.parent_pid,
         idle_timeout=args.idle_timeout,
         hub_token=hub_token,
+        control_key=control_key,
     )
     if sealed and launch.mode != "modal":
         # Before any thread starts: Landlock binds the calling thread and what it spawns.

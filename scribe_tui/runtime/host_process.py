@@ -9,6 +9,7 @@ import fcntl
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -68,6 +69,7 @@ def spawn_host(
     log_file: Path | None = None,
     sealed: bool = False,
     allow_network: bool = False,
+    control_key: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``python -m scribe_tui.runtime.host`` in its own session, logging to ``log_file``.
 
@@ -87,6 +89,7 @@ def spawn_host(
         "sealed": sealed,
         "allow_network": allow_network,
         "hub_token": next((source[k] for k in _HUB_TOKENS if source.get(k)), None),
+        "control_key": control_key,
     }
     with open(log_file or host_file.with_suffix(".log"), "ab") as log:
         proc = subprocess.Popen(
@@ -227,6 +230,7 @@ class HostProcess:
         self._status_conn: tuple[int, Connection] | None = None
         self._status_lock = threading.Lock()
         self._stopped = False
+        self._control_key = secrets.token_hex(32)  # shutdown: this process alone holds it
         self._stop_supervisor = threading.Event()
 
     @property
@@ -295,6 +299,7 @@ class HostProcess:
             log_file=self.log_file,
             sealed=self.sealed,
             allow_network=self.allow_network,
+            control_key=self._control_key,
         )
 
     def _supervise(self) -> None:
@@ -437,7 +442,7 @@ class HostProcess:
         if record is not None:
             with contextlib.suppress(*CONNECT_ERRORS):
                 conn = connect(record)
-                conn.send_bytes(encode({"op": "shutdown"}))
+                conn.send_bytes(encode({"op": "shutdown", "key": self._control_key}))
                 conn.poll(1.0)
                 conn.close()
         deadline = time.monotonic() + timeout
