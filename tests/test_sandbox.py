@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import sys
 import textwrap
 from pathlib import Path
@@ -25,7 +26,13 @@ from host_fixtures import build_tiny_model
 from scribe_tui.agent.launch import RunSettings, Workbench
 from scribe_tui.agent.loop import InvestigationConfig
 from scribe_tui.agent.scripted import SESSION, ScriptedProvider, tool
-from scribe_tui.runtime.sandbox import probe
+from scribe_tui.runtime.sandbox import (
+    POLICY_ENV,
+    base_policy,
+    gpu_devices,
+    probe,
+    sandboxed_argv,
+)
 
 pytestmark = pytest.mark.skipif(
     not probe().sealed, reason=f"this machine cannot seal a kernel ({probe().label})"
@@ -440,3 +447,67 @@ def test_the_launcher_refuses_to_run_unsealed(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "refusing to run unsealed" in done.stderr
     assert shutil.which("true")
+
+
+def test_gpu_device_nodes_are_found_whatever_the_machine_has(tmp_path: Path) -> None:
+    """Eight GPUs, MIG's capability folder, DRM nodes: every one is listed, nothing else."""
+    dev = tmp_path / "dev"
+    (dev / "nvidia-caps").mkdir(parents=True)
+    (dev / "dri").mkdir()
+    (dev / "sda").touch()
+    for name in ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset"):
+        os.mknod(dev / name, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    for index in range(8):
+        os.mknod(dev / f"nvidia{index}", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    found = {Path(p).name for p in gpu_devices(str(dev))}
+    assert found == {
+        *(f"nvidia{i}" for i in range(8)),
+        "nvidiactl",
+        "nvidia-uvm",
+        "nvidia-uvm-tools",
+        "nvidia-modeset",
+        "nvidia-caps",
+        "dri",
+    }
+
+
+OPEN_DEVICE = """
+import errno, fcntl, sys
+for path in sys.argv[1:]:
+    try:
+        with open(path, "r+b", buffering=0) as device:
+            try:
+                fcntl.ioctl(device, 0x5401)  # TCGETS: a null device answers ENOTTY
+            except OSError as exc:
+                print(path, "ioctl", errno.errorcode[exc.errno])
+    except OSError as exc:
+        print(path, "open", errno.errorcode[exc.errno])
+"""
+
+
+def test_a_sealed_process_drives_its_device_nodes_read_write(tmp_path: Path) -> None:
+    """CUDA opens /dev/nvidia* read-write and works through ioctl: a device node in the
+    policy's devices allows both; the same node merely readable refuses the open."""
+    import subprocess
+
+    granted, readable = tmp_path / "gpu", tmp_path / "other"
+    granted.mkdir()
+    readable.mkdir()
+    for folder in (granted, readable):
+        os.mknod(folder / "nvidia3", 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's
+    policy = base_policy(read=[str(readable)])
+    policy.devices.append(str(granted / "nvidia3"))
+    done = subprocess.run(
+        sandboxed_argv(
+            [sys.executable, "-c", OPEN_DEVICE, *(str(f / "nvidia3") for f in (granted, readable))]
+        ),
+        capture_output=True,
+        text=True,
+        env={**os.environ, POLICY_ENV: policy.to_json()},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{granted / 'nvidia3'} ioctl ENOTTY",  # opened read-write; the driver answered
+        f"{readable / 'nvidia3'} open EACCES",  # Landlock refused before the driver
+    ]

@@ -45,6 +45,8 @@ _EXECUTE, _WRITE_FILE, _READ_FILE, _READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 _REFER, _TRUNCATE, _IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
 _FILE_ONLY = _EXECUTE | _WRITE_FILE | _READ_FILE | _TRUNCATE | _IOCTL_DEV
 _READ = _EXECUTE | _READ_FILE | _READ_DIR
+# A device node is opened read-write and driven by ioctl (CUDA's /dev/nvidia*, /dev/null).
+_DEVICE = _READ_FILE | _WRITE_FILE | _IOCTL_DEV | _READ_DIR
 _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
 _NET_BIND_TCP, _NET_CONNECT_TCP = 1 << 0, 1 << 1
 NETWORK_ABI = 4  # the first Landlock ABI with TCP rules
@@ -59,8 +61,10 @@ _ETC = (
 )  # fmt: skip
 _SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/sys", "/proc/sys")
 _PROC_FILES = ("cpuinfo", "meminfo", "stat", "loadavg", "uptime", "version", "filesystems")
-_DEVICES = ("zero", "full", "random", "urandom", "tty")
-_GPU_DEVICES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia0", "nvidia1", "dri")
+_DEVICES = ("null", "zero", "full", "random", "urandom")
+# Every NVIDIA node (nvidia0..N, nvidiactl, nvidia-uvm*, nvidia-modeset), MIG's nvidia-caps
+# and the DRM nodes other GPUs use: which exist depends on the machine, so they are listed.
+_GPU_DEVICE_PREFIXES = ("nvidia", "dri", "kfd")
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class SandboxPolicy:
     write: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)  # never granted through a read tree
     listable: list[str] = field(default_factory=list)  # names visible, contents not
+    devices: list[str] = field(default_factory=list)  # opened read-write and driven by ioctl
     # Entries of the process's own /proc/<pid> it may read; None: all of them. The model
     # host gets a few: its memory maps would show where the weights were loaded from.
     own_proc: list[str] | None = None
@@ -185,14 +190,24 @@ def base_policy(
     """The system and Python reads every sealed process needs, plus the given paths."""
     trees, listed = python_paths()
     system = [*_SYSTEM_READ, *(f"/etc/{n}" for n in _ETC), *(f"/proc/{n}" for n in _PROC_FILES)]
-    system += [f"/dev/{n}" for n in (*_DEVICES, *_GPU_DEVICES)] + ["/proc/driver"]
+    system += ["/dev/tty", "/proc/driver"]
     return SandboxPolicy(
         read=[p for p in (*system, *trees, *read) if os.path.exists(p)],
-        # /dev/null for subprocess.DEVNULL, which opens it read-write.
-        write=[p for p in ("/dev/null", "/dev/shm", *write) if os.path.exists(p)],
+        write=[p for p in ("/dev/shm", *write) if os.path.exists(p)],
         exclude=[os.path.realpath(p) for p in exclude],
         listable=listed,
+        # /dev/null for subprocess.DEVNULL, which opens it read-write; the GPU for CUDA.
+        devices=[*(p for n in _DEVICES if os.path.exists(p := f"/dev/{n}")), *gpu_devices()],
     )
+
+
+def gpu_devices(dev: str = "/dev") -> list[str]:
+    """The GPU device nodes (and folders of them) under ``dev`` that this machine has."""
+    try:
+        names = sorted(os.listdir(dev))
+    except OSError:
+        return []
+    return [os.path.join(dev, n) for n in names if n.startswith(_GPU_DEVICE_PREFIXES)]
 
 
 def _within(path: str, root: str) -> bool:
@@ -312,6 +327,8 @@ def apply(policy: SandboxPolicy) -> None:
         rules.allow(path, _READ_DIR)
     for path in policy.write:
         _grant(rules, path, rules.handled, policy.exclude)
+    for path in policy.devices:
+        rules.allow(path, _DEVICE)
     # Our own /proc/<pid> only: other processes' environ, cmdline and maps stay shut. The
     # descriptors stay open (and are inherited through exec) so the rules' dentries stay
     # cached: /proc makes new inodes for entries it has dropped.
