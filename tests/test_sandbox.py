@@ -511,3 +511,18 @@ def test_a_sealed_process_drives_its_device_nodes_read_write(tmp_path: Path) -> 
         f"{granted / 'nvidia3'} ioctl ENOTTY",  # opened read-write; the driver answered
         f"{readable / 'nvidia3'} open EACCES",  # Landlock refused before the driver
     ]
+
+
+def test_a_sealed_process_sees_which_devices_exist() -> None:
+    """The host chooses its device after sealing: it must still see a GPU's nodes by name."""
+    import subprocess
+
+    done = subprocess.run(
+        sandboxed_argv([sys.executable, "-c", "import os; print(sorted(os.listdir('/dev')))"]),
+        capture_output=True,
+        text=True,
+        env={**os.environ, POLICY_ENV: base_policy().to_json()},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(sorted(os.listdir("/dev")))

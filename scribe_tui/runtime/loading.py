@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from scribe_tui.runtime.sandbox import gpu_devices
+
 Progress = Callable[[str, float], None]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -198,12 +200,23 @@ _DTYPES = {
 }
 
 
-def choose_device(requested: str) -> str:
-    """``auto`` → cuda when available, else cpu; an unavailable ``cuda`` is an error."""
+def choose_device(requested: str, dev: str = "/dev") -> str:
+    """``auto`` → cuda when available, else cpu; an unavailable ``cuda`` is an error, and so
+    is ``auto`` on a machine whose NVIDIA GPU torch cannot use (never a silent CPU load)."""
     import torch
 
     if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if torch.cuda.is_available():
+            return "cuda"
+        nvidia = [p for p in gpu_devices(dev) if os.path.basename(p).startswith("nvidia")]
+        if nvidia:
+            build = "a CPU build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+            raise ModelLoadError(
+                f"This machine has an NVIDIA GPU ({nvidia[0]}) that torch {torch.__version__} "
+                f"({build}) cannot use: install a CUDA build of torch that matches the driver, "
+                "or pass --device cpu to load on the CPU."
+            )
+        return "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(
             f"--device {requested}: no CUDA device is available to torch {torch.__version__}."
@@ -219,7 +232,10 @@ def choose_dtype(requested: str, device: str) -> str:
 
     if requested == "auto":
         if device.startswith("cuda"):
-            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+            # Native bf16 from compute capability 8.0 (Ampere); is_bf16_supported() counts
+            # emulation (slow on T4, V100) and asks about the current device, not this one.
+            major, _minor = torch.cuda.get_device_capability(torch.device(device))
+            return "bfloat16" if major >= 8 else "float16"
         return "float32"
     if requested not in _DTYPES:
         raise ModelLoadError(

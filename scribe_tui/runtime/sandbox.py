@@ -195,7 +195,7 @@ def base_policy(
         read=[p for p in (*system, *trees, *read) if os.path.exists(p)],
         write=[p for p in ("/dev/shm", *write) if os.path.exists(p)],
         exclude=[os.path.realpath(p) for p in exclude],
-        listable=listed,
+        listable=[*listed, "/dev"],  # device names: choose_device looks for GPUs
         # /dev/null for subprocess.DEVNULL, which opens it read-write; the GPU for CUDA.
         devices=[*(p for n in _DEVICES if os.path.exists(p := f"/dev/{n}")), *gpu_devices()],
     )
