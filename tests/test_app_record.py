@@ -13,6 +13,7 @@ from scribe_tui.agent.steering import person_message
 from scribe_tui.agent.transcript import Transcript
 from scribe_tui.app import ScribeApp
 from scribe_tui.runtime.notebook import Notebook
+from scribe_tui.ui.agent_pane import ToolEntry
 from scribe_tui.ui.replay import ReplayInvestigation, demo_script
 from scribe_tui.ui.screens import HelpScreen
 
@@ -56,9 +57,10 @@ def make_app(notebook: Path, script: list[Any] | None = None) -> ScribeApp:
     return ScribeApp(investigation, title="find the secret", subject="taboo", cursor_blink=False)
 
 
-async def settle(pilot: Any, seconds: float = 0.05) -> None:
-    await pilot.pause(seconds)
-    await pilot.pause()
+def played(app: ScribeApp, tools: int = 3) -> bool:
+    """The demo script's last event (its last tool call finishing) has been handled."""
+    entries = list(app.agent.query(ToolEntry))
+    return len(entries) == tools and "✓" in str(entries[-1].title)
 
 
 async def wait_for(pilot: Any, condition: Any, tries: int = 400) -> None:
@@ -73,7 +75,7 @@ async def test_export_writes_markdown_and_html_through_nbconvert(tmp_path: Path)
     notebook = recorded_run(tmp_path)
     app = make_app(notebook)
     async with app.run_test(notifications=True, size=SIZE) as pilot:
-        await settle(pilot, 0.2)
+        await wait_for(pilot, lambda: played(app))
         await pilot.press(*"/export", "enter")
         markdown = notebook.with_suffix(".md")
         await wait_for(pilot, lambda: app.clipboard == str(markdown))
@@ -85,15 +87,14 @@ async def test_export_writes_markdown_and_html_through_nbconvert(tmp_path: Path)
         page = html.read_text(encoding="utf-8")
         assert page.startswith("<!DOCTYPE html>") and "baseline" in page
         await pilot.press(*"/export pdf", "enter")
-        await settle(pilot)
-        assert "use /export md or /export html" in screen_text(app)
+        await wait_for(pilot, lambda: "use /export md or /export html" in screen_text(app))
 
 
 async def test_fork_on_the_selected_cell(tmp_path: Path) -> None:
     notebook = recorded_run(tmp_path)
     app = make_app(notebook)
     async with app.run_test(notifications=True, size=SIZE) as pilot:
-        await settle(pilot, 0.2)
+        await wait_for(pilot, lambda: played(app))
         app.notebook.select(2)  # the second code cell
         await pilot.press(*"/fork try the logit lens", "enter")
         await wait_for(pilot, lambda: app.fork_into is not None and not app.is_running)
@@ -112,8 +113,9 @@ async def test_help_names_the_kernel_connection_file(tmp_path: Path) -> None:
     started = ev.KernelStarted("s1", "/run/user/1/jupyter/kernel-abc.json", "run.ipynb")
     app = make_app(recorded_run(tmp_path), [*demo_script(1), started])
     async with app.run_test(notifications=True, size=SIZE) as pilot:
-        await settle(pilot, 0.2)
+        await wait_for(pilot, lambda: played(app, 1) and app.connection_file is not None)
         await pilot.press("f1")
-        await settle(pilot)
-        assert isinstance(app.screen, HelpScreen)
-        assert "jupyter console --existing /run/user/1/jupyter/kernel-abc.json" in screen_text(app)
+        attach = "jupyter console --existing /run/user/1/jupyter/kernel-abc.json"
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, HelpScreen) and attach in screen_text(app)
+        )
