@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import cloudpickle
 import host_fixtures
@@ -21,6 +24,7 @@ from scribe_tui.runtime.modal_host import (
     LOGIN_HINT,
     ModalBackend,
     RemoteHostLogic,
+    _enter,
     build_modal_app,
     image_spec,
     modal_credentials_problem,
@@ -157,3 +161,37 @@ def test_modal_class_body_runs_offline_through_local(mounted, monkeypatch) -> No
     assert pickle.loads(reply["value"]) == {"layers": 2, "ids": [7]}
     assert obj.call.local("chat", {"messages": "hi", "max_new_tokens": 2})["ok"]
     assert loads == [1]  # @modal.enter() ran once for three calls
+
+
+def test_the_app_outlives_a_garbage_collection_and_stops_with_the_backend(
+    mounted, monkeypatch
+) -> None:
+    """Modal's run() and enable_output() are generator context managers: one dropped after
+    __enter__ is closed by the next collection, and Modal then stops the app mid-session.
+    Modal's runner is replaced at its edge by context managers that record when they end."""
+    import gc
+
+    import modal
+
+    ended: list[str] = []
+
+    def recorded(name: str) -> Any:
+        @contextlib.contextmanager
+        def context(*args: Any, **kwargs: Any) -> Iterator[None]:
+            try:
+                yield None
+            finally:
+                ended.append(name)
+
+        return context
+
+    monkeypatch.setattr(modal, "enable_output", recorded("output"))
+    monkeypatch.setattr(modal.App, "run", recorded("app"))
+    launch, model_dir, root = mounted
+    app, _cls = build_modal_app(launch, resolve_model(str(model_dir)), remote_root=root)
+    backend = ModalBackend(launch, progress=lambda phase, fraction: None)
+    _enter(backend._contexts, app)
+    gc.collect()
+    assert ended == []  # the session goes on
+    backend.close()
+    assert ended == ["app", "output"]  # stopped on shutdown, in reverse order of entry

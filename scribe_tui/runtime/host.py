@@ -219,6 +219,9 @@ class HostServer:
     def _close(self) -> None:
         with contextlib.suppress(OSError):
             self._listener.close()
+        close_backend = getattr(self.backend, "close", None)
+        if close_backend is not None:
+            close_backend()  # a Modal app stops with its host
         shutil.rmtree(self._sock_dir, ignore_errors=True)
 
     def _idle_too_long(self) -> bool:

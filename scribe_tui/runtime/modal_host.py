@@ -17,6 +17,7 @@ same code runs offline in tests (directly, or through Modal's ``.local()``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -186,6 +187,11 @@ def build_modal_app(
         timeout=3600,
         serialized=True,
         secrets=secrets,
+        # One container per host: the host serves each connection on its own thread, and
+        # concurrent calls must queue on one GPU, not start a second.
+        max_containers=1,
+        # It runs untrusted code: no Modal credentials inside, no Modal API from there.
+        restrict_modal_access=True,
     )
     class ModelHost:
         @modal.enter()
@@ -216,6 +222,9 @@ class ModalBackend:
         self._obj: Any = None
         self._usage = DeviceUsage()
         self._last_reply: float | None = None
+        # The app's run() (and the output) contexts live as long as the backend: dropped,
+        # garbage collection would close them and Modal would stop the app mid-session.
+        self._contexts = contextlib.ExitStack()
 
     @property
     def container(self) -> str:
@@ -242,7 +251,7 @@ class ModalBackend:
             raise ModelLoadError(
                 "--mode modal needs the modal package: pip install 'scribe-tui[modal]'."
             ) from None
-        self._run_bounded(lambda: _enter(app), "connecting to Modal")
+        self._run_bounded(lambda: _enter(self._contexts, app), "connecting to Modal")
         self._obj = cls()
         self.progress("starting a GPU container (image build and model load on first use)", 0.5)
         info = self._reply(self._obj.call.remote("info", {}))["value"]
@@ -315,11 +324,14 @@ class ModalBackend:
         """The last usage a container reported (asking would wake a scaled-down container)."""
         return self._usage
 
+    def close(self) -> None:
+        """Stop the app (and its containers) now; the host is shutting down."""
+        self._contexts.close()
 
-def _enter(app: Any) -> Any:
+
+def _enter(contexts: contextlib.ExitStack, app: Any) -> Any:
+    """Run ``app`` inside ``contexts``, which the backend holds until it closes."""
     import modal
 
-    # Entered and never exited: the app lives as long as the host; Modal stops an
-    # ephemeral app whose client goes away.
-    modal.enable_output().__enter__()
-    return app.run().__enter__()
+    contexts.enter_context(modal.enable_output())
+    return contexts.enter_context(app.run())
