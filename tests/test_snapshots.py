@@ -6,6 +6,8 @@ and look at the SVGs before committing them.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from scribe_tui import events as ev
 from scribe_tui.app import ScribeApp
 from scribe_tui.ui import status
+from scribe_tui.ui.agent_pane import ToolEntry
 from scribe_tui.ui.replay import ReplayInvestigation, demo_script
 
 SIZE = (120, 40)
@@ -43,9 +46,28 @@ def make_app(*tail: ev.Event, hold: bool = True) -> ScribeApp:
     )
 
 
-async def settle(pilot: Any) -> None:
-    await pilot.pause(0.3)
-    await pilot.pause()
+def settled(check: Callable[[ScribeApp], Any] = lambda app: True) -> Callable[[Any], Any]:
+    """A run_before that waits until the demo's last tool call is handled and ``check`` holds."""
+
+    def played(app: ScribeApp) -> bool:
+        tools = list(app.agent.query(ToolEntry))
+        return len(tools) >= 3 and "✓" in str(tools[2].title)
+
+    async def run_before(pilot: Any) -> None:
+        deadline = time.monotonic() + 30
+        while not (played(pilot.app) and check(pilot.app)):
+            assert time.monotonic() < deadline, "timed out waiting for the app to settle"
+            await pilot.pause(0.02)
+
+    return run_before
+
+
+def shows(*parts: str) -> Callable[[ScribeApp], bool]:
+    def check(app: ScribeApp) -> bool:
+        text = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+        return all(part in text for part in parts)
+
+    return check
 
 
 def test_running(snap_compare: Any) -> None:
@@ -59,22 +81,24 @@ def test_running(snap_compare: Any) -> None:
         ev.CellExecuting(4, "cell-4"),
         ev.CellUpdated(4, "cell-4", code, LIVE),
     )
-    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+    assert snap_compare(app, terminal_size=SIZE, run_before=settled(shows("layer 1: 0.05")))
 
 
 def test_paused(snap_compare: Any) -> None:
     assert snap_compare(
-        make_app(), terminal_size=SIZE, run_before=settle, press=[*"/pause", "enter"]
+        make_app(), terminal_size=SIZE, run_before=settled(), press=[*"/pause", "enter"]
     )
 
 
 def test_checkpoint_awaiting_approval(snap_compare: Any) -> None:
     app = make_app(ev.CheckpointRequested(1, 10), ev.CheckpointAnswered(1, CHECKPOINT, True))
-    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+    waiting = shows("WAITING FOR YOU", "Decision")
+    focused = settled(lambda app: waiting(app) and getattr(app.focused, "id", None) == "approve")
+    assert snap_compare(app, terminal_size=SIZE, run_before=focused)
 
 
 def test_cell_editor_open(snap_compare: Any) -> None:
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle, press=["f4"])
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=settled(), press=["f4"])
 
 
 def test_error(snap_compare: Any) -> None:
@@ -98,7 +122,10 @@ def test_error(snap_compare: Any) -> None:
         ),
         ev.ErrorEvent("execute_code: the cell raised KeyError"),
     )
-    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+    noted = settled(
+        lambda app: any("raised KeyError" in str(n.content) for n in app.agent.query(".note"))
+    )
+    assert snap_compare(app, terminal_size=SIZE, run_before=noted)
 
 
 def test_concluded(snap_compare: Any) -> None:
@@ -108,8 +135,11 @@ def test_concluded(snap_compare: Any) -> None:
         ev.Stopped("concluded"),
         hold=False,
     )
-    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+    ended = settled(lambda app: app._agent_worker.is_finished and shows("✓ concluded")(app))
+    assert snap_compare(app, terminal_size=SIZE, run_before=ended)
 
 
 def test_terminal_too_small(snap_compare: Any) -> None:
-    assert snap_compare(make_app(), terminal_size=(70, 16), run_before=settle)
+    assert snap_compare(
+        make_app(), terminal_size=(70, 16), run_before=settled(shows("needs at least 80×20"))
+    )
