@@ -16,7 +16,6 @@ import nbformat
 import pytest
 from test_bench import bench
 
-from scribe_tui.bench import cli
 from scribe_tui.bench.grid import build_grid, expand
 from scribe_tui.bench.modal_backend import (
     DEFAULT_JOBS,
@@ -26,6 +25,7 @@ from scribe_tui.bench.modal_backend import (
     package_ignore,
 )
 from scribe_tui.bench.report import load_results
+from scribe_tui.cli import bench as cli
 from scribe_tui.organisms import keys
 
 pytestmark = pytest.mark.slow
