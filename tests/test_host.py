@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cloudpickle
@@ -466,19 +467,39 @@ def slow(model, tokenizer, seconds):
     return seconds
 
 
-def test_status_answers_while_a_run_is_busy(host: HostProcess, client: InterpClient) -> None:
+def gated(model, tokenizer, gate, seconds):
+    import os
+    import time
+
+    while not os.path.exists(gate):  # held until the test opens the gate
+        time.sleep(0.01)
+    time.sleep(seconds)
+    return seconds
+
+
+def test_status_answers_while_a_run_is_busy(
+    host: HostProcess, client: InterpClient, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
     results = []
-    worker = threading.Thread(target=lambda: results.append(client.run(slow, seconds=1.5)))
+    worker = threading.Thread(
+        target=lambda: results.append(client.run(gated, gate=str(gate), seconds=1.5))
+    )
     worker.start()
-    assert wait_until(lambda: host.status().calls_in_flight == 1, 5)
-    start = time.monotonic()
-    status = host.status()
-    assert time.monotonic() - start < 0.5 and status.state == "ready"
-    # A cancel naming another call (say, one that already finished) leaves this one alone.
-    conn = connect(read_host_file(host.host_file))
-    conn.send_bytes(pickle.dumps({"op": "cancel", "call": "not-this-call"}))
-    assert pickle.loads(conn.recv_bytes()) == {"ok": True, "value": False}
-    conn.close()
+    pool = ThreadPoolExecutor(1)
+    try:
+        assert wait_until(lambda: host.status().calls_in_flight == 1, 60)
+        # The run cannot end before the gate opens: this answer came while it was busy.
+        status = pool.submit(host.status).result(timeout=60)
+        assert status.state == "ready" and status.calls_in_flight == 1 and not results
+        # A cancel naming another call (say, one that already finished) leaves this one alone.
+        conn = connect(read_host_file(host.host_file))
+        conn.send_bytes(pickle.dumps({"op": "cancel", "call": "not-this-call"}))
+        assert pickle.loads(conn.recv_bytes()) == {"ok": True, "value": False}
+        conn.close()
+    finally:
+        gate.touch()
+        pool.shutdown()
     worker.join()
     assert results == [1.5]
     assert host.status().calls_in_flight == 0 and host.status().last_call_s >= 1.5
