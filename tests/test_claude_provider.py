@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -396,12 +395,10 @@ async def test_authentication_error_is_quick_and_final(
 ) -> None:
     fake_anthropic.script(HTTPError(401, message="invalid x-api-key", echo_key=True))
     rec = Recorder()
-    started = time.monotonic()
 
-    with pytest.raises(ProviderError) as info:
-        await make_provider().turn(request(), rec)
+    with pytest.raises(ProviderError) as info:  # quick: no retries, so no backoff to wait out
+        await asyncio.wait_for(make_provider().turn(request(), rec), 60)
 
-    assert time.monotonic() - started < 1.0
     message = str(info.value)
     assert not info.value.retryable
     assert "401" in message and "ANTHROPIC_API_KEY" in message and "\n" not in message
@@ -513,22 +510,17 @@ async def test_cancel_closes_the_stream_promptly(
             first_delta.set()
 
     task = asyncio.create_task(provider.turn(request(), emit))
-    await asyncio.wait_for(first_delta.wait(), 5)
-    started = time.monotonic()
+    await asyncio.wait_for(first_delta.wait(), 60)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await task
-    elapsed = time.monotonic() - started
-
-    assert elapsed < 1.0
-    # The server sees the hang-up at its next write (one 50 ms tick later).
-    assert await asyncio.to_thread(fake_anthropic.wait_for_disconnect, 2.0)
-    assert fake_anthropic.disconnects[0] - started < 1.0
+        await asyncio.wait_for(task, 60)
+    # A disconnect is recorded only mid-stream: the client hung up before the stream ended.
+    assert await asyncio.to_thread(fake_anthropic.wait_for_disconnect, 60)
 
 
 async def test_cancel_during_retry_backoff(fake_anthropic: FakeAnthropic, make_provider) -> None:
     fake_anthropic.script(StreamError(after=3), GOOD)
-    provider = make_provider(retry_base_delay=30.0)
+    provider = make_provider(retry_base_delay=600.0)  # far past the outer timeout below
     retrying = asyncio.Event()
 
     def emit(event: Event) -> None:
@@ -536,22 +528,21 @@ async def test_cancel_during_retry_backoff(fake_anthropic: FakeAnthropic, make_p
             retrying.set()
 
     task = asyncio.create_task(provider.turn(request(), emit))
-    await asyncio.wait_for(retrying.wait(), 5)
+    await asyncio.wait_for(retrying.wait(), 60)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await asyncio.wait_for(task, 1.0)
+        await asyncio.wait_for(task, 60)
 
 
 async def test_cancel_before_the_headers(fake_anthropic: FakeAnthropic, make_provider) -> None:
-    fake_anthropic.script(Stall(seconds=5, before_headers=True))
-    task = asyncio.create_task(make_provider(read_timeout=10.0).turn(request(), Recorder()))
+    # The server stays silent far longer than the outer timeout: the cancel cannot wait it out.
+    fake_anthropic.script(Stall(seconds=600, before_headers=True))
+    task = asyncio.create_task(make_provider(read_timeout=600.0).turn(request(), Recorder()))
     while not fake_anthropic.requests:
         await asyncio.sleep(0.01)
-    started = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await task
-    assert time.monotonic() - started < 1.0
+        await asyncio.wait_for(task, 60)
 
 
 # -- keys ---------------------------------------------------------------------------------
