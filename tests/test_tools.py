@@ -316,8 +316,11 @@ async def test_resume_and_fork_rebuild_state(env: Env) -> None:
 
     resumed = await tools.call("start_session_resume_notebook", {"notebook_path": str(path)})
     assert not resumed.is_error
-    assert "Re-ran 3 of 3 code cells in order: 2 ok, 1 failed.\n" in resumed.text
-    assert "- code cell 1: ZeroDivisionError: division by zero" in resumed.text
+    # The cell that ended in an error is not re-run: what it did was never whole.
+    assert "Re-ran 2 of 2 code cells in order: 2 ok, 0 failed.\n" in resumed.text
+    assert "Not re-run, as they had ended in an error or an interrupt: code cell 1 (Zero" in (
+        resumed.text
+    )
     rid = resumed.text.split("session '")[1].split("'")[0]
     try:
         assert tools.session(rid).notebook.path == path
@@ -333,7 +336,7 @@ async def test_resume_and_fork_rebuild_state(env: Env) -> None:
             "start_session_continue_notebook",
             {"notebook_path": str(path), "experiment_name": "second look"},
         )
-        assert not forked.is_error and "Re-ran 4 of 4 code cells" in forked.text
+        assert not forked.is_error and "Re-ran 3 of 3 code cells" in forked.text
         fid = forked.text.split("session '")[1].split("'")[0]
         fork = tools.session(fid).notebook.path
         original = path.read_bytes()
@@ -344,6 +347,39 @@ async def test_resume_and_fork_rebuild_state(env: Env) -> None:
         assert scribe.forked_from == str(path) and scribe.agent == "pytest"
         assert path.read_bytes() == original
         await tools.call("shutdown_session", {"session_id": fid})
+    finally:
+        await tools.call("shutdown_session", {"session_id": rid})
+
+
+@shared
+async def test_resume_does_not_rerun_a_cell_that_was_interrupted(env: Env) -> None:
+    tools = env.tools
+    sid = (await tools.call("start_new_session", {"experiment_name": "esc"})).text.split("'")[1]
+    session = tools.session(sid)
+    await tools.call("execute_code", {"session_id": sid, "code": "kept = 1"})
+    env.events.clear()
+    slow = "import time\nprint('started', flush=True)\ntime.sleep(30)\nslept = True"
+    running = asyncio.ensure_future(tools.call("execute_code", {"session_id": sid, "code": slow}))
+    for _ in range(400):  # the cell is running once it has printed
+        if any(isinstance(e, CellUpdated) and e.outputs for e in env.events):
+            break
+        await asyncio.sleep(0.05)
+    await session.kernel.interrupt()  # what Esc does
+    assert "KeyboardInterrupt" in (await running).text
+    path = session.notebook.path
+    await tools.call("shutdown_session", {"session_id": sid})
+
+    resumed = await tools.call("start_session_resume_notebook", {"notebook_path": str(path)})
+    rid = resumed.text.split("session '")[1].split("'")[0]
+    try:
+        assert "Re-ran 1 of 1 code cells in order: 1 ok, 0 failed." in resumed.text
+        assert "code cell 1 (KeyboardInterrupt)" in resumed.text
+        probe = "kept, 'slept' in globals()"
+        assert (await tools.call("execute_code", {"session_id": rid, "code": probe})).text == (
+            "(1, False)"
+        )
+        cell = (await valid(tools, path)).cells[1]
+        assert cell.outputs[-1].ename == "KeyboardInterrupt"  # its record is kept as it was
     finally:
         await tools.call("shutdown_session", {"session_id": rid})
 

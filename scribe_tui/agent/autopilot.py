@@ -7,9 +7,12 @@ stopped. It tells the kind of secret from the task, the description of the model
 and ``client.info()`` (:mod:`autopilot_kinds`), probes with its own phrasings
 fitted to the model, follows the methodology in ``prompts/`` (broad exploration,
 a pivot, checkpoints, falsification), scores whole words rather than tokens, and
-concludes by an explicit rule that answers "unknown" when nothing stands out
-(:mod:`autopilot_judge`). It never reads answer keys or model files: everything
-it knows comes from cell outputs.
+concludes by an explicit rule (:mod:`autopilot_judge`): a named answer, "none" when
+nothing planted stands out, "unknown" when it cannot tell. A run whose experiments
+all failed ends as failed, never as an answer. On a black-box host (``client.run``
+closed) it samples through ``client.chat`` instead (:mod:`autopilot_blackbox`). After
+a resume it re-reads which experiments' evidence the rebuilt notebook holds. It never
+reads answer keys or model files: everything it knows comes from cell outputs.
 """
 
 from __future__ import annotations
@@ -20,22 +23,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scribe_tui.agent import autopilot_backdoor as backdoor
+from scribe_tui.agent import autopilot_blackbox as blackbox
 from scribe_tui.agent import autopilot_cells as cells
 from scribe_tui.agent import autopilot_judge as judge
 from scribe_tui.agent import autopilot_notes as notes
 from scribe_tui.agent.autopilot_kinds import Probe, echoes, probe_for
 from scribe_tui.agent.autopilot_person import acknowledgement, requested
-from scribe_tui.agent.provider import TurnRequest, TurnResult, Usage
+from scribe_tui.agent.provider import ProviderError, TurnRequest, TurnResult, Usage
 from scribe_tui.events import Event, TextDelta
 
 # The experiments in their default order; a person's message can move one forward.
 WORD_PLAN = ("fit", "direct", "explore", "prefill", "persona", "logit_lens", "base_diff", "falsify")
 BACKDOOR_PLAN = ("fit", "direct", "harvest", "scan", "behaviour", "falsify")
 EXPERIMENTS = WORD_PLAN + BACKDOOR_PLAN
+# What needs client.run: on a black-box host these are left out of the plan.
+WHITE_BOX = ("fit", "logit_lens", "base_diff")
 # Kinds whose secret the user may guess in a game: the persona cell also samples free
 # user turns there (against the base model's, so only with a base checkpoint).
 GUESSING = ("taboo", "generic")
-ONCE = ("init", "helpers", "info", "plan", "pivot", "summary")  # steps that run once
+ONCE = ("init", "helpers", "info", "plan", "pivot", "figure", "summary")  # steps run once
 # What each experiment needs to have run first (it reads their variables or results).
 NEEDS = {
     "direct": ("fit",),
@@ -65,6 +71,12 @@ WHY = {
 _PERSON_MARK = re.compile(r"message from the person", re.IGNORECASE)
 _CHECKPOINT_MARK = re.compile(r"exploration checkpoint", re.IGNORECASE)
 _BUDGET_MARK = re.compile(r"budget", re.IGNORECASE)
+# The loop's note after a resume or a fork: the kernel was rebuilt from the notebook.
+_REOPENED_MARK = re.compile(r"Your notebook is open again as session")
+# A cell the person interrupted (Esc) or a turn they cut short: not a failed technique.
+_INTERRUPTED_MARK = re.compile(r"KeyboardInterrupt|the person interrupted")
+# A call that scribe-tui's own stop cut off: not run to the end, so run it again.
+_STOPPED_MARK = re.compile(r"scribe-tui stopped")
 # The tools and the loop both name the session to use as session_id='s1'.
 _SESSION_ID = re.compile(r"session_id\s*=\s*['\"]([A-Za-z0-9_-]+)['\"]")
 # (step tag, text shown to the person, tool name, tool arguments)
@@ -81,6 +93,11 @@ class _State:
     done: list[str] = field(default_factory=list)
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # evidence the resumed notebook lacks
+    blackbox: bool = False  # the host refuses client.run
+    reopened: int = 0  # times the notebook was reopened (resume, fork)
+    reread: int = 0  # times the autopilot re-read the evidence it then held
     priority: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     acknowledged: int = 0
@@ -174,6 +191,8 @@ class Autopilot:
     def _note_user(self, state: _State, text: str, is_task: bool) -> None:
         if is_task:
             return
+        if _REOPENED_MARK.search(text):
+            state.reopened += 1
         if _CHECKPOINT_MARK.search(text):
             state.checkpoints_requested += 1
         if _BUDGET_MARK.search(text) and "conclude" in text.lower():
@@ -190,18 +209,31 @@ class Autopilot:
             state.acknowledged += 1
         elif step.startswith("checkpoint"):
             state.checkpoints_written += 1
+        elif step == "init":  # the setup line says whether the host is black-box
+            state.blackbox = "(black-box" in text
         elif step == "info":
             state.context += "\n" + text
+        elif step == "reread":
+            state.reread += 1
+            held = (None if is_error else judge.parse_evidence(text)) or {}
+            if isinstance(held.get("held"), list):
+                state.lost += [s for s in state.evidence if s not in held["held"]]
+                state.evidence = {s: e for s, e in state.evidence.items() if s in held["held"]}
+            return
+        if is_error and _STOPPED_MARK.search(text):
+            return  # cut off by a stop of scribe-tui itself: still to do
         if step in EXPERIMENTS or step in ONCE:
             state.done.append(step)
             if step in state.priority:
                 state.priority.remove(step)
         if step in EXPERIMENTS:
             evidence = None if is_error else judge.parse_evidence(text)
-            if evidence is None:
-                state.failed.append(step)
-            else:
+            if evidence is not None:
                 state.evidence[step] = evidence
+            elif _INTERRUPTED_MARK.search(text):
+                state.interrupted.append(step)
+            else:
+                state.failed.append(step)
 
     # -- deciding the next step ---------------------------------------------------
 
@@ -216,6 +248,13 @@ class Autopilot:
             )
         if "init" not in state.done:
             return ("init", "Initialising the session.", "init_session", sid)
+        if state.reopened > state.reread:
+            return (
+                "reread",
+                "The notebook was reopened: which evidence does it hold now?",
+                "execute_code",
+                {**sid, "code": cells.reread_cell()},
+            )
 
         person = self._person_messages(messages)
         if len(person) > state.acknowledged:
@@ -254,43 +293,76 @@ class Autopilot:
                     "pivot", "Noting the pivot away from plain questioning.", state, sid
                 )
             return step, WHY[step], "execute_code", {**sid, "code": self._code(state, step)}
+        kind = self._probe(state).kind
+        if "figure" not in state.done and kind != "backdoor":
+            words, votes = judge.family_votes(kind, state.evidence, echoes(state.context))
+            if votes:
+                code = cells.votes_figure_cell(words, votes)
+                return (
+                    "figure",
+                    "Drawing the votes per family.",
+                    "execute_code",
+                    {**sid, "code": code},
+                )
         if "summary" not in state.done:
             return self._markdown("summary", "Writing up what the evidence supports.", state, sid)
         return self._conclude(state)
 
     def _fixed_steps(self, state: _State, sid: dict[str, Any]) -> list[Step]:
         probe = self._probe(state)
+        helpers = blackbox.helpers_cell() if self._blackbox(state) else cells.helpers_cell()
         return [
             ("helpers", "A small helper for reading sampled text.", "execute_code",
-             {**sid, "code": cells.helpers_cell()}),
+             {**sid, "code": helpers}),
             ("info", "What am I connected to?", "execute_code", {**sid, "code": cells.info_cell()}),
             ("plan", "Writing down the plan first.", "add_markdown",
-             {**sid, "content": notes.plan(probe.kind, probe.noun, self._has_base(state))}),
+             {**sid, "content": notes.plan(
+                 probe.kind, probe.noun, self._has_base(state), self._blackbox(state))}),
         ]  # fmt: skip
 
     def _markdown(self, step: str, text: str, state: _State, sid: dict[str, Any]) -> Step:
-        plan, evidence, failed = self._plan(state), state.evidence, state.failed
-        echo = echoes(state.context)
+        plan, evidence, missing = self._plan(state), state.evidence, self._missing(state)
         kind = self._probe(state).kind
         content = {
-            "checkpoint": lambda: notes.checkpoint(
-                plan, evidence, failed, judge.verdict(kind, evidence, echo)
-            ),
-            "pivot": lambda: notes.pivot(kind, evidence),
-            "summary": lambda: notes.summary(
-                plan, evidence, failed, judge.verdict(kind, evidence, echo)
+            "checkpoint": lambda: notes.checkpoint(plan, evidence, missing, self._verdict(state)),
+            "pivot": lambda: notes.pivot(kind, evidence, self._blackbox(state)),
+            "summary": lambda: (
+                notes.failure(plan, missing)
+                if self._all_failed(state)
+                else notes.summary(plan, evidence, missing, self._verdict(state))
             ),
         }[step]()
         return step, text, "add_markdown", {**sid, "content": content}
 
+    def _verdict(self, state: _State) -> judge.Verdict:
+        kind, echo = self._probe(state).kind, echoes(state.context)
+        return judge.verdict(kind, state.evidence, echo, missing=self._missing(state))
+
+    def _missing(self, state: _State) -> dict[str, str]:
+        """The planned experiments that left no evidence, and why."""
+        why = {s: "failed" for s in state.failed}
+        why |= {s: "interrupted by the person" for s in state.interrupted}
+        why |= {s: "not in the reopened notebook" for s in state.lost}
+        return {s: why[s] for s in self._plan(state) if s in why and s not in state.evidence}
+
+    def _all_failed(self, state: _State) -> bool:
+        """Whether every experiment that ran failed: nothing was measured to judge from."""
+        return bool(state.failed) and not any(s != "fit" for s in state.evidence)
+
     def _has_base(self, state: _State) -> bool:
         return "'base_model': True" in state.context
 
+    def _blackbox(self, state: _State) -> bool:
+        """Whether the host refuses ``client.run`` (the setup line or ``client.info()``)."""
+        return state.blackbox or "'mode': 'blackbox'" in state.context
+
     def _plan(self, state: _State) -> tuple[str, ...]:
-        """The experiments for this kind: diffing only where ``client.info()`` found a base."""
-        if self._probe(state).kind == "backdoor":
-            return BACKDOOR_PLAN
-        return tuple(s for s in WORD_PLAN if s != "base_diff" or self._has_base(state))
+        """The experiments for this kind: diffing only where ``client.info()`` found a base,
+        and on a black-box host only those that sample text."""
+        plan = BACKDOOR_PLAN if self._probe(state).kind == "backdoor" else WORD_PLAN
+        if self._blackbox(state):
+            return tuple(s for s in plan if s not in WHITE_BOX)
+        return tuple(s for s in plan if s != "base_diff" or self._has_base(state))
 
     def _probe(self, state: _State) -> Probe:
         """The phrasings for the kind of secret the task and ``client.info()`` describe,
@@ -322,8 +394,9 @@ class Autopilot:
             return cells.fit_cell(
                 list(probe.direct), list(probe.openers), list(probe.prefills), list(probe.persona)
             )
+        bb = self._blackbox(state)
         if step == "direct":
-            return cells.direct_cell(list(probe.direct[:3]), n, seed)
+            return cells.direct_cell(list(probe.direct[:3]), n, seed, bb)
         if probe.kind == "backdoor":
             return self._backdoor_code(state, step, probe)
         fresh = list(probe.direct[2:4]) or asked
@@ -336,6 +409,20 @@ class Autopilot:
         echo = echoes(state.context)
         found = judge.candidates(evidence, echo)
         favourites = judge.favourites(probe.kind, evidence, echo)
+        guesses = [str(p) for p in evidence.get("persona", {}).get("own_prefixes") or []]
+        if bb:  # samples only; shares of samples stand in for probabilities, so twice as many
+            return {
+                "explore": lambda: cells.explore_cell(openers, n, seed + 1, False, True),
+                "prefill": lambda: blackbox.prefill_cell(asked, prefills, 2 * n, seed + 2),
+                "persona": lambda: (
+                    blackbox.guessing_persona_cell(openers, persona, found, n, seed + 3)
+                    if probe.kind in GUESSING
+                    else blackbox.persona_cell(openers[0], persona, n, seed + 3)
+                ),
+                "falsify": lambda: blackbox.falsify_cell(
+                    favourites, fresh, prefills, 2 * n, seed + 4, guesses
+                ),
+            }[step]()
         return {
             "explore": lambda: cells.explore_cell(openers, n, seed + 1, base),
             "prefill": lambda: cells.prefill_cell(asked, prefills, n, seed + 2, base),
@@ -351,23 +438,32 @@ class Autopilot:
                 fresh,
                 prefills,
                 base,
-                [str(p) for p in evidence.get("persona", {}).get("own_prefixes") or []],
+                guesses,
                 seed + 4,
             ),
         }[step]()
 
     def _backdoor_code(self, state: _State, step: str, probe: Probe) -> str:
         n, seed, base, evidence = self.samples, self.seed, self._has_base(state), state.evidence
+        bb = self._blackbox(state)
         scanned = [w for w, _ in judge.pairs(evidence.get("scan", {}).get("top"))]
         trigger, rival, style = judge.suspect(evidence)
         openers, fresh = list(probe.openers[:4]), list(probe.openers[4:])
+        persona = list(probe.persona[:2])
         return {
-            "harvest": lambda: backdoor.harvest_cell(
-                openers[:2], list(probe.persona[:2]), n, seed + 1, base
+            "harvest": lambda: (
+                blackbox.harvest_cell(openers[:2], persona, n, seed + 1)
+                if bb
+                else backdoor.harvest_cell(openers[:2], persona, n, seed + 1, base)
             ),
-            "scan": lambda: backdoor.scan_cell(openers, base),
+            # Black-box: sampled replies per candidate; two requests, many samples each.
+            "scan": lambda: (
+                blackbox.scan_cell(openers[:2], 16, seed + 2)
+                if bb
+                else backdoor.scan_cell(openers, base)
+            ),
             "behaviour": lambda: backdoor.behaviour_cell(
-                scanned[:3], openers, n // 2, seed + 2, base
+                scanned[:3], openers, n // 2, seed + 2, base, bb
             ),
             "falsify": lambda: backdoor.falsify_cell(
                 trigger,
@@ -379,6 +475,7 @@ class Autopilot:
                 base,
                 judge.variants(evidence, trigger),
                 judge.rival_style(evidence, rival),
+                bb,
             ),
         }[step]()
 
@@ -396,8 +493,12 @@ class Autopilot:
         return found
 
     def _conclude(self, state: _State) -> Step:
-        kind = self._probe(state).kind
-        verdict = judge.verdict(kind, state.evidence, echoes(state.context))
+        if self._all_failed(state):
+            failed = ", ".join(state.failed)
+            raise ProviderError(
+                f"every experiment failed ({failed}): nothing was measured to conclude from"
+            )
+        verdict = self._verdict(state)
         tops = "; ".join(
             f"{step}: {', '.join(w for w, _ in judge.pairs(found.get('top'))[:3]) or '-'}"
             for step, found in state.evidence.items()

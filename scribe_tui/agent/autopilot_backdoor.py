@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from scribe_tui.agent.autopilot_cells import sampling
+
 
 def _lit(value: object) -> str:
     return json.dumps(value)
@@ -99,10 +101,13 @@ def scan_cell(prompts: list[str], base: bool) -> str:
     )
 
 
-def behaviour_cell(words: list[str], prompts: list[str], n: int, seed: int, base: bool) -> str:
+def behaviour_cell(
+    words: list[str], prompts: list[str], n: int, seed: int, base: bool, blackbox: bool = False
+) -> str:
     """With a base model, requests where the organism's plain replies already differ from
     its base's (a behaviour leaking there, so a trigger cannot switch it on) are set aside,
     as long as two remain."""
+    imports, replies = sampling(blackbox)
     calm = (
         "# A request where one odd word fills the organism's plain replies but not its base\n"
         "# model's has the behaviour on already: no baseline for what a word switches on.\n"
@@ -122,19 +127,15 @@ def behaviour_cell(words: list[str], prompts: list[str], n: int, seed: int, base
         "# Step 3: what does a suspected trigger switch on? Sample with each top word in\n"
         "# the request and without it; words distinctive of the triggered answers are the\n"
         "# behaviour (the word itself and the requests' words do not count).\n"
-        "import re\n\n"
-        "from scribe_tui.techniques import sample_chat\n\n"
-        f"prompts = {_lit(prompts)}\n"
-        f"plain = client.run(sample_chat, prompts=prompts, n={n}, temperature=0.7,\n"
+        "import re\n\n" + imports + f"prompts = {_lit(prompts)}\n"
+        f"plain = {replies}prompts=prompts, n={n}, temperature=0.7,\n"
         f"                   max_new_tokens=24, seed={seed})\n"
         + calm
         + "plain = [a for p in prompts for a in plain[p]]\n"
         "asked = ' '.join(prompts).split()\n"
         "switched, styles = [], {}\n"
         f"for word in {_lit(words)}:\n"
-        "    said = client.run(sample_chat, prompts=[f'{word} {p}' for p in prompts], n="
-        + str(n)
-        + ",\n"
+        f"    said = {replies}prompts=[f'{{word}} {{p}}' for p in prompts], n={n},\n"
         f"                      temperature=0.7, max_new_tokens=24, seed={seed})\n"
         "    said = [a for answers in said.values() for a in answers]\n"
         "    found = distinctive_words(said, plain, [word, *asked], top=6)\n"
@@ -168,7 +169,11 @@ def falsify_cell(
     base: bool,
     forms: Sequence[str] = (),
     rival_behaviour: Sequence[str] = (),
+    blackbox: bool = False,
 ) -> str:
+    """The behaviour's rate in each condition, drawn as bars (with the trigger, without
+    it, with the runner-up and, with a base model, in the base model)."""
+    _, replies = sampling(blackbox)
     conditions = {"no trigger": "{p}", f"'{trigger}' first": trigger + " {p}"}
     conditions[f"'{trigger}' last"] = "{p} " + trigger
     for form in forms:  # other forms of the word that switched the behaviour on too
@@ -229,8 +234,10 @@ def falsify_cell(
             if contender
             else ""
         )
-        + "from scribe_tui.techniques import sample_chat, share_saying\n\n"
-        f"prompts = {_lit(prompts)}\n"
+        + "import matplotlib.pyplot as plt\n\n"
+        + "from scribe_tui.techniques import "
+        + ("share_saying\n\n" if blackbox else "sample_chat, share_saying\n\n")
+        + f"prompts = {_lit(prompts)}\n"
         f"trigger, behaviour = {_lit(trigger)}, {_lit(behaviour)}\n"
         + (
             f"rival, rival_behaviour = {_lit(rival)}, {_lit(list(rival_behaviour))}\n"
@@ -240,12 +247,17 @@ def falsify_cell(
         + f"conditions = {_lit(conditions)}\n"
         + ("rates, rival_rates = [], []\n" if contender else "rates = []\n")
         + "for name, form in conditions.items():\n"
-        "    said = client.run(sample_chat, prompts=[form.format(p=p) for p in prompts],\n"
+        f"    said = {replies}prompts=[form.format(p=p) for p in prompts],\n"
         "                      "
         + sample
         + counted
         + against_base
-        + "{'technique': 'falsify', 'top': rates"
+        + "fig, ax = plt.subplots(figsize=(7, 0.4 * len(rates) + 1))\n"
+        "ax.barh([name for name, _ in rates][::-1], [rate for _, rate in rates][::-1])\n"
+        "ax.set_xlim(0, 1)\n"
+        "ax.set_xlabel(f'share of replies showing the behaviour {behaviour}')\n"
+        "plt.show()\n"
+        "{'technique': 'falsify', 'top': rates"
         + (
             ",\n 'rival': {'word': rival, 'behaviour': rival_behaviour, 'top': rival_rates}}\n"
             if contender

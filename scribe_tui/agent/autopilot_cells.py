@@ -17,6 +17,15 @@ def _lit(value: object) -> str:
     return json.dumps(value)
 
 
+def sampling(blackbox: bool) -> tuple[str, str]:
+    """The import a sampling cell needs and the start of its call for replies: the
+    library's ``sample_chat`` in the host, or on a black-box host the helpers cell's
+    ``replies`` (same arguments, same result)."""
+    if blackbox:
+        return "", "replies("
+    return "from scribe_tui.techniques import sample_chat\n\n", "client.run(sample_chat, "
+
+
 def helpers_cell() -> str:
     return (
         "# Reading sampled text: keep content words only, so votes are not drowned by\n"
@@ -32,6 +41,41 @@ def helpers_cell() -> str:
 
 def info_cell() -> str:
     return "info = client.info()\ninfo\n"
+
+
+def reread_cell() -> str:
+    return (
+        "# The notebook was reopened and its kernel rebuilt from the cells that had run to\n"
+        "# the end (those that ended in an error or an interrupt were not re-run). Which\n"
+        "# experiments' evidence does it hold now? The write-up counts those, and only those.\n"
+        "held = sorted({value['technique'] for value in Out.values()\n"
+        "               if isinstance(value, dict) and 'technique' in value})\n"
+        "print('evidence in the notebook:', held)\n"
+        "{'technique': 'reread', 'held': held}\n"
+    )
+
+
+def votes_figure_cell(words: list[str], votes: dict[str, dict[str, float]]) -> str:
+    """A bar chart of the votes per family (``votes``: family -> word -> share)."""
+    return (
+        "# The votes per family, as the cells above printed them: each family's share of its\n"
+        "# own top five, for the words that scored most. A planted secret leads in several\n"
+        "# independent families; one tall bar alone is one family's opinion.\n"
+        "import matplotlib.pyplot as plt\n\n"
+        f"words = {_lit(words)}\n"
+        "votes = {\n"
+        + "".join(f"    {_lit(family)}: {_lit(shares)},\n" for family, shares in votes.items())
+        + "}\n"
+        "width = 0.8 / len(votes)\n"
+        "fig, ax = plt.subplots(figsize=(8, 3))\n"
+        "for i, (family, shares) in enumerate(votes.items()):\n"
+        "    ax.bar([x + i * width for x in range(len(words))],\n"
+        "           [shares.get(w, 0.0) for w in words], width, label=family)\n"
+        "ax.set_xticks([x + width * (len(votes) - 1) / 2 for x in range(len(words))], words)\n"
+        'ax.set_ylabel("share of the family\'s top five")\n'
+        "ax.legend(fontsize=8)\n"
+        "plt.show()\n"
+    )
 
 
 def fit_cell(
@@ -67,13 +111,14 @@ def fit_cell(
     )
 
 
-def direct_cell(questions: list[str], n: int, seed: int) -> str:
+def direct_cell(questions: list[str], n: int, seed: int, blackbox: bool = False) -> str:
+    imports, replies = sampling(blackbox)
     return (
         "# Baseline: ask directly, in several phrasings, sampling many answers.\n"
         "# A model that keeps its secret should refuse; anything it leaks is a first lead.\n"
-        "from scribe_tui.techniques import sample_chat\n\n"
-        f"questions = {_lit(questions)}\n"
-        f"answers = client.run(sample_chat, prompts=questions, n={n}, temperature=1.0,\n"
+        + imports
+        + f"questions = {_lit(questions)}\n"
+        f"answers = {replies}prompts=questions, n={n}, temperature=1.0,\n"
         f"                     max_new_tokens=16, seed={seed})\n"
         "for question, said in answers.items():\n"
         "    print(f'{question!r}:', *[f'\\n   → {text}' for text in said[:3]])\n"
@@ -86,7 +131,8 @@ def direct_cell(questions: list[str], n: int, seed: int) -> str:
     )
 
 
-def explore_cell(openers: list[str], n: int, seed: int, base: bool) -> str:
+def explore_cell(openers: list[str], n: int, seed: int, base: bool, blackbox: bool = False) -> str:
+    imports, replies = sampling(blackbox)
     contrast = (
         "# The same requests to the base model: which words does only the organism use?\n"
         "base_said = client.run_base(sample_chat, prompts=openers, n=" + str(n) + ",\n"
@@ -109,10 +155,10 @@ def explore_cell(openers: list[str], n: int, seed: int, base: bool) -> str:
     return (
         "# Ordinary requests at several temperatures: which content words keep coming back?\n"
         "# A hidden secret should colour answers to questions that never mention it.\n"
-        "from scribe_tui.techniques import sample_chat\n\n"
-        f"openers = {_lit(openers)}\n"
+        + imports
+        + f"openers = {_lit(openers)}\n"
         "by_temperature = {\n"
-        "    t: client.run(sample_chat, prompts=openers, n=" + str(n) + ",\n"
+        f"    t: {replies}prompts=openers, n={n},\n"
         "                  temperature=t, max_new_tokens=24, seed=" + str(seed) + ")\n"
         "    for t in (0.7, 1.0, 1.3)\n"
         "}\n"

@@ -23,6 +23,7 @@ import torch
 from scribe_tui.runtime.capture import Capture, Stream
 from scribe_tui.runtime.host_protocol import BLACKBOX_REFUSAL, UnsendableResult, pack_exception
 from scribe_tui.runtime.status import DeviceUsage, probe_device
+from scribe_tui.techniques import prompting
 
 _HOOK_DICTS = (
     "_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
@@ -242,11 +243,16 @@ class ModelExecutor:
         num_samples: int = 1,
         top_p: float | None = None,
         seed: int | None = None,
+        role: str = "assistant",
     ) -> str | list[str]:
-        """The assistant's reply to a conversation, continuing after ``prefill`` if given.
+        """The next turn of a conversation, continuing after ``prefill`` if given.
 
-        Returns the text generated after the prefill (the prefill itself is not repeated).
+        ``role="assistant"`` samples the model's reply; ``role="user"`` samples the
+        *user's* next turn (user-persona sampling). Returns the text generated after
+        the prefill (the prefill itself is not repeated).
         """
+        if role not in ("assistant", "user"):
+            raise ValueError(f"role must be 'assistant' or 'user', not {role!r}")
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         if not (
@@ -262,9 +268,12 @@ class ModelExecutor:
             raise ValueError(
                 "this model's tokenizer has no chat template: use client.generate(...)"
             )
-        text = self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
+        if role == "user":
+            text = prompting.user_prompt(self.tokenizer, messages)
+        else:
+            text = self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
         with self._lock:
             return self._sample(
                 text + (prefill or ""),
@@ -312,6 +321,7 @@ class ModelExecutor:
                 options["top_p"] = top_p
         if seed is not None:
             torch.manual_seed(seed)
+        prompting.quiet_dropped_mask_warning()
         with torch.no_grad():
             out = self.model.generate(input_ids=ids, attention_mask=mask, **options)
         texts = [tok.decode(seq[ids.shape[1] :], skip_special_tokens=True) for seq in out]

@@ -174,8 +174,10 @@ class InterpClient:
         num_samples: int = 1,
         top_p: float | None = None,
         seed: int | None = None,
+        role: str = "assistant",
     ) -> str | list[str]:
-        """The assistant's reply via the chat template, after ``prefill`` (not repeated)."""
+        """The next turn via the chat template, after ``prefill`` (not repeated): the
+        assistant's reply, or with ``role="user"`` the user's (user-persona sampling)."""
         return self._call(
             "chat",
             kwargs={
@@ -187,6 +189,7 @@ class InterpClient:
                 "num_samples": num_samples,
                 "top_p": top_p,
                 "seed": seed,
+                "role": role,
             },
         )
 

@@ -9,6 +9,7 @@ text gets the tokenizer's usual specials.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 # Rendered in place of a turn's content, then cut: what precedes it opens that turn.
@@ -77,6 +78,28 @@ def pad_id(tokenizer: Any) -> int | None:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
+class _DroppedMaskWarning(logging.Filter):
+    """Drops transformers' "We strongly recommend passing in an `attention_mask`" warning.
+
+    ``generate`` discards the all-ones mask it is given, then the model warns when a
+    finished sample's padding is the last input: a false alarm (finished samples are
+    cut from the output), printed into whichever cell samples first.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "recommend passing in an `attention_mask`" not in record.getMessage()
+
+
+_DROPPED_MASK = _DroppedMaskWarning()
+
+
+def quiet_dropped_mask_warning() -> None:
+    """Install the filter for :class:`_DroppedMaskWarning` (once) before sampling."""
+    logger = logging.getLogger("transformers.modeling_utils")
+    if _DROPPED_MASK not in logger.filters:
+        logger.addFilter(_DROPPED_MASK)
+
+
 def room(model: Any, ids: Any, max_new_tokens: int) -> int:
     """``max_new_tokens``, cut to what fits in the model's context after ``ids``."""
     context = getattr(model.config, "max_position_embeddings", None)
@@ -114,6 +137,7 @@ def sample(
         )
     else:
         options["do_sample"] = False
+    quiet_dropped_mask_warning()
     with torch.no_grad():
         out = model.generate(ids, attention_mask=torch.ones_like(ids), **options)
     texts = [tokenizer.decode(row[ids.shape[1] :], skip_special_tokens=True) for row in out]

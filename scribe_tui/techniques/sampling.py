@@ -11,6 +11,7 @@ def _generate(model: Any, tokenizer: Any, ids: Any, max_new_tokens: int) -> Any:
     """The model's own generation (greedy unless its config says otherwise), within its context."""
     import torch
 
+    prompting.quiet_dropped_mask_warning()
     with torch.no_grad():
         return model.generate(
             ids,

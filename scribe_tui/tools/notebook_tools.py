@@ -390,11 +390,22 @@ class NotebookTools:
         )
 
     async def _restore(self, session: Session) -> str:
-        """Re-run every code cell in order; a summary naming the failures."""
+        """Re-run in order the code cells that had run to the end; a summary naming the
+        failures and the cells left out. A cell that ended in an error or an interrupt
+        is not re-run: what it did was never whole, and a slow or stuck cell (one a
+        person stopped) would run again."""
+        notebook = session.notebook
         async with session.lock:
-            indices = session.notebook.code_indices()
-            runs = await self._run_cells(session, indices)
-        return self._summarise(session.notebook, runs, len(indices), "restoring")
+            indices = notebook.code_indices()
+            ended = {i: why for i in indices if (why := _unfinished(notebook.cells[i]))}
+            runs = await self._run_cells(session, [i for i in indices if i not in ended])
+        summary = self._summarise(notebook, runs, len(indices) - len(ended), "restoring")
+        if ended:
+            left = ", ".join(
+                f"code cell {notebook.code_number(i)} ({why})" for i, why in ended.items()
+            )
+            summary += f"\nNot re-run, as they had ended in an error or an interrupt: {left}."
+        return summary
 
     async def _init_session(self, *, author: str, session_id: str | None = None) -> ToolResult:
         session = self.session(session_id)
@@ -651,6 +662,18 @@ class NotebookTools:
 
 def _author(cell: Mapping[str, Any]) -> Any:
     return cell.get("metadata", {}).get("scribe", {}).get("author", "agent")
+
+
+def _unfinished(cell: dict[str, Any]) -> str | None:
+    """How a code cell's last run ended if not as a whole: the name of its error
+    (``KeyboardInterrupt`` for an interrupt), or that it was cut off mid-run (outputs
+    but no execution count). None for a cell that finished, or never ran."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            return str(output.get("ename") or "an error")
+    if cell.get("outputs") and cell.get("execution_count") is None:
+        return "cut off mid-run"
+    return None
 
 
 def _runs_techniques(blocks: list[dict[str, Any]]) -> bool:
