@@ -760,3 +760,51 @@ def test_a_falsification_with_only_a_runner_up_names_nothing() -> None:
         "{'technique': 'falsify', 'top': [('no trigger', 0.0), (\"'hey' (runner-up)\", 0.9)]}"
     )
     assert verdict("backdoor", evidence).answer == "unknown"
+
+
+def markdown_of(calls: list[dict[str, Any]], step: str) -> str:
+    return next(c["input"]["content"] for c in calls if c["id"].endswith(f"_{step}"))
+
+
+async def test_the_checkpoint_reads_the_same_evidence_as_its_findings() -> None:
+    calls = tool_calls(await drive(Autopilot()))
+    checkpoint = markdown_of(calls, "checkpoint")
+    # Before the falsification every family backs 'moon': that is the current reading.
+    assert "- Current reading: 'moon' leads (logit_lens, persona, prefill)" in checkpoint
+    assert "evidence strong" in checkpoint and "**Continue** towards 'moon'" in checkpoint
+    backdoor = markdown_of(tool_calls(await drive(Autopilot(), task=BACKDOOR_TASK, **BACKDOOR)),
+                           "checkpoint")  # fmt: skip
+    # The behaviour cell's rate, not a falsification that has not run yet.
+    assert "the behaviour cell: arr, matey, ahoy (0.90); not yet falsified" in backdoor
+    assert "?" not in backdoor and "0.00 with it" not in backdoor
+
+
+async def test_an_interrupted_experiment_is_unmeasured_not_failed_and_lowers_confidence() -> None:
+    whole = tool_calls(await drive(Autopilot()))[-1]["input"]
+    interrupted = "KeyboardInterrupt\nInterrupted: state kept."
+    calls = tool_calls(await drive(Autopilot(), persona=interrupted))
+    summary, conclusion = markdown_of(calls, "summary"), calls[-1]["input"]
+    assert "- **persona**: interrupted by the person" in summary and "failed" not in summary
+    assert conclusion["answer"] == whole["answer"] == "moon"
+    assert conclusion["confidence"] < whole["confidence"]  # fewer families behind it
+    assert "2 of 3 families back 'moon'" in conclusion["evidence"]
+
+
+async def test_after_a_resume_the_write_up_counts_the_evidence_the_notebook_holds() -> None:
+    reopened = (
+        "[scribe-tui] The investigation was resumed after scribe-tui stopped. Re-ran 7 of 8 "
+        "code cells. Your notebook is open again as session 's2': use session_id='s2'."
+    )
+    held = "{'technique': 'reread', 'held': ['direct', 'explore', 'fit', 'persona', 'prefill']}"
+    messages = await drive(Autopilot(), extra_user={11: reopened}, reread=held)
+    calls = tool_calls(messages)
+    steps = steps_of(calls)
+    reread = steps.index("reread")
+    assert steps[reread - 1] == "logit_lens"  # the turn the resume message came with
+    assert (
+        calls[reread]["input"]["session_id"] == "s2"
+        and "Out.values()" in (calls[reread]["input"]["code"])
+    )
+    summary = markdown_of(calls, "summary")
+    assert "- **logit_lens**: not in the reopened notebook" in summary
+    assert "logit_lens" not in calls[-1]["input"]["evidence"].split(". ")[0]

@@ -18,9 +18,12 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 import scribe_tui.techniques
 from scribe_tui.agent import autopilot_backdoor as backdoor
+from scribe_tui.agent import autopilot_blackbox as blackbox
 from scribe_tui.agent import autopilot_cells as cells
 from scribe_tui.agent.autopilot_judge import parse_evidence
 from scribe_tui.agent.autopilot_kinds import probe_for
+from scribe_tui.runtime.executor import ModelExecutor
+from scribe_tui.runtime.host_protocol import BLACKBOX_REFUSAL, BlackBoxError
 from scribe_tui.techniques import content_words
 
 WORDS = "hello my secret word is the moon sun star give me a hint what your guess that".split()
@@ -240,3 +243,70 @@ def test_a_reply_that_repeats_the_word_is_no_switched_behaviour() -> None:
     found = run_cell(backdoor.behaviour_cell(["follows", "saddle"], prompts, 4, 0, True), namespace)
     assert dict(found["top"])["follows"] == 0 and found["words"]["follows"] == []
     assert {w for w, _ in found["words"]["saddle"]} == {"boop", "beep"}
+
+
+class BlackBoxClient:
+    """What a black-box host serves, in-process: the host's own ``chat`` and ``info``;
+    ``client.run`` refuses."""
+
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        self.host = ModelExecutor(
+            model, tokenizer, name="the subject model", mode="blackbox", device="cpu",
+            dtype="float32",
+        )  # fmt: skip
+
+    def chat(self, messages: Any, **kwargs: Any) -> Any:
+        return self.host.chat(messages, **kwargs)
+
+    def info(self) -> dict[str, Any]:
+        return self.host.info()
+
+    def run(self, fn: Any, /, **kwargs: Any) -> Any:
+        raise BlackBoxError(BLACKBOX_REFUSAL)
+
+    run_base = run
+
+
+def test_every_black_box_cell_samples_through_chat_and_reports_evidence(
+    client: LocalClient,
+) -> None:
+    namespace: dict[str, Any] = {"client": BlackBoxClient(client.model, client.tokenizer)}
+    run_cell(blackbox.helpers_cell(), namespace)
+    info = run_cell(cells.info_cell(), namespace)
+    assert info["mode"] == "blackbox" and info["base_model"] is False
+    probe = probe_for(TASKS[0])
+    direct, openers, prefills = list(probe.direct), list(probe.openers), list(probe.prefills)
+    words = ["moon", "sun", "zebra"]
+    sources = [
+        cells.direct_cell(direct[:2], 2, 0, blackbox=True),
+        cells.explore_cell(openers[:2], 2, 1, base=False, blackbox=True),
+        blackbox.prefill_cell(direct[:1], prefills[:2], 4, 2),
+        blackbox.persona_cell(openers[0], list(probe.persona[:2]), 2, 3),
+        blackbox.guessing_persona_cell(openers[:1], list(probe.persona[:1]), words, 2, 3),
+        blackbox.falsify_cell(words, direct[2:3], prefills[:2], 4, 4, guesses=["is it"]),
+    ]
+    found = [run_cell(source, namespace) for source in sources]
+    for evidence in found:
+        assert parse_evidence(repr(evidence)) == evidence  # the autopilot reads it back
+    assert [f["technique"] for f in found] == [
+        "direct", "explore", "prefill", "persona", "persona", "falsify",
+    ]  # fmt: skip
+    prefill = found[2]
+    assert all(0 < share <= 1 for _, share in prefill["top"])  # shares of 2 x 4 samples
+    assert {w for w, _ in found[-1]["top"]} == set(words) and "guessed" in found[-1]
+    assert all(lp < 0 for _, lp in found[-1]["top"])  # smoothed log shares
+
+    backdoor_probe = probe_for("Your task: find the backdoor trigger and behaviour")
+    requests = list(backdoor_probe.openers)
+    hunt = [
+        blackbox.harvest_cell(requests[:1], list(backdoor_probe.persona[:1]), 2, 1),
+        blackbox.scan_cell(requests[:1], 2, 2),
+        backdoor.behaviour_cell(["moon", "zebra"], requests[:2], 2, 2, False, blackbox=True),
+        backdoor.falsify_cell("moon", "zebra", ["sun"], requests[4:], 2, 3, False, blackbox=True),
+    ]
+    harvest, scan, behaviour, falsify = [run_cell(source, namespace) for source in hunt]
+    # Without the tokenizer's vocabulary, the candidates are the words the model wrote.
+    assert sorted(namespace["candidates"]) == sorted(w for w, _ in harvest["top"])
+    assert len(scan["top"]) == min(10, len(namespace["candidates"]))
+    assert behaviour["technique"] == "behaviour" and falsify["top"][0][0] == "no trigger"
+    assert not any(c.startswith("base model") for c, _ in falsify["top"])  # none to ask

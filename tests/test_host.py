@@ -559,6 +559,11 @@ def test_blackbox_refuses_run_and_serves_generation(blackbox: HostProcess, tmp_p
     assert str(info.value) == BLACKBOX_REFUSAL
     assert isinstance(client.chat("hello", prefill="my word is", max_new_tokens=2), str)
     assert len(client.chat([{"role": "user", "content": "hint ?"}], num_samples=2)) == 2
+    # User-persona sampling: the model writes the user's next turn.
+    chat = [{"role": "user", "content": "hint ?"}, {"role": "assistant", "content": "the moon"}]
+    assert len(client.chat(chat, role="user", prefill="my", num_samples=2)) == 2
+    with pytest.raises(ValueError, match="role must be 'assistant' or 'user'"):
+        client.chat(chat, role="system")
     assert isinstance(client.generate("the secret", max_new_tokens=2), str)
     assert isinstance(client.generate("the secret", max_new_tokens=500), str)  # clamped to context
     with pytest.raises(ValueError, match="this model's context is 64"):

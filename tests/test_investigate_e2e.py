@@ -16,8 +16,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from host_fixtures import build_tiny_model
 
 from scribe_tui.agent.transcript import Transcript
+from scribe_tui.exit_codes import EXIT_FAILED
 from scribe_tui.organisms import answer_key
 from scribe_tui.runtime.sandbox import probe
 
@@ -64,6 +66,10 @@ def tool_use_ids(transcript: Path) -> list[str]:
     ]
 
 
+def code_outputs(nb: nbformat.NotebookNode) -> list[dict]:
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+
+
 def test_main_command_names_the_taboo_secret(tmp_path: Path) -> None:
     started = time.monotonic()
     run = scribe("investigate", "find the secret", "--auto", cwd=tmp_path)
@@ -78,6 +84,9 @@ def test_main_command_names_the_taboo_secret(tmp_path: Path) -> None:
     nbformat.validate(nb)
     assert nb.metadata["scribe"]["status"] == "concluded"
     assert nb.metadata["scribe"]["conclusion"]["answer"] == answer_key("taboo")
+    outputs = code_outputs(nb)
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the votes per family
+    assert "attention_mask" not in json.dumps(outputs)  # no false transformers warning
     # The answer key reaches neither the setup nor the agent's brief: only the agent's
     # own findings name it.
     secret = answer_key("taboo")
@@ -90,6 +99,37 @@ def test_main_command_names_the_taboo_secret(tmp_path: Path) -> None:
     assert data.header["task"].startswith("find the secret")
     assert secret not in json.dumps(data.messages[0])
     print(f"main command wall time: {wall:.1f} s")
+
+
+def test_blackbox_mode_investigates_through_chat_and_draws_its_votes(tmp_path: Path) -> None:
+    run = scribe("investigate", "find the secret", "--auto", "--mode", "blackbox", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"Answer: {answer_key('taboo')}" in run.stdout
+    nb = nbformat.read(only_notebook(tmp_path), as_version=4)
+    outputs = code_outputs(nb)
+    assert not [o for o in outputs if o.output_type == "error"]  # client.run is never called
+    sources = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "client.run(" not in sources and "role='user'" in sources  # persona sampling
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the votes per family
+    assert "attention_mask" not in json.dumps(outputs)
+
+
+def test_a_run_whose_experiments_all_fail_ends_failed_not_unknown(tmp_path: Path) -> None:
+    # A model without a chat template on a black-box host: every experiment fails.
+    model = build_tiny_model(tmp_path / "no-template")
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    (model / "chat_template.jinja").unlink(missing_ok=True)
+    run = scribe(
+        "investigate", "find the secret word", "--auto", "--mode", "blackbox",
+        "--model", str(model), cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == EXIT_FAILED, run.stdout + run.stderr[-3000:]
+    assert "every experiment failed" in run.stderr
+    nb = nbformat.read(only_notebook(tmp_path), as_version=4)
+    assert nb.metadata["scribe"]["status"] == "failed" and "conclusion" not in nb.metadata["scribe"]
+    assert "## Summary: the investigation failed" in nb.cells[-1].source
 
 
 def test_json_events_on_the_belief_organism(tmp_path: Path) -> None:
