@@ -63,13 +63,36 @@ class Watch:
             await asyncio.sleep(0.02)
 
 
+class Held:
+    """A scripted turn that notes the events seen when the provider is asked for it, and
+    answers only once its gate is open (open from the start unless ``held``)."""
+
+    def __init__(self, content: list[dict[str, Any]], *, held: bool = False) -> None:
+        self.content = content
+        self.gate = asyncio.Event()
+        if not held:
+            self.gate.set()
+        self.watch: Watch | None = None
+        self.saw: list[str] | None = None
+
+    async def __call__(self, request: TurnRequest) -> list[dict[str, Any]]:
+        assert self.watch is not None
+        self.saw = self.watch.types()
+        await self.gate.wait()
+        return self.content
+
+
 def start(
     turns: list[Any], tools: NotebookTools, **config: Any
 ) -> tuple[Investigation, ScriptedProvider, Watch]:
     provider = ScriptedProvider(turns)
     config.setdefault("checkpoint_every", 0)
     investigation = Investigation("find 42", provider, tools, config=InvestigationConfig(**config))
-    return investigation, provider, Watch(investigation)
+    watch = Watch(investigation)
+    for turn in turns:
+        if isinstance(turn, Held):
+            turn.watch = watch
+    return investigation, provider, watch
 
 
 def last_user_texts(request: TurnRequest) -> list[str]:
@@ -243,36 +266,42 @@ def test_parse_final_answer_defaults() -> None:
 
 
 async def test_pause_takes_effect_at_the_next_boundary(tools: NotebookTools) -> None:
-    slow = ScriptedTurn([text("starting a session"), *START], delay=0.3)
-    investigation, provider, watch = start([slow, CONCLUDE], tools)
+    first = Held([text("starting a session"), *START], held=True)
+    investigation, provider, watch = start([first, CONCLUDE], tools)
     investigation.pause()  # a run can start paused
     task = asyncio.create_task(investigation.run())
-    await watch.until(lambda: watch.of("paused"))
-    await asyncio.sleep(0.2)
+    await watch.until(lambda: watch.of("paused"), 60)
     assert provider.requests == []
     investigation.resume()
-    await watch.until(lambda: watch.of("turn_started"))
-    investigation.pause()  # mid-turn: the turn finishes, its calls wait
-    await watch.until(lambda: len(watch.of("paused")) == 2)
+    await watch.until(lambda: watch.of("turn_started"), 60)
+    investigation.pause()  # mid-turn, held on its gate: the turn finishes, its calls wait
+    first.gate.set()
+    await watch.until(lambda: len(watch.of("paused")) == 2, 60)
     assert watch.types()[-3:] == ["turn_started", "turn_finished", "paused"]
-    await asyncio.sleep(0.2)
-    assert "tool_call_started" not in watch.types()
     investigation.resume()
-    outcome = await task
+    outcome = await asyncio.wait_for(task, 60)
     assert outcome.reason == "concluded"
-    assert watch.types().count("resumed") == 2
+    types = watch.types()
+    assert types.count("resumed") == 2
+    # The provider was first asked only after the first resume, and the held turn's call
+    # ran only after the second: nothing moved while paused.
+    assert first.saw is not None and "resumed" in first.saw
+    resumed = [i for i, t in enumerate(types) if t == "resumed"]
+    assert resumed[1] < types.index("tool_call_started")
 
 
 async def test_interrupt_stops_a_streaming_turn_then_resume_completes(tools: NotebookTools) -> None:
-    slow = ScriptedTurn([text("Let me think about this for a long while. " * 20), *START], delay=20)
+    # 1075 pieces streamed over 600 s: on its own the turn ends long after any wait below.
+    pieces = 1075
+    thought = "Let me think about this for a long while. " * 400
+    slow = ScriptedTurn([text(thought), *START], delay=600)
     investigation, provider, watch = start([slow, START, CONCLUDE], tools)
     task = asyncio.create_task(investigation.run())
-    await watch.until(lambda: watch.of("text_delta"))
-    began = time.monotonic()
+    await watch.until(lambda: watch.of("text_delta"), 60)
     investigation.interrupt()
-    await watch.until(lambda: watch.of("turn_finished"))
-    assert time.monotonic() - began < 1.0  # within 200 ms in practice
+    await watch.until(lambda: watch.of("turn_finished"), 60)
     assert watch.of("turn_finished")[0].stop_reason == "interrupted"
+    assert len(watch.of("text_delta")) < pieces  # cut mid-stream, not run out
     await watch.until(lambda: watch.of("paused"))
     assert watch.of("paused")[0].reason == "interrupted"
     investigation.resume()
@@ -286,17 +315,19 @@ async def test_interrupt_stops_a_streaming_turn_then_resume_completes(tools: Not
 
 
 async def test_interrupt_stops_a_running_cell_and_skips_the_rest(tools: NotebookTools) -> None:
-    turns = [START, [run("import time\ntime.sleep(60)"), run("print('skipped')")], CONCLUDE]
+    # The cell says it has started, then sleeps far past every wait below.
+    busy = "import time\nprint('go', flush=True)\ntime.sleep(600)"
+    turns = [START, [run(busy), run("print('skipped')")], CONCLUDE]
     investigation, provider, watch = start(turns, tools)
     task = asyncio.create_task(investigation.run())
-    await watch.until(lambda: watch.of("cell_executing"))
-    await asyncio.sleep(0.3)  # let the kernel get into the sleep
-    began = time.monotonic()
+    await watch.until(
+        lambda: any(o.get("text") == "go\n" for e in watch.of("cell_updated") for o in e.outputs),
+        60,
+    )
     investigation.interrupt()
-    await watch.until(lambda: watch.of("paused"))
-    assert time.monotonic() - began < 10
+    await watch.until(lambda: watch.of("paused"), 60)
     investigation.resume()
-    outcome = await task
+    outcome = await asyncio.wait_for(task, 60)
     assert outcome.reason == "concluded"
     cells = code_cells(outcome.notebook_path)
     assert len(cells) == 1 and cells[0].outputs[-1]["ename"] == "KeyboardInterrupt"
@@ -401,11 +432,11 @@ async def test_confirm_checkpoints_waits_for_a_decision(tools: NotebookTools) ->
         turns, tools, checkpoint_every=1, confirm_checkpoints=True
     )
     task = asyncio.create_task(investigation.run())
-    await watch.until(lambda: watch.of("checkpoint_answered"))
+    await watch.until(lambda: watch.of("checkpoint_answered"), 60)
     assert watch.of("checkpoint_answered")[0].awaiting_approval
-    await asyncio.sleep(0.3)
+    waiting = "waiting for checkpoint approval"
+    await watch.until(lambda: watch.of("status")[-1].agent_state == waiting, 60)
     assert len(provider.requests) == 3
-    assert watch.of("status")[-1].agent_state == "waiting for checkpoint approval"
     investigation.decide_checkpoint(1, "pivot", "try the logit lens")
     outcome = await task
     assert outcome.reason == "concluded"
