@@ -169,6 +169,26 @@ async def test_images_are_kept_as_valid_nbformat(session):
     nbformat.validate(notebook)
 
 
+# The cell waits until ipykernel's fd reader has passed the raw bytes to sys.stdout, so
+# they go out under this cell (a reader that forwards them later would lose them).
+RAW_BYTES = """
+import sys, threading
+seen, out, forward = threading.Event(), sys.stdout, sys.stdout.write
+def watching(text):
+    written = forward(text)
+    if " bad" in text:
+        seen.set()
+    return written
+out.write = watching
+try:
+    sys.__stdout__.buffer.write(b"\\xff\\xfe bad\\n")
+    sys.__stdout__.flush()
+    assert seen.wait(60), "the fd reader never forwarded the bytes"
+finally:
+    del out.write
+"""
+
+
 @shared
 async def test_invalid_utf8_output_crashes_nothing(session):
     # The issue's example; ipykernel 7's sys.stdout has no .buffer, older ones do.
@@ -177,24 +197,29 @@ async def test_invalid_utf8_output_crashes_nothing(session):
     )
     assert spec_example.status in ("ok", "error")
     # Raw bytes on file descriptor 1 reach us through ipykernel's fd capture.
-    raw = await session.execute(
-        'import sys, time\nsys.__stdout__.buffer.write(b"\\xff\\xfe bad\\n")\n'
-        "sys.__stdout__.flush()\ntime.sleep(0.5)"
-    )
+    raw = await asyncio.wait_for(session.execute(RAW_BYTES), 120)
     after = await session.execute("1 + 1")
     assert raw.status == "ok", raw
     assert text_plain(after) == "2"
-    # The fd reader thread may forward the bytes just after the cell ends.
-    outputs = raw.outputs + after.outputs
-    text = "".join(o["text"] for o in outputs if o["output_type"] == "stream")
+    text = "".join(o["text"] for o in raw.outputs if o["output_type"] == "stream")
     assert "\ufffd" in text and " bad" in text
 
 
 @shared
-async def test_output_reaches_the_callback_while_the_cell_runs(session):
+async def test_output_reaches_the_callback_while_the_cell_runs(session, tmp_path):
+    # "second" waits for a gate that the callback opens only once it has seen "first".
+    gate = tmp_path / "gate"
     snapshots: list[list[dict]] = []
-    code = "import time\nprint('first', flush=True)\ntime.sleep(0.5)\nprint('second')"
-    result = await session.execute(code, on_output=snapshots.append)
+
+    def on_output(outputs: list[dict]) -> None:
+        snapshots.append(outputs)
+        gate.touch()
+
+    code = (
+        f"import os, time\nprint('first', flush=True)\n"
+        f"while not os.path.exists({str(gate)!r}):\n    time.sleep(0.01)\nprint('second')"
+    )
+    result = await asyncio.wait_for(session.execute(code, on_output=on_output), 60)
     assert snapshots[0] == [stream("stdout", "first\n")]
     assert snapshots[-1] == result.outputs == [stream("stdout", "first\nsecond\n")]
 
@@ -210,11 +235,18 @@ async def test_a_failing_callback_does_not_break_the_cell(session):
 
 
 @shared
-async def test_concurrent_executes_are_serialised(session):
-    slow = session.execute("import time\ntime.sleep(0.3)\nprint('slow')")
+async def test_concurrent_executes_are_serialised(session, tmp_path):
+    # The slow cell is still running (held on a gate) when the fast one is asked for: the
+    # gate opens only once the slow cell's first output is back, long after both started.
+    gate = tmp_path / "gate"
+    slow = session.execute(
+        f"import os, time\nprint('slow', flush=True)\n"
+        f"while not os.path.exists({str(gate)!r}):\n    time.sleep(0.01)\nprint('done')",
+        on_output=lambda outputs: gate.touch(),
+    )
     fast = session.execute("print('fast')")
-    slow_result, fast_result = await asyncio.gather(slow, fast)
-    assert slow_result.outputs == [stream("stdout", "slow\n")]
+    slow_result, fast_result = await asyncio.wait_for(asyncio.gather(slow, fast), 60)
+    assert slow_result.outputs == [stream("stdout", "slow\ndone\n")]
     assert fast_result.outputs == [stream("stdout", "fast\n")]
 
 
