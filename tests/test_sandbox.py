@@ -10,6 +10,7 @@ the transcript. Ordinary research code must still work in the same kernel.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -341,6 +342,72 @@ async def test_a_planted_launcher_never_runs_when_the_kernel_restarts(
     assert "planted" in outputs and "after the restart" in outputs, outputs
     assert (notebook_path.parent / "scribe_tui" / "runtime" / "sandbox.py").exists()
     assert not escaped.exists(), escaped.read_text()
+
+
+ESCAPE = textwrap.dedent("""
+    import subprocess, sys
+    survivor = (
+        "import os, sys, time\\n"
+        "os.setsid()\\n"
+        "if os.fork():\\n"
+        "    os._exit(0)\\n"
+        "open('survivor-started', 'w').close()\\n"
+        "time.sleep(600)  # {token}\\n"
+    )
+    subprocess.run([sys.executable, "-c", survivor], check=True)  # returns at the first fork
+    print("escape launched")
+""")
+
+
+def _running(token: str) -> list[int]:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if token in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc.pid)
+    return found
+
+
+async def test_processes_a_cell_detaches_end_with_the_investigation(
+    canaries: dict[str, Path],
+) -> None:
+    """A cell starts a process in a session of its own that forks again and orphans itself:
+    it must not outlive the investigation."""
+    token = f"scribe-survivor-{os.getpid()}-{id(canaries)}"
+    turns = [
+        [tool("start_new_session", experiment_name="escape")],
+        [tool("init_session", session_id=SESSION)],
+        [run(ESCAPE.replace("{token}", token))],
+        [tool("conclude", answer="unknown", confidence=0.0, evidence="tried to stay")],
+    ]
+    settings = RunSettings(
+        task="find the secret",
+        agent="scripted",
+        model=str(canaries["model"]),
+        notebooks_dir=canaries["root"] / "notebooks",
+        device="cpu",
+        config=InvestigationConfig(checkpoint_every=0),
+    )
+    bench = await Workbench.open(settings, ScriptedProvider(turns))
+    try:
+        outcome = await bench.investigation.run()
+        notebook_path = bench.investigation.notebook_path
+        started = notebook_path.parent / "survivor-started"
+        for _ in range(600):  # the orphan reports in from its own session
+            if started.exists():
+                break
+            await asyncio.sleep(0.1)
+        assert started.exists() and _running(token), "the detached process never ran"
+    finally:
+        await bench.close()
+    assert outcome.reason == "concluded", outcome
+    for _ in range(600):
+        if not _running(token):
+            break
+        await asyncio.sleep(0.1)
+    assert not _running(token), "a process the kernel detached outlived the investigation"
 
 
 @pytest.mark.parametrize("allow_network", [False, True], ids=["default", "allow-network"])

@@ -27,6 +27,7 @@ import ctypes
 import functools
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -39,7 +40,8 @@ POLICY_ENV = "SCRIBE_SANDBOX_POLICY"
 _CREATE_RULESET, _ADD_RULE, _RESTRICT_SELF = 444, 445, 446
 _CREATE_RULESET_VERSION = 1
 _RULE_PATH_BENEATH, _RULE_NET_PORT = 1, 2
-_PR_SET_NO_NEW_PRIVS, _PR_SET_DUMPABLE = 38, 4
+_PR_SET_NO_NEW_PRIVS, _PR_SET_DUMPABLE, _PR_SET_PDEATHSIG = 38, 4, 1
+_CLONE_NEWUSER, _CLONE_NEWPID = 0x10000000, 0x20000000
 
 _EXECUTE, _WRITE_FILE, _READ_FILE, _READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 _REFER, _TRUNCATE, _IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
@@ -334,7 +336,9 @@ def apply(policy: SandboxPolicy) -> None:
     # cached: /proc makes new inodes for entries it has dropped.
     names = [""] if policy.own_proc is None else policy.own_proc
     for name in names:
-        own = os.open(f"/proc/{os.getpid()}/{name}".rstrip("/"), os.O_PATH)
+        # /proc/self, not /proc/<getpid()>: in a PID namespace of its own getpid() is 1,
+        # which in this /proc is another process.
+        own = os.open(f"/proc/self/{name}".rstrip("/"), os.O_PATH)
         os.set_inheritable(own, True)
         rules.allow(f"/proc/self/fd/{own}", _READ | _WRITE_FILE)
     rules.restrict()
@@ -385,11 +389,53 @@ def main(argv: Sequence[str] | None = None) -> None:
         connection_file = command[command.index("-f") + 1]
         policy.read.append(connection_file)
         policy.bind_ports += kernel_ports(connection_file)
+    if _own_pid_namespace():
+        child = os.fork()
+        if child:
+            sys.exit(_stand_by(child))
+        # PID 1 of the new namespace: when it exits, the kernel kills every process left in
+        # it, sessions of their own and double forks included. It dies with the launcher.
+        _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    else:
+        print("scribe-tui sandbox: no PID namespace here; processes a cell starts in a "
+              "session of their own may outlive the kernel", file=sys.stderr)  # fmt: skip
     try:
         apply(policy)
     except OSError as exc:
         sys.exit(f"scribe-tui sandbox: {exc}; use --no-sandbox to run unsealed")
     os.execvpe(command[0], command, dict(os.environ))
+
+
+def _own_pid_namespace() -> bool:
+    """Put this process's next child in a PID namespace of its own: as root, else inside a
+    user namespace that maps only this user (where unprivileged namespaces are allowed)."""
+    libc = _libc()
+    if libc.unshare(_CLONE_NEWPID) == 0:
+        return True
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWPID) != 0:
+        return False
+    maps = {"setgroups": "deny", "uid_map": f"{uid} {uid} 1", "gid_map": f"{gid} {gid} 1"}
+    for name, text in maps.items():
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+    return True
+
+
+def _stand_by(child: int) -> int:
+    """The launcher waits for the namespace's first process, the kernel, and exits as it did.
+
+    Jupyter interrupts the whole process group (the kernel gets it directly), and kills it
+    the same way; a TERM meant for the kernel is passed on.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(child, signum))
+    while True:
+        try:
+            _pid, status = os.waitpid(child, 0)
+        except InterruptedError:
+            continue
+        return os.waitstatus_to_exitcode(status) % 256
 
 
 if __name__ == "__main__":
