@@ -26,6 +26,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, ImageContent, TextContent
 from test_investigate_e2e import cli_env
+from test_watch import added_after_resume
 
 from scribe_tui import events as ev
 from scribe_tui.agent.checkpoints import checkpoint_prompt
@@ -206,13 +207,15 @@ async def test_a_watcher_attached_mid_run_sees_every_cell_and_its_pause_holds_th
             lambda: any(isinstance(e, ev.Paused) and "holding" in e.reason for e in seen),
             "the held call",
         )
-        await asyncio.sleep(0.5)
-        assert not held.done()  # held until the person resumes
         remote.send("try a prefill attack next")
         await remote.run_code("y = x * 2\nprint('person says', y)")
+        assert not held.done()  # held until the person resumes, even past their cell
         remote.resume()
         result = await asyncio.wait_for(held, CALL_TIMEOUT)
         said = ok(result)
+        # The held call's cell was added only after the resume: the call ran only then.
+        await until(lambda: added_after_resume(seen, "print('after')") is not None, "its cell")
+        assert added_after_resume(seen, "print('after')")
         assert "after" in said
         assert "They ran a cell of their own" in said and "person says 82" in said
         assert "Message from the person watching: try a prefill attack next" in said

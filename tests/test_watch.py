@@ -65,6 +65,16 @@ async def until(condition: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+def added_after_resume(seen: list[ev.Event], source: str) -> bool | None:
+    """Whether the cell of ``source`` was added after the first resume (None: not added yet)."""
+    kinds = [
+        "resumed" if isinstance(e, ev.Resumed) else "cell"
+        for e in seen
+        if isinstance(e, ev.Resumed) or (isinstance(e, ev.CellAdded) and e.source == source)
+    ]
+    return None if "cell" not in kinds else "resumed" in kinds[: kinds.index("cell")]
+
+
 async def test_discovery_file_and_socket_are_private_and_need_the_key(tmp_path: Path) -> None:
     async with served(tmp_path) as (inv, watch):
         record = find_server()
@@ -105,13 +115,15 @@ async def test_pause_holds_the_next_call_and_news_rides_on_its_result(tmp_path: 
             lambda: any(isinstance(e, ev.Paused) and "holding" in e.reason for e in seen),
             "the held call",
         )
-        await asyncio.sleep(0.3)
-        assert not held.done()
         remote.send("look at layer 3")
         remote.request_checkpoint()
         await remote.run_code("print('mine')")
+        assert not held.done()  # held until the person resumes, even past their cell
         remote.resume()
         result = await asyncio.wait_for(held, TIMEOUT)
+        # The held call's cell was added only after the resume: the call ran only then.
+        await until(lambda: added_after_resume(seen, "1") is not None, "its cell")
+        assert added_after_resume(seen, "1")
         assert "They ran a cell of their own" in result.text and "mine" in result.text
         assert "Message from the person watching: look at layer 3" in result.text
         assert "exploration checkpoint" in result.text
