@@ -530,14 +530,30 @@ def spin(model, tokenizer):
         pass
 
 
-def test_interrupting_a_call_cancels_it_in_the_host(client: InterpClient) -> None:
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+def test_interrupting_a_call_cancels_it_in_the_host(
+    host: HostProcess, client: InterpClient
+) -> None:
+    pid = host.pid
+    running = []
+
+    def interrupt_once_running() -> None:  # Ctrl+C while spin (which never ends) runs
+        running.append(wait_until(lambda: host.status().calls_in_flight == 1, 60))
+        os.kill(os.getpid(), signal.SIGINT)
+
+    interrupter = threading.Thread(target=interrupt_once_running)
+    interrupter.start()
     with pytest.raises(KeyboardInterrupt):
         client.run(spin)
-    start = time.monotonic()
-    assert client.run(slow, seconds=0) == 0  # the host is free again
-    assert time.monotonic() - start < 5
+    interrupter.join()
+    assert running == [True]
+    # spin cannot end by itself: the call was cancelled in the same host, not by a restart.
+    assert wait_until(lambda: host.status().calls_in_flight == 0, 60)
+    pool = ThreadPoolExecutor(1)
+    try:
+        assert pool.submit(client.run, slow, seconds=0).result(timeout=60) == 0  # free again
+    finally:
+        pool.shutdown(wait=False)
+    assert host.pid == pid
 
 
 # --- black-box -----------------------------------------------------------------------------------
@@ -650,6 +666,16 @@ def test_host_exits_when_its_parent_dies(tiny_model: Path, tmp_path: Path) -> No
         kill_host(host_file)
 
 
+def main_thread_wakeups(pid: int) -> int:
+    """How often a process's main thread has blocked and woken again; a gone process: a lot."""
+    try:
+        status = Path(f"/proc/{pid}/task/{pid}/status").read_text()
+    except OSError:
+        return sys.maxsize
+    (line,) = [x for x in status.splitlines() if x.startswith("voluntary_ctxt_switches:")]
+    return int(line.split()[1])
+
+
 def test_host_without_parent_exits_when_idle(tiny_model: Path, tmp_path: Path) -> None:
     host_file = tmp_path / "host.json"
     launch = LaunchSpec(model=str(tiny_model), device="cpu")
@@ -657,7 +683,12 @@ def test_host_without_parent_exits_when_idle(tiny_model: Path, tmp_path: Path) -
     try:
         client = InterpClient(host_file=host_file)
         assert client.run(slow, seconds=0) == 0
-        time.sleep(1.5)
+        # Past the idle timeout since the last request, the host's main thread (which checks
+        # for idleness between 0.25 s waits) has woken several times: idle, it would be gone.
+        since, host_pid = time.monotonic(), read_host_file(host_file).pid
+        assert wait_until(lambda: time.monotonic() - since > 1.0, 60)
+        woken = main_thread_wakeups(host_pid)
+        assert wait_until(lambda: main_thread_wakeups(host_pid) >= woken + 3, 60)
         assert proc.poll() is None  # a connected client keeps it alive
         client.close()
         proc.wait(timeout=15)
