@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,9 +64,7 @@ def test_the_receipt_records_the_run(investigated: tuple[Path, Path, Path]) -> N
 
 def test_a_same_machine_reproduction_is_identical(investigated: tuple[Path, Path, Path]) -> None:
     root, _, notebook = investigated
-    started = time.monotonic()
     run = scribe("reproduce", str(notebook), cwd=root)
-    wall = time.monotonic() - started
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
     nb = nbformat.read(notebook, as_version=4)
     cells = sum(1 for cell in nb.cells if cell.cell_type == "code")
@@ -84,7 +81,6 @@ def test_a_same_machine_reproduction_is_identical(investigated: tuple[Path, Path
     listing = scribe("list", "--json", cwd=root)
     rows = {Path(r["path"]).name: r for r in json.loads(listing.stdout)}
     assert rows[notebook.name]["status"] == "reproduced" and copy.name not in rows
-    print(f"\nreproduce wall time: {wall:.1f} s for {cells} code cells")
 
 
 def test_a_changed_recorded_output_is_reported(investigated: tuple[Path, Path, Path]) -> None:
