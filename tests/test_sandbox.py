@@ -27,6 +27,7 @@ from host_fixtures import build_tiny_model
 from scribe_tui.agent.launch import RunSettings, Workbench
 from scribe_tui.agent.loop import InvestigationConfig
 from scribe_tui.agent.scripted import SESSION, ScriptedProvider, tool
+from scribe_tui.runtime.notebook import files_folder
 from scribe_tui.runtime.sandbox import (
     POLICY_ENV,
     base_policy,
@@ -232,11 +233,11 @@ async def test_thief_cells_find_no_canary_and_research_still_works(
     assert any("kernel thief done" in o for o in outputs), outputs
     assert any("host thief done" in o for o in outputs), outputs
     assert any("research ok True 3.0 True" in o for o in outputs), outputs
-    assert (notebook_path.parent / "curve.png").stat().st_size > 0
+    assert (files_folder(notebook_path) / "curve.png").stat().st_size > 0
     assert notebook.metadata["scribe"]["sandbox"]["sealed"] is True
     assert notebook.metadata["scribe"]["model"] == "local:gpt2"
 
-    stolen = (notebook_path.parent / "stolen.txt").read_text()
+    stolen = (files_folder(notebook_path) / "stolen.txt").read_text()
     # The attempts ran and were refused, so the test is not vacuous.
     for refused in (
         f"/proc/{os.getpid()}/environ: DENIED PermissionError",
@@ -340,7 +341,7 @@ async def test_a_planted_launcher_never_runs_when_the_kernel_restarts(
     assert outcome.reason == "concluded", outcome
     outputs = json.dumps([c.get("outputs", []) for c in nbformat.read(notebook_path, 4).cells])
     assert "planted" in outputs and "after the restart" in outputs, outputs
-    assert (notebook_path.parent / "scribe_tui" / "runtime" / "sandbox.py").exists()
+    assert (files_folder(notebook_path) / "scribe_tui" / "runtime" / "sandbox.py").exists()
     assert not escaped.exists(), escaped.read_text()
 
 
@@ -394,7 +395,7 @@ async def test_processes_a_cell_detaches_end_with_the_investigation(
     try:
         outcome = await bench.investigation.run()
         notebook_path = bench.investigation.notebook_path
-        started = notebook_path.parent / "survivor-started"
+        started = files_folder(notebook_path) / "survivor-started"
         for _ in range(600):  # the orphan reports in from its own session
             if started.exists():
                 break
@@ -408,6 +409,59 @@ async def test_processes_a_cell_detaches_end_with_the_investigation(
             break
         await asyncio.sleep(0.1)
     assert not _running(token), "a process the kernel detached outlived the investigation"
+
+
+FORGE = textwrap.dedent("""
+    import os
+    mine = os.getcwd().removesuffix(".files")  # this notebook's files folder is the cwd
+    for target in [mine + ".ipynb", mine + ".jsonl", *{targets!r}]:
+        try:
+            with open(target, "a") as f:
+                f.write("forged")
+            print("WROTE", target)
+        except OSError as exc:
+            print("refused", type(exc).__name__, os.path.basename(target))
+    try:
+        print("LISTED", os.listdir(".."))
+    except OSError as exc:
+        print("refused", type(exc).__name__, "listing the notebooks folder")
+""")
+
+
+async def test_a_sealed_kernel_cannot_touch_the_record(canaries: dict[str, Path]) -> None:
+    """Its own notebook and transcript, a neighbour's, a planted results file: all refused;
+    the kernel writes only its own files folder."""
+    notebooks = canaries["root"] / "notebooks"
+    notebooks.mkdir()
+    neighbour = notebooks / "2026-01-01-00-00_neighbour.ipynb"
+    neighbour.write_text("{}")
+    targets = [str(neighbour), str(notebooks / "results.jsonl")]
+    turns = [
+        [tool("start_new_session", experiment_name="forge")],
+        [tool("init_session", session_id=SESSION)],
+        [run("open('mine.txt', 'w').write('ok'); print('own files ok')")],
+        [run(FORGE.format(targets=targets))],
+        [tool("conclude", answer="unknown", confidence=0.0, evidence="tried to forge")],
+    ]
+    settings = RunSettings(
+        task="find the secret",
+        agent="scripted",
+        model=str(canaries["model"]),
+        notebooks_dir=notebooks,
+        device="cpu",
+        config=InvestigationConfig(checkpoint_every=0),
+    )
+    bench = await Workbench.open(settings, ScriptedProvider(turns))
+    try:
+        await bench.investigation.run()
+        notebook_path = bench.investigation.notebook_path
+    finally:
+        await bench.close()
+    outputs = json.dumps([c.get("outputs", []) for c in nbformat.read(notebook_path, 4).cells])
+    assert "own files ok" in outputs and "WROTE" not in outputs and "LISTED" not in outputs
+    assert outputs.count("refused PermissionError") == 5, outputs
+    assert (files_folder(notebook_path) / "mine.txt").read_text() == "ok"
+    assert neighbour.read_text() == "{}" and not (notebooks / "results.jsonl").exists()
 
 
 @pytest.mark.parametrize("allow_network", [False, True], ids=["default", "allow-network"])

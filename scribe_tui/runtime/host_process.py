@@ -257,13 +257,13 @@ class HostProcess:
         """The only host-related variable a kernel needs."""
         return {"SCRIBE_HOST_FILE": str(self.host_file)}
 
-    def kernel_policy(self, notebook_dir: Path, scratch: Path) -> SandboxPolicy:
+    def kernel_policy(self, files_dir: Path, scratch: Path) -> SandboxPolicy:
         """What a sealed kernel may reach: Python, its two directories, the host file."""
         from scribe_tui.runtime.sandbox import base_policy
 
         policy = base_policy(
             read=[str(self.host_file.parent)],
-            write=[str(notebook_dir), str(scratch)],
+            write=[str(files_dir), str(scratch)],
             exclude=secret_paths(self.launch),
         )
         policy.allow_network = self.allow_network

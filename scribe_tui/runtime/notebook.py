@@ -18,6 +18,7 @@ re-exported.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import re
@@ -507,3 +508,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+def files_folder(notebook: Path) -> Path:
+    """Where ``notebook``'s kernel works and writes its files and figures: beside it, and the
+    only folder a sealed kernel may write (the notebook and its transcript are not)."""
+    return notebook.with_name(f"{notebook.stem}.files")
+
+
+def discard_notebook(notebook: Path) -> None:
+    """Remove a notebook that never ran (its kernel did not start), and its files folder."""
+    notebook.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        files_folder(notebook).rmdir()

@@ -29,6 +29,8 @@ from scribe_tui.runtime.notebook import (
     Notebook,
     NotebookError,
     cap_outputs,
+    discard_notebook,
+    files_folder,
 )
 from scribe_tui.tools.rendering import (
     DEFAULT_TOKEN_BUDGET,
@@ -256,8 +258,10 @@ class NotebookTools:
 
     # -- sessions ---------------------------------------------------------------------
 
-    async def _kernel(self, cwd: Path) -> KernelSession:
-        """A started kernel whose working directory is the notebook's, as in Jupyter."""
+    async def _kernel(self, notebook: Path) -> KernelSession:
+        """A started kernel for ``notebook``: it works in the notebook's files folder, the one
+        folder a sealed kernel may write, so the record itself stays out of its reach."""
+        cwd = files_folder(notebook)
         cwd.mkdir(parents=True, exist_ok=True)
         kernel = KernelSession(
             cwd=cwd.resolve(), extra_env=self.kernel_env, sandbox=self.kernel_sandbox
@@ -331,12 +335,11 @@ class NotebookTools:
     async def _start_new_session(
         self, *, author: str, experiment_name: str | None = None
     ) -> ToolResult:
-        # The kernel starts first so a failure leaves no empty notebook behind.
-        kernel = await self._kernel(self.notebooks_dir)
+        notebook = self._new_notebook(experiment_name)
         try:
-            notebook = self._new_notebook(experiment_name)
+            kernel = await self._kernel(notebook.path)
         except BaseException:
-            await kernel.shutdown()
+            discard_notebook(notebook.path)  # a failed start leaves no empty notebook behind
             raise
         session = self._register(notebook, kernel)
         return ToolResult(
@@ -351,7 +354,7 @@ class NotebookTools:
         hold = NotebookLock(notebook.path)
         hold.acquire()  # NotebookBusy, before a kernel starts, if another process has it
         try:
-            kernel = await self._kernel(notebook.path.parent)
+            kernel = await self._kernel(notebook.path)
         except BaseException:
             hold.release()
             raise
@@ -374,11 +377,11 @@ class NotebookTools:
             text_cap=self.output_cap_bytes,
             image_cap=self.image_cap_bytes,
         )
-        kernel = await self._kernel(self.notebooks_dir)
+        fork = parent.fork(self.notebooks_dir, experiment_name, metadata=self.metadata)
         try:
-            fork = parent.fork(self.notebooks_dir, experiment_name, metadata=self.metadata)
+            kernel = await self._kernel(fork.path)
         except BaseException:
-            await kernel.shutdown()
+            discard_notebook(fork.path)
             raise
         session = self._register(fork, kernel)
         summary = await self._restore(session)
