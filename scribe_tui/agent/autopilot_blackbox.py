@@ -201,7 +201,7 @@ def harvest_cell(openers: list[str], prefixes: list[str], n: int, seed: int) -> 
         "    chat = [{'role': 'user', 'content': opener},\n"
         "            {'role': 'assistant', 'content': said[opener][0]}]\n"
         f"    turns = user_turns(chat, prefix, n={n}, seed={seed})\n"
-        "    user_said += [f'{prefix} {s}' for s in turns]\n"
+        "    user_said += [f'{prefix} {s}'.strip() for s in turns]\n"
         "print('replies:', [answers[:2] for answers in said.values()])\n"
         "print('user turns it writes:', user_said[:6])\n"
         "pool = Counter(w for text in user_said for w in set(content_words(text)))\n"
