@@ -73,6 +73,13 @@ def ok(result: CallToolResult) -> str:
     return text(result)
 
 
+def started(reply: str) -> str:
+    """The session id a start_new_session reply gives (random, one client's own)."""
+    found = re.search(r"Session '(s[0-9a-f]+)' started", reply)
+    assert found, reply
+    return found.group(1)
+
+
 async def until(condition: Callable[[], bool], what: str, timeout: float = CALL_TIMEOUT) -> None:
     """Wait (on the event loop) until ``condition()`` holds."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -102,8 +109,8 @@ async def test_a_whole_investigation_over_stdio(tmp_path: Path) -> None:
             (d["name"], d["description"], d["input_schema"]) for d in NotebookTools().definitions()
         ]
 
-        started = ok(await call(session, "start_new_session", experiment_name="mcp e2e"))
-        session_id = re.search(r"Session '(\w+)' started", started).group(1)
+        reply = ok(await call(session, "start_new_session", experiment_name="mcp e2e"))
+        session_id = started(reply)
         setup = ok(await call(session, "init_session", session_id=session_id))
         assert "organism:taboo" in setup
 
@@ -128,7 +135,7 @@ async def test_a_whole_investigation_over_stdio(tmp_path: Path) -> None:
             )
         )
         assert "Concluded with confidence 0.10, read as unknown: an abstention" in concluded
-        path = Path(re.search(r"notebook: (\S+?\.ipynb)", started).group(1))
+        path = Path(re.search(r"notebook: (\S+?\.ipynb)", reply).group(1))
 
     notebook = nbformat.read(tmp_path / path if not path.is_absolute() else path, as_version=4)
     nbformat.validate(notebook)
@@ -156,16 +163,16 @@ async def test_bad_arguments_are_tool_errors_and_the_server_goes_on(tmp_path: Pa
     async with mcp_client(tmp_path) as session:
         nothing = await call(session, "execute_code", session_id="s9", code="1")
         assert nothing.is_error and "start_new_session" in text(nothing)
-        ok(await call(session, "start_new_session"))
-        wrong_type = await call(session, "execute_code", session_id="s1", code=5)
+        sid = started(ok(await call(session, "start_new_session")))
+        wrong_type = await call(session, "execute_code", session_id=sid, code=5)
         assert wrong_type.is_error and "'code' must be a string" in text(wrong_type)
-        missing = await call(session, "add_markdown", session_id="s1")
+        missing = await call(session, "add_markdown", session_id=sid)
         assert missing.is_error and "needs 'content'" in text(missing)
         unknown = await call(session, "delete_everything")
         assert unknown.is_error and "Unknown tool" in text(unknown)
         too_sure = await call(session, "conclude", answer="x", confidence=2, evidence="e")
         assert too_sure.is_error and "between 0 and 1" in text(too_sure)
-        assert "2" in ok(await call(session, "execute_code", session_id="s1", code="print(1+1)"))
+        assert "2" in ok(await call(session, "execute_code", session_id=sid, code="print(1+1)"))
 
 
 async def test_a_watcher_attached_mid_run_sees_every_cell_and_its_pause_holds_the_client(
@@ -175,10 +182,11 @@ async def test_a_watcher_attached_mid_run_sees_every_cell_and_its_pause_holds_th
         if key.startswith("XDG_"):
             monkeypatch.setenv(key, value)
     async with mcp_client(tmp_path) as session:
-        started = ok(await call(session, "start_new_session", experiment_name="watched"))
-        ok(await call(session, "init_session", session_id="s1"))
-        ok(await call(session, "execute_code", session_id="s1", code="x = 41"))
-        ok(await call(session, "add_markdown", session_id="s1", content="A note before."))
+        reply = ok(await call(session, "start_new_session", experiment_name="watched"))
+        sid = started(reply)
+        ok(await call(session, "init_session", session_id=sid))
+        ok(await call(session, "execute_code", session_id=sid, code="x = 41"))
+        ok(await call(session, "add_markdown", session_id=sid, content="A note before."))
 
         remote = await asyncio.to_thread(RemoteInvestigation.attach)
         seen: list[ev.Event] = []
@@ -190,7 +198,7 @@ async def test_a_watcher_attached_mid_run_sees_every_cell_and_its_pause_holds_th
 
         await until(lambda: len(cells()) == 3, "the cells run before the watcher came")
         assert isinstance(seen[0], ev.NotebookOpened)
-        ok(await call(session, "execute_code", session_id="s1", code="print(x + 1)"))
+        ok(await call(session, "execute_code", session_id=sid, code="print(x + 1)"))
         await until(
             lambda: any(
                 isinstance(e, ev.CellUpdated) and e.status == "ok" and e.index == 3 for e in seen
@@ -201,7 +209,7 @@ async def test_a_watcher_attached_mid_run_sees_every_cell_and_its_pause_holds_th
         remote.pause()
         await until(lambda: any(isinstance(e, ev.Paused) for e in seen), "the pause")
         held = asyncio.ensure_future(
-            session.call_tool("execute_code", {"session_id": "s1", "code": "print('after')"})
+            session.call_tool("execute_code", {"session_id": sid, "code": "print('after')"})
         )
         await until(
             lambda: any(isinstance(e, ev.Paused) and "holding" in e.reason for e in seen),
@@ -221,7 +229,7 @@ async def test_a_watcher_attached_mid_run_sees_every_cell_and_its_pause_holds_th
         assert "Message from the person watching: try a prefill attack next" in said
         await until(lambda: any(isinstance(e, ev.MessageDelivered) for e in seen), "delivery")
 
-        path = Path(re.search(r"notebook: (\S+?\.ipynb)", started).group(1))
+        path = Path(re.search(r"notebook: (\S+?\.ipynb)", reply).group(1))
 
         def on_disk() -> dict[int, str]:
             notebook = nbformat.read(path if path.is_absolute() else tmp_path / path, 4)

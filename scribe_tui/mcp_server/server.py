@@ -59,7 +59,11 @@ def build_server(service: Service) -> Server[Any]:
         client = ctx.session.client_params
         if client is not None and client.client_info.name:
             service.name_agent(client.client_info.name)
-        result = await service.call(params.name, params.arguments)
+        # Over HTTP the transport's session id names the client; stdio serves one client.
+        request = getattr(ctx, "request", None)
+        headers = getattr(request, "headers", None) or {}
+        client_id = headers.get("mcp-session-id") or "stdio"
+        result = await service.call(params.name, params.arguments, client=client_id)
         return types.CallToolResult(
             content=[_content(block) for block in result.content], is_error=result.is_error
         )

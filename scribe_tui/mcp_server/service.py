@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -24,6 +25,10 @@ from scribe_tui.runtime.receipt import build_receipt, weights_digests
 from scribe_tui.runtime.sealed import sandbox_state, start_host
 from scribe_tui.runtime.status import HostStatus
 from scribe_tui.tools import ToolResult
+from scribe_tui.tools.notebook_tools import CALLER
+
+IDLE_CLIENT_S = 30 * 60
+"""A client silent this long has its kernels shut down (its notebooks stay resumable)."""
 
 
 class Service:
@@ -36,6 +41,7 @@ class Service:
         self.investigation = investigation
         self.ready = ready
         """Done when the model is loaded; raises :class:`LaunchError` if it could not be."""
+        self._last_call: dict[str, float] = {}  # each client's (see CALLER) last tool call
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -67,7 +73,12 @@ class Service:
             )
             watch.start()
             loaded = _load(host, board.host_update, settings, sandbox.to_dict(), tools.metadata)
-            yield cls(host, investigation, asyncio.ensure_future(loaded))
+            service = cls(host, investigation, asyncio.ensure_future(loaded))
+            reaper = asyncio.ensure_future(service._reap_forever())
+            try:
+                yield service
+            finally:
+                reaper.cancel()
         finally:
             if watch is not None:
                 watch.close()
@@ -76,8 +87,42 @@ class Service:
                 await tools.aclose()
             host.stop()
 
-    async def call(self, name: str, arguments: Mapping[str, Any] | None) -> ToolResult:
-        """Run one tool call once the model is loaded; a host that failed is a tool error."""
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | None, *, client: str | None = None
+    ) -> ToolResult:
+        """Run one tool call once the model is loaded; a host that failed is a tool error.
+
+        ``client`` (the MCP session's id) scopes sessions: a client reaches only its own.
+        """
+        if client is None:
+            return await self._call(name, arguments)
+        key = client
+        self._last_call[key] = time.monotonic()
+        token = CALLER.set(key)
+        try:
+            return await self._call(name, arguments)
+        finally:
+            CALLER.reset(token)
+            self._last_call[key] = time.monotonic()
+
+    async def reap_idle(self, idle_for: float = IDLE_CLIENT_S) -> list[str]:
+        """Shut down the sessions of clients silent for ``idle_for`` seconds (a client that
+        went away without shutting its kernels down); the ids of the sessions ended."""
+        now = time.monotonic()
+        ended: list[str] = []
+        for key, last in list(self._last_call.items()):
+            if now - last < idle_for:
+                continue
+            del self._last_call[key]
+            ended += await self.investigation.tools.end_sessions_of(key)
+        return ended
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            await self.reap_idle()
+
+    async def _call(self, name: str, arguments: Mapping[str, Any] | None) -> ToolResult:
         try:
             await asyncio.shield(self.ready)
         except LaunchError as exc:

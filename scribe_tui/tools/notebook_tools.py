@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -95,6 +97,16 @@ class Session:
     hold: NotebookLock | None = field(default=None, repr=False)
     # The kernel's connection file as last announced (a replaced kernel has a new one).
     connection_file: str | None = None
+    # The MCP client that started it (see CALLER); None: the run's own agent.
+    owner: str | None = None
+
+
+CALLER: ContextVar[str | None] = ContextVar("scribe_tools_caller", default=None)
+"""Who makes the current tool call: an MCP client's own key, set around its calls, or None
+(the run's agent, and the person, who may steer any session). A client sees, names and
+reaches only the sessions it started."""
+MAX_SESSIONS_PER_CLIENT = 4
+"""Live sessions one MCP client may hold (each is a kernel)."""
 
 
 @dataclass
@@ -144,7 +156,7 @@ class NotebookTools:
         self.kernel_sandbox = kernel_sandbox
         self.on_event = on_event
         self._sessions: dict[str, Session] = {}
-        self._ended: dict[str, Path] = {}  # shut-down session id → its notebook
+        self._ended: dict[str, tuple[str | None, Path]] = {}  # shut-down id → (owner, notebook)
         self._counter = 0
         self._closed = False
         self._handlers: dict[str, Callable[..., Any]] = {
@@ -171,26 +183,29 @@ class NotebookTools:
         return MappingProxyType(self._sessions)
 
     def session(self, session_id: str | None = None) -> Session:
-        """A live session; with no id, the only live one. ToolInputError says what's wrong."""
+        """A live session of the caller's; with no id, its only live one. ToolInputError says
+        what's wrong, naming only the caller's own sessions."""
+        owner = CALLER.get()
+        mine = {k: s for k, s in self._sessions.items() if owner is None or s.owner == owner}
         if session_id is None:
-            if len(self._sessions) == 1:
-                return next(iter(self._sessions.values()))
-            if not self._sessions:
+            if len(mine) == 1:
+                return next(iter(mine.values()))
+            if not mine:
                 raise ToolInputError("No session is running; start one with start_new_session.")
             raise ToolInputError(
-                f"Several sessions are running ({', '.join(self._sessions)}); "
-                "pass session_id to say which."
+                f"Several sessions are running ({', '.join(mine)}); pass session_id to say which."
             )
-        found = self._sessions.get(session_id)
+        found = mine.get(session_id)
         if found is not None:
             return found
-        if session_id in self._ended:
+        ended_by, path = self._ended.get(session_id, (None, None))
+        if path is not None and (owner is None or ended_by == owner):
             raise ToolInputError(
                 f"Session {session_id!r} was shut down; continue its notebook with "
-                f"start_session_resume_notebook(notebook_path='{self._ended[session_id]}') "
+                f"start_session_resume_notebook(notebook_path='{path}') "
                 "or start a new one with start_new_session."
             )
-        live = f", or use one of: {', '.join(self._sessions)}" if self._sessions else ""
+        live = f", or use one of: {', '.join(mine)}" if mine else ""
         raise ToolInputError(
             f"Unknown session {session_id!r}. Start one with start_new_session{live}."
         )
@@ -237,6 +252,14 @@ class NotebookTools:
             if isinstance(outcome, Exception):
                 log.error("closing session %s failed: %s", session.id, outcome)
 
+    async def end_sessions_of(self, owner: str) -> list[str]:
+        """Shut down every session ``owner`` started (its client went away); their ids."""
+        ended = [s for s in self._sessions.values() if s.owner == owner]
+        for session in ended:
+            del self._sessions[session.id]
+            await self._end(session)
+        return [s.id for s in ended]
+
     def take_notices(self) -> list[str]:
         """Warnings about the live notebooks' files (one saved aside, ...), each given once."""
         return [n for s in self._sessions.values() for n in s.notebook.take_notices()]
@@ -273,6 +296,16 @@ class NotebookTools:
             raise
         return kernel
 
+    def _check_room(self) -> None:
+        """An MCP client holds at most MAX_SESSIONS_PER_CLIENT kernels at once."""
+        owner = CALLER.get()
+        held = [s.id for s in self._sessions.values() if owner is not None and s.owner == owner]
+        if len(held) >= MAX_SESSIONS_PER_CLIENT:
+            raise ToolInputError(
+                f"You have {len(held)} sessions running ({', '.join(held)}), the most one client "
+                "may hold; shut one down with shutdown_session first."
+            )
+
     def _register(
         self, notebook: Notebook, kernel: KernelSession, hold: NotebookLock | None = None
     ) -> Session:
@@ -280,7 +313,10 @@ class NotebookTools:
             hold = NotebookLock(notebook.path)
             hold.acquire()
         self._counter += 1
-        session = Session(f"s{self._counter}", notebook, kernel, hold=hold)
+        owner = CALLER.get()
+        # A client's ids are unguessable too: another client cannot even name its sessions.
+        name = f"s{self._counter}" if owner is None else f"s{secrets.token_hex(4)}"
+        session = Session(name, notebook, kernel, hold=hold, owner=owner)
         self._sessions[session.id] = session
         self._announce(session)
         return session
@@ -293,7 +329,7 @@ class NotebookTools:
             self._emit(KernelStarted(session.id, found, str(session.notebook.path)))
 
     async def _end(self, session: Session) -> None:
-        self._ended[session.id] = session.notebook.path
+        self._ended[session.id] = (session.owner, session.notebook.path)
         try:
             await session.kernel.shutdown()
         finally:
@@ -322,10 +358,12 @@ class NotebookTools:
         notebook = Notebook.load(
             Path(path).expanduser(), text_cap=self.output_cap_bytes, image_cap=self.image_cap_bytes
         )
+        owner = CALLER.get()
         for session in self._sessions.values():
             if session.notebook.path.resolve() == notebook.path.resolve():
+                which = repr(session.id) if owner is None or session.owner == owner else "another"
                 raise ToolInputError(
-                    f"{path} is already open in session {session.id!r}; use that session, or "
+                    f"{path} is already open in session {which}; use that session, or "
                     "fork it with start_session_continue_notebook."
                 )
         return notebook
@@ -335,6 +373,7 @@ class NotebookTools:
     async def _start_new_session(
         self, *, author: str, experiment_name: str | None = None
     ) -> ToolResult:
+        self._check_room()
         notebook = self._new_notebook(experiment_name)
         try:
             kernel = await self._kernel(notebook.path)
@@ -350,6 +389,7 @@ class NotebookTools:
         )
 
     async def _resume(self, *, author: str, notebook_path: str) -> ToolResult:
+        self._check_room()
         notebook = self._load(notebook_path)
         hold = NotebookLock(notebook.path)
         hold.acquire()  # NotebookBusy, before a kernel starts, if another process has it
@@ -372,6 +412,7 @@ class NotebookTools:
     async def _continue(
         self, *, author: str, notebook_path: str, experiment_name: str | None = None
     ) -> ToolResult:
+        self._check_room()
         parent = Notebook.load(
             Path(notebook_path).expanduser(),
             text_cap=self.output_cap_bytes,

@@ -1,0 +1,133 @@
+"""MCP clients sharing one server: each reaches, names and holds only its own sessions.
+
+The tools are driven as the server drives them (CALLER set around each client's calls),
+with real kernels; the last test goes through a real `scribe-tui mcp --http` server with
+two SDK clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from test_mcp import CALL_TIMEOUT, call, ok, server_env, text
+
+from scribe_tui.tools import NotebookTools, ToolResult
+from scribe_tui.tools import notebook_tools as tools_module
+from scribe_tui.tools.notebook_tools import CALLER
+
+
+@pytest.fixture
+async def tools(tmp_path: Path) -> AsyncIterator[NotebookTools]:
+    notebook_tools = NotebookTools(tmp_path / "notebooks")
+    yield notebook_tools
+    await notebook_tools.aclose()
+
+
+def as_client(tools: NotebookTools, key: str) -> Callable[..., Awaitable[ToolResult]]:
+    async def call_as(name: str, **arguments: Any) -> ToolResult:
+        token = CALLER.set(key)
+        try:
+            return await tools.call(name, arguments)
+        finally:
+            CALLER.reset(token)
+
+    return call_as
+
+
+def session_id(result: ToolResult) -> str:
+    found = re.search(r"Session '(s[0-9a-f]+)' started", result.text)
+    assert found, result.text
+    return found.group(1)
+
+
+async def test_a_client_cannot_see_or_reach_another_client_s_session(tools: NotebookTools) -> None:
+    alice, bob = as_client(tools, "alice"), as_client(tools, "bob")
+    mine = session_id(await alice("start_new_session"))
+    assert mine != "s1" and len(mine) == 9  # unguessable, not a counter
+    assert not (await alice("execute_code", session_id=mine, code="secret = 42")).is_error
+
+    for attempt in (
+        await bob("execute_code", session_id=mine, code="print(secret)"),
+        await bob("execute_code", code="print(secret)"),
+        await bob("shutdown_session", session_id=mine),
+    ):
+        assert attempt.is_error and "42" not in attempt.text, attempt.text
+    listed = (await bob("execute_code", session_id="s-guess", code="1")).text
+    assert mine not in listed
+    assert mine in tools.sessions  # alice's session is still there
+    assert "42" in (await alice("execute_code", session_id=mine, code="print(secret)")).text
+
+
+async def test_a_client_holds_a_few_kernels_and_its_own_are_reaped_alone(
+    tools: NotebookTools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tools_module, "MAX_SESSIONS_PER_CLIENT", 2)
+    alice, bob = as_client(tools, "alice"), as_client(tools, "bob")
+    kept = [session_id(await alice("start_new_session")) for _ in range(2)]
+    refused = await alice("start_new_session")
+    assert refused.is_error and "the most one client may hold" in refused.text
+    theirs = session_id(await bob("start_new_session"))  # another client has room of its own
+
+    assert sorted(await tools.end_sessions_of("alice")) == sorted(kept)
+    assert list(tools.sessions) == [theirs]
+    assert not (await alice("start_new_session")).is_error  # room again
+
+
+@asynccontextmanager
+async def http_client(url: str, token: str) -> AsyncIterator[ClientSession]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=CALL_TIMEOUT) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await asyncio.wait_for(session.initialize(), CALL_TIMEOUT)
+        yield session
+
+
+def test_two_http_clients_of_one_server_keep_to_their_own_sessions(tmp_path: Path) -> None:
+    env = {**server_env(tmp_path), "SCRIBE_MCP_TOKEN": "two-clients"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scribe_tui", "mcp", "--http", "0", "--model", "organism:taboo"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            match = re.search(r"serving (http://127\.0\.0\.1:\d+/mcp)", line)
+            if match:
+                break
+        else:
+            raise AssertionError("the server never said where it serves")
+        asyncio.run(_two_clients(match.group(1)))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=CALL_TIMEOUT)
+
+
+async def _two_clients(url: str) -> None:
+    async with http_client(url, "two-clients") as a, http_client(url, "two-clients") as b:
+        started = ok(await call(a, "start_new_session"))
+        mine = re.search(r"Session '(s[0-9a-f]+)'", started).group(1)  # type: ignore[union-attr]
+        ok(await call(a, "execute_code", session_id=mine, code="secret = 'violin'"))
+        stolen = await call(b, "execute_code", session_id=mine, code="print(secret)")
+        assert stolen.is_error and "violin" not in text(stolen)
+        closed = await call(b, "shutdown_session", session_id=mine)
+        assert closed.is_error
+        assert "violin" in ok(await call(a, "execute_code", session_id=mine, code="print(secret)"))
