@@ -18,19 +18,22 @@ finished: ``id``, ``error``). Watcher to server: ``pause``, ``resume``, ``interr
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 from dataclasses import asdict, dataclass, field
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
 from typing import Any
 
+from scribe_tui.runtime.handshake import hang_up
 from scribe_tui.runtime.host_process import pid_alive
 
+__all__ = ["hang_up"]  # re-exported: both ends of the watch socket use it
+
 PROTOCOL_VERSION = 1
+MAX_MESSAGE = 16 * 2**20
+"""The longest message either side reads: a person's cell, an event with its outputs."""
 
 
 class WatchError(RuntimeError):
@@ -135,19 +138,13 @@ def send(conn: Connection, message: dict[str, Any]) -> None:
 
 
 def receive(conn: Connection) -> dict[str, Any]:
-    """Receive one message (raises EOFError/OSError when the other side is gone)."""
-    message = json.loads(conn.recv_bytes().decode("utf-8"))
+    """Receive one message (raises EOFError/OSError when the other side is gone, ValueError
+    for anything that is not one: oversized, not UTF-8 JSON, nested past reason)."""
+    data = conn.recv_bytes(MAX_MESSAGE)  # OSError past the cap, before reading the body
+    try:
+        message = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"not a scribe-tui watch message ({type(exc).__name__})") from None
     if not isinstance(message, dict) or "op" not in message:
         raise ValueError("not a scribe-tui watch message")
     return message
-
-
-def hang_up(conn: Connection) -> None:
-    """Close ``conn`` so that both ends notice, even a thread blocked reading it.
-
-    Closing the descriptor alone would leave such a read (and the other side) waiting.
-    """
-    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(conn.fileno())) as sock:
-        sock.shutdown(socket.SHUT_RDWR)
-    with contextlib.suppress(OSError):
-        conn.close()

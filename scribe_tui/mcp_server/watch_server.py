@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection, Listener, answer_challenge, deliver_challenge
+from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from scribe_tui.mcp_server.watch_protocol import (
     send,
     write_record,
 )
+from scribe_tui.runtime.handshake import Gate
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class WatchServer:
         self.http = http
         self._status = status
         self._authkey = os.urandom(32)
+        self._gate = Gate(self._authkey)
         self._watchers: list[_Watcher] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listener: Listener | None = None
@@ -159,12 +161,8 @@ class WatchServer:
             threading.Thread(target=self._handshake, args=(conn,), daemon=True).start()
 
     def _handshake(self, conn: Connection) -> None:
-        # Here, not in accept(), so a silent client holds up only its own thread.
-        try:
-            deliver_challenge(conn, self._authkey)
-            answer_challenge(conn, self._authkey)
-        except Exception:  # a wrong key, a client that hung up: it gets nothing
-            conn.close()
+        # Here, not in accept(), so a silent client holds up only its own thread, for a while.
+        if not self._gate.admit(conn):
             return
         watcher = _Watcher(conn)
         assert self._loop is not None

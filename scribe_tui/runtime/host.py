@@ -27,10 +27,11 @@ import sys
 import tempfile
 import threading
 import time
-from multiprocessing.connection import Connection, Listener, answer_challenge, deliver_challenge
+from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from scribe_tui.runtime.handshake import Gate
 from scribe_tui.runtime.host_process import HostProcess
 from scribe_tui.runtime.host_protocol import (
     HostRecord,
@@ -56,6 +57,10 @@ CANCEL_GRACE = 5.0
 EXIT_STUCK_CALL = 75  # the host's exit code then (EX_TEMPFAIL: a new host will serve)
 
 
+MAX_REQUEST = 2**31
+"""The largest request a client may send (a technique and its arguments, tensors included)."""
+
+
 class HostServer:
     """Serves one model to any number of authenticated local connections."""
 
@@ -77,6 +82,7 @@ class HostServer:
         self.parent_pid, self.idle_timeout = parent_pid, idle_timeout
         self.backend: Any = None
         self._authkey = os.urandom(32)
+        self._gate = Gate(self._authkey)
         self._state: State = "starting"
         self._phase, self._progress, self._message = "starting", 0.0, ""
         self._loads = self._calls = self._in_flight = self._connections = 0
@@ -250,19 +256,16 @@ class HostServer:
             threading.Thread(target=self._serve_connection, args=(conn,), daemon=True).start()
 
     def _serve_connection(self, conn: Connection) -> None:
-        # The handshake runs here, not in accept(), so a silent client blocks only its own thread.
-        try:
-            deliver_challenge(conn, self._authkey)
-            answer_challenge(conn, self._authkey)
-        except Exception:
-            conn.close()
+        # The handshake runs here, not in accept(), so a silent client blocks only its own
+        # thread, and only until the gate's deadline.
+        if not self._gate.admit(conn):
             return
         with self._counters:
             self._connections += 1
         try:
             while True:
                 try:
-                    data = conn.recv_bytes()
+                    data = conn.recv_bytes(MAX_REQUEST)
                 except (EOFError, OSError):
                     return
                 self._last_activity = time.monotonic()

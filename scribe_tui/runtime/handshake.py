@@ -1,0 +1,68 @@
+"""Authenticating a local socket's clients without letting silent ones pile up.
+
+The model host and the MCP watch server both take clients on a Unix socket that a sealed
+kernel can find and connect to (Landlock does not cover connecting to a path socket),
+and both authenticate each client with :mod:`multiprocessing.connection`'s HMAC
+challenge on a thread of its own. A client that connects and then says nothing would pin
+that thread for good: each handshake here ends within a deadline, and only a bounded
+number of them wait at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
+
+HANDSHAKE_S = 10.0
+"""A client that has not proved its key by then is hung up on."""
+MAX_PENDING = 16
+"""Handshakes in progress at once; a client beyond them is turned away at once."""
+
+
+def hang_up(conn: Connection) -> None:
+    """Close ``conn`` so that both ends notice, even a thread blocked reading it.
+
+    Closing the descriptor alone would leave such a read (and the other side) waiting.
+    """
+    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(conn.fileno())) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        conn.close()
+
+
+class Gate:
+    """Runs the mutual HMAC challenge for a server, bounded in time and in number."""
+
+    def __init__(
+        self, authkey: bytes, *, timeout: float = HANDSHAKE_S, pending: int = MAX_PENDING
+    ) -> None:
+        self._authkey, self.timeout = authkey, timeout
+        self._slots = threading.BoundedSemaphore(pending)
+
+    def admit(self, conn: Connection) -> bool:
+        """True once ``conn`` proved the key; else it is closed (late, wrong, or too many)."""
+        if not self._slots.acquire(blocking=False):
+            hang_up(conn)
+            return False
+        settled = threading.Lock()
+        timer = threading.Timer(self.timeout, self._expire, (conn, settled))
+        timer.daemon = True
+        timer.start()
+        try:
+            deliver_challenge(conn, self._authkey)
+            answer_challenge(conn, self._authkey)
+        except Exception:  # a wrong key, a client that hung up or ran out of time
+            hang_up(conn)
+            return False
+        finally:
+            self._slots.release()
+        timer.cancel()
+        return settled.acquire(blocking=False)  # False: the deadline won the race
+
+    @staticmethod
+    def _expire(conn: Connection, settled: threading.Lock) -> None:
+        if settled.acquire(blocking=False):
+            hang_up(conn)
