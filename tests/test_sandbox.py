@@ -647,3 +647,28 @@ def test_a_sealed_process_sees_which_devices_exist() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(sorted(os.listdir("/dev")))
+
+
+def test_a_sealed_process_cannot_list_the_machine_s_sockets() -> None:
+    """/proc/self/net/unix names every Unix socket (other runs' hosts, the watch socket)."""
+    import subprocess
+
+    probe_code = (
+        "import os\n"
+        "thread = '/proc/self/task/' + os.listdir('/proc/self/task')[0]\n"
+        "for path in ('/proc/self/net/unix', '/proc/net/tcp', thread + '/net/unix'):\n"
+        "    try:\n"
+        "        open(path).read(); print('READ', path)\n"
+        "    except OSError as exc:\n"
+        "        print('refused', type(exc).__name__)\n"
+        "print('status', 'Name:' in open('/proc/self/status').read())\n"
+    )
+    done = subprocess.run(
+        sandboxed_argv([sys.executable, "-c", probe_code]),
+        capture_output=True,
+        text=True,
+        env={**os.environ, POLICY_ENV: base_policy().to_json()},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["refused PermissionError"] * 3 + ["status True"]

@@ -51,7 +51,7 @@ _MODEL_OPS = ("run", "generate", "chat", "info")
 SMALL_MODEL_PARAMETERS = 50_000_000
 # What a sealed host reads of its own /proc/<pid> (memory and CPU for the status bar); not
 # maps, fd or cmdline, which show where its weights came from.
-_HOST_PROC = ("stat", "statm", "status", "limits", "io", "cgroup", "task")
+_HOST_PROC = ("stat", "statm", "status", "limits", "io", "cgroup")
 # Seconds a cancelled call gets to stop; past that the host exits, since only that frees the model.
 CANCEL_GRACE = 5.0
 EXIT_STUCK_CALL = 75  # the host's exit code then (EX_TEMPFAIL: a new host will serve)

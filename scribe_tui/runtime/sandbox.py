@@ -64,6 +64,10 @@ _ETC = (
 _SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/sys", "/proc/sys")
 _PROC_FILES = ("cpuinfo", "meminfo", "stat", "loadavg", "uptime", "version", "filesystems")
 _DEVICES = ("null", "zero", "full", "random", "urandom")
+# Entries of a sealed process's own /proc/<pid> kept shut even so: net lists every Unix
+# socket on the machine by path (other runs' hosts, watch sockets), and each thread under
+# task has a net of its own.
+HIDDEN_PROC = ("net", "task")
 # Every NVIDIA node (nvidia0..N, nvidiactl, nvidia-uvm*, nvidia-modeset), MIG's nvidia-caps
 # and the DRM nodes other GPUs use: which exist depends on the machine, so they are listed.
 _GPU_DEVICE_PREFIXES = ("nvidia", "dri", "kfd")
@@ -104,8 +108,8 @@ class SandboxPolicy:
     exclude: list[str] = field(default_factory=list)  # never granted through a read tree
     listable: list[str] = field(default_factory=list)  # names visible, contents not
     devices: list[str] = field(default_factory=list)  # opened read-write and driven by ioctl
-    # Entries of the process's own /proc/<pid> it may read; None: all of them. The model
-    # host gets a few: its memory maps would show where the weights were loaded from.
+    # Entries of the process's own /proc/<pid> it may read; None: all but HIDDEN_PROC. The
+    # model host gets a few: its memory maps would show where the weights were loaded from.
     own_proc: list[str] | None = None
     allow_network: bool = False  # False: no TCP connect, bind only to bind_ports
     bind_ports: list[int] = field(default_factory=list)
@@ -334,11 +338,21 @@ def apply(policy: SandboxPolicy) -> None:
     # Our own /proc/<pid> only: other processes' environ, cmdline and maps stay shut. The
     # descriptors stay open (and are inherited through exec) so the rules' dentries stay
     # cached: /proc makes new inodes for entries it has dropped.
-    names = [""] if policy.own_proc is None else policy.own_proc
+    if policy.own_proc is None:
+        rules.allow("/proc/self/", _READ_DIR)  # the names; each entry's contents below
+        # Never the magic links (root, cwd, exe): opened, they are "/", the working folder
+        # and the interpreter, and a rule on one would grant everything beneath it.
+        names = [
+            n
+            for n in os.listdir("/proc/self")
+            if n not in HIDDEN_PROC and not os.path.islink(f"/proc/self/{n}")
+        ]
+    else:
+        names = policy.own_proc
     for name in names:
         # /proc/self, not /proc/<getpid()>: in a PID namespace of its own getpid() is 1,
         # which in this /proc is another process.
-        own = os.open(f"/proc/self/{name}".rstrip("/"), os.O_PATH)
+        own = os.open(f"/proc/self/{name}".rstrip("/"), os.O_PATH | os.O_NOFOLLOW)
         os.set_inheritable(own, True)
         rules.allow(f"/proc/self/fd/{own}", _READ | _WRITE_FILE)
     rules.restrict()
