@@ -27,6 +27,7 @@ from test_investigate_e2e import cli_env
 from scribe_tui.bench.grid import build_grid, expand
 from scribe_tui.bench.report import METHODOLOGY_NOTE, load_results, write_report
 from scribe_tui.bench.runner import BenchRunner
+from scribe_tui.integrity import signed
 from scribe_tui.organisms.keys import answer_key_record
 from scribe_tui.organisms.registry import list_organisms
 
@@ -225,7 +226,7 @@ def test_report_of_a_partial_bench(tmp_path: Path) -> None:
     }
     failed = {**row, "run_id": "autopilot_taboo_whitebox_r1_def456", "answer": None}
     failed.update(exit="failed", error="the model host exited", correct=None, notebook=None)
-    lines = [json.dumps(row), json.dumps(failed), '{"run_id": "half-writ']
+    lines = [json.dumps(signed(row)), json.dumps(signed(failed)), '{"run_id": "half-writ']
     (out / "results.jsonl").write_text("\n".join(lines))
     run = bench("report", str(out), cwd=tmp_path)
     assert run.returncode == 0, run.stderr

@@ -11,6 +11,7 @@ from scribe_tui.bench import report
 from scribe_tui.bench.report import default_by, format_table, load_results, write_report
 from scribe_tui.bench.scoring import Score, normalise, reliability, score, summarise, wilson
 from scribe_tui.claims import claim_of
+from scribe_tui.integrity import signed
 from scribe_tui.organisms import keys
 from scribe_tui.organisms.keys import AnswerKey, answer_key, answer_key_record
 from scribe_tui.organisms.registry import UnknownOrganism
@@ -297,7 +298,7 @@ def test_reliability_bins_answered_runs_by_confidence():
 
 
 def _write(directory, rows, tail=""):
-    lines = [json.dumps(row) for row in rows]
+    lines = [json.dumps(signed(row)) for row in rows]
     (directory / "results.jsonl").write_text("\n".join(lines) + "\n" + tail)
 
 
@@ -310,10 +311,13 @@ def test_load_results_skips_a_cut_last_line_and_keeps_the_last_duplicate(tmp_pat
     assert load_results(tmp_path / "nowhere") == []
 
     # Resumed after the kill: the next row was appended onto the cut one.
-    _write(tmp_path, [ROWS[0]], tail='{"run_id": "a9", "axes": {"ag' + json.dumps(ROWS[1]) + "\n")
+    cut = '{"run_id": "a9", "axes": {"ag'
+    _write(tmp_path, [ROWS[0]], tail=cut + json.dumps(signed(ROWS[1])) + "\n")
     assert [row["run_id"] for row in load_results(tmp_path)] == ["a1", "a2"]
 
-    (tmp_path / "results.jsonl").write_text('{"run_id": "a1", "ax\n' + json.dumps(ROWS[1]) + "\n")
+    (tmp_path / "results.jsonl").write_text(
+        '{"run_id": "a1", "ax\n' + json.dumps(signed(ROWS[1])) + "\n"
+    )
     with pytest.raises(ValueError, match=":1: not a JSON row"):
         load_results(tmp_path)
 
@@ -432,6 +436,21 @@ def test_the_report_says_the_methodology_axis_changes_nothing_for_the_autopilot(
     assert report.methodology_note(rows[:1]) is None  # methodology=on alone: nothing to say
     claude = [{**row, "axes": {**row["axes"], "agent": "claude"}} for row in rows]
     assert report.methodology_note(claude) is None
+
+
+def test_rows_not_written_by_scribe_tui_are_left_out_and_named(tmp_path):
+    """A row planted in results.jsonl, or one edited after the fact, never scores."""
+    forged = {**signed(_row("a3", answer="violin", correct=True)), "correct": True}
+    forged["answer"] = "piano"  # edited after signing
+    planted = _row("a4", answer="violin", correct=True)  # never signed
+    _write(tmp_path, [ROWS[0]])
+    with open(tmp_path / "results.jsonl", "a") as f:
+        f.write(json.dumps(forged) + "\n" + json.dumps(planted) + "\n")
+    rejected: list[str] = []
+    assert [row["run_id"] for row in load_results(tmp_path, rejected)] == ["a1"]
+    assert rejected == ["a3", "a4"]
+    text = write_report(tmp_path).read_text()
+    assert "Left out: 2 rows that fail their integrity check" in text and "a3, a4" in text
 
 
 def test_write_report_with_no_runs(tmp_path):

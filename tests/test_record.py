@@ -16,6 +16,7 @@ import pytest
 
 from scribe_tui.agent.transcript import Transcript, TranscriptData
 from scribe_tui.cli import main
+from scribe_tui.integrity import signed
 from scribe_tui.organisms.registry import BUNDLED_DIR
 from scribe_tui.record.drift import compare_outputs
 from scribe_tui.record.fork import fork_conversation
@@ -163,13 +164,17 @@ def test_list_statuses_filters_scores_and_json(tmp_path: Path, capsys: Any) -> N
     investigation(folder / "runs" / "r1", "bench run", answer="moon")
     (folder / "results.jsonl").write_text(
         json.dumps(
-            {
-                "notebook": str(next((folder / "runs" / "r1").glob("*.ipynb")).relative_to(folder)),
-                "correct": True,
-                "abstained": False,
-                "false_positive": False,
-                "scored": True,
-            }
+            signed(
+                {
+                    "notebook": str(
+                        next((folder / "runs" / "r1").glob("*.ipynb")).relative_to(folder)
+                    ),
+                    "correct": True,
+                    "abstained": False,
+                    "false_positive": False,
+                    "scored": True,
+                }
+            )
         )
         + "\n{half a line",
         encoding="utf-8",

@@ -172,3 +172,24 @@ def test_resume_point_restores_pending_queue_and_unfinished_calls(tmp_path: Path
     assert texts["a"] == "A"
     assert "was running when scribe-tui stopped; it was not re-run" in texts["b"]
     assert "did not run" in texts["c"]
+
+
+def test_a_line_changed_outside_scribe_tui_fails_its_integrity_check(tmp_path: Path) -> None:
+    """A raised budget or a flipped mode written into the file is reported, never trusted."""
+    path = tmp_path / "run.jsonl"
+    transcript = Transcript(path)
+    header(transcript)
+    transcript.write("state", state={"turns": 3, "mode": "blackbox"})
+    transcript.close()
+    data = Transcript.load(path)
+    assert data.unverified == [] and "mac" not in data.records[0]
+    data.check_integrity()
+
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[1] = lines[1].replace('"blackbox"', '"local"')
+    lines.append(json.dumps({"kind": "state", "state": {"turns": 1, "max_turns": 999}}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    forged = Transcript.load(path)
+    assert forged.unverified == [2, 3]
+    with pytest.raises(TranscriptError, match="line 2, 3 fails its integrity check"):
+        forged.check_integrity()

@@ -135,6 +135,7 @@ class Resumable:
         the transcript shows unfinished are answered with an error, never re-run.
         """
         data = Transcript.load(transcript_path)
+        data.check_integrity()
         point = data.resume_point()
         if not point.notebook:
             raise ValueError(f"{data.path}: the run never opened a notebook; start it again")

@@ -49,6 +49,7 @@ from scribe_tui.events import (
     ThinkingDelta,
     event_from_dict,
 )
+from scribe_tui.integrity import MAC, signed, verified
 
 __all__ = [
     "Conversation",
@@ -97,6 +98,17 @@ class TranscriptData:
     records: list[dict[str, Any]] = field(default_factory=list)
     truncated: bool = False
     """Whether the last line was cut off (and ignored), e.g. by a killed process."""
+    unverified: list[int] = field(default_factory=list)
+    """Line numbers whose integrity check fails: not written by scribe-tui as they are."""
+
+    def check_integrity(self) -> None:
+        """TranscriptError unless scribe-tui wrote every line as it is (resume trusts it)."""
+        if self.unverified:
+            lines = ", ".join(map(str, self.unverified[:5]))
+            raise TranscriptError(
+                f"{self.path}: line {lines} fails its integrity check (changed outside "
+                "scribe-tui, or written by an older version); it cannot be resumed as it is"
+            )
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         """The records of one kind, in order."""
@@ -220,7 +232,7 @@ class Transcript:
 
     def write(self, kind: str, **fields: Any) -> None:
         """Append one record; it reaches the OS at once (``sync`` makes it durable)."""
-        record = {"kind": kind, "t": round(time.time(), 3), **fields}
+        record = signed({"kind": kind, "t": round(time.time(), 3), **fields})
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         if self._file is None:
             if kind == "header":
@@ -260,6 +272,7 @@ class Transcript:
             raise TranscriptError(f"{path}: cannot be read ({exc})") from exc
         lines = raw.split("\n")
         records: list[dict[str, Any]] = []
+        unverified: list[int] = []
         truncated = False
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -274,10 +287,12 @@ class Transcript:
                 raise TranscriptError(f"{path}:{number}: not a JSON line ({exc})") from exc
             if not isinstance(record, dict) or "kind" not in record:
                 raise TranscriptError(f"{path}:{number}: not a transcript record")
-            records.append(record)
+            if not verified(record):
+                unverified.append(number)
+            records.append({k: v for k, v in record.items() if k != MAC})
         if not records or records[0]["kind"] != "header":
             raise TranscriptError(f"{path}: no header line; is this a scribe-tui transcript?")
-        return TranscriptData(path, records[0], records[1:], truncated)
+        return TranscriptData(path, records[0], records[1:], truncated, unverified)
 
 
 def _drop_partial_line(path: Path) -> None:

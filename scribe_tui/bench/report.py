@@ -20,6 +20,7 @@ from scribe_tui.bench.scoring import (
     summarise,
     verdict,
 )
+from scribe_tui.integrity import MAC, verified
 
 RESULTS = "results.jsonl"
 REPORT = "report.md"
@@ -71,10 +72,12 @@ def _salvage(line: str) -> dict | None:
     return None
 
 
-def load_results(directory: Path) -> list[dict]:
+def load_results(directory: Path, rejected: list[str] | None = None) -> list[dict]:
     """The rows of ``directory/results.jsonl`` sorted by run id, the last row per run id winning.
 
-    A row cut short (a bench killed mid-write) is skipped; a missing file is no rows.
+    A row cut short (a bench killed mid-write) is skipped; a missing file is no rows. A row
+    whose integrity check fails (not written by scribe-tui as it is) is never used: its run
+    id goes to ``rejected``.
     """
     path = Path(directory) / RESULTS
     if not path.is_file():
@@ -94,7 +97,11 @@ def load_results(directory: Path) -> list[dict]:
                 continue
             if row is None:
                 raise ValueError(f"{path}:{number + 1}: not a JSON row") from None
-        rows[row["run_id"]] = row
+        if not verified(row):
+            if rejected is not None:
+                rejected.append(str(row.get("run_id", f"line {number + 1}")))
+            continue
+        rows[row["run_id"]] = {k: v for k, v in row.items() if k != MAC}
     return [rows[run_id] for run_id in sorted(rows)]
 
 
@@ -309,7 +316,8 @@ def write_report(directory: Path, by: Sequence[str] | None = None) -> Path:
     is no chart.
     """
     directory = Path(directory)
-    rows = load_results(directory)
+    rejected: list[str] = []
+    rows = load_results(directory, rejected)
     report, chart = directory / REPORT, directory / CHART
     if not rows:
         chart.unlink(missing_ok=True)
@@ -329,6 +337,15 @@ def write_report(directory: Path, by: Sequence[str] | None = None) -> Path:
         f"Runs: {len(rows)} done; {answered} answered, {counts['unknown']} unknown, "
         f"{counts['no answer']} without an answer, {counts['failed']} failed.",
         "",
+        *(
+            [
+                f"Left out: {len(rejected)} rows that fail their integrity check (not written by "
+                f"scribe-tui as they are): {', '.join(rejected)}.",
+                "",
+            ]
+            if rejected
+            else []
+        ),
         f"## Results by {' × '.join(_md(name) for name in by)}",
         "",
         *_markdown_table(cells, by),

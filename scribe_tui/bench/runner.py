@@ -25,6 +25,7 @@ from typing import Any
 from scribe_tui.bench.grid import RunSpec, model_spec, organism_label
 from scribe_tui.bench.report import load_results
 from scribe_tui.bench.scoring import is_failed, score
+from scribe_tui.integrity import signed
 
 BenchEvent = dict[str, Any]
 _MEMORY_PER_RUN = 1.5 * 2**30  # a kernel plus its share of a small model host, measured roughly
@@ -188,7 +189,7 @@ class BenchRunner:
         self._emit({"type": "run_finished", "row": row})
 
     def _append(self, row: BenchEvent) -> None:
-        line = json.dumps(row, sort_keys=True) + "\n"
+        line = json.dumps(signed(row), sort_keys=True) + "\n"
         with open(self._results, "a+", encoding="utf-8") as fh:
             if fh.tell() and not _ends_with_newline(self._results):
                 line = "\n" + line  # a bench killed mid-write left half a line

@@ -230,8 +230,15 @@ def _finish(out: Path, *, quiet: bool) -> int:
     )
     from scribe_tui.bench.scoring import is_failed, summarise
 
-    rows = load_results(out)
+    rejected: list[str] = []
+    rows = load_results(out, rejected)
     report = write_report(out)
+    if rejected:
+        print(
+            f"scribe-tui bench: left out {len(rejected)} rows of {out / 'results.jsonl'} that fail "
+            f"their integrity check (not written by scribe-tui as they are): {', '.join(rejected)}",
+            file=sys.stderr,
+        )
     if not quiet:
         by = default_by(rows)
         print(format_table(summarise(rows, by), by))

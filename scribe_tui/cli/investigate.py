@@ -332,7 +332,9 @@ def _check_resumable(notebook: Path, *, headless: bool) -> None:
     from scribe_tui.agent.transcript import Transcript, TranscriptError, transcript_path_for
 
     try:
-        point = Transcript.load(transcript_path_for(notebook)).resume_point()
+        data = Transcript.load(transcript_path_for(notebook))
+        data.check_integrity()
+        point = data.resume_point()
     except TranscriptError as exc:
         first = str(exc).strip().splitlines()[0]
         raise UsageError(f"{first}; the run cannot resume from it") from None

@@ -47,6 +47,7 @@ def prepare_fork(path: Path, at: int, message: str | None = None) -> Path:
     position = code_cell_position(original, at)
     try:
         data = Transcript.load(transcript)
+        data.check_integrity()
     except TranscriptError as exc:
         raise RecordError(str(exc)) from None
     messages, pending = fork_conversation(data, at - 1)

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from scribe_tui.integrity import verified
+
 __all__ = ["STATUSES", "NotebookEntry", "parse_since", "read_entries", "read_entry", "write_index"]
 
 STATUSES = ("running", "paused", "concluded", "failed", "budget-spent", "reproduced", "drifted")
@@ -165,7 +167,9 @@ def bench_scores(folder: Path) -> dict[Path, str]:
                 row = json.loads(line)
             except ValueError:
                 continue  # a bench killed mid-write leaves half a line
-            if isinstance(row, dict) and row.get("notebook") and _verdict(row):
+            if not isinstance(row, dict) or not verified(row):
+                continue  # not written by scribe-tui as it is: never shown as a score
+            if row.get("notebook") and _verdict(row):
                 scores[(results.parent / str(row["notebook"])).resolve()] = _verdict(row)
     return scores
 
