@@ -103,7 +103,9 @@ class CheckpointCard(Vertical):
     def focus_approve(self) -> None:
         """Focus the Approve button, once it is on screen (a card can be answered as it mounts)."""
         if self._approve.is_mounted:
-            self._approve.focus()
+            # Not scrolled into view: on a card taller than the pane that would hide its
+            # heading, which says what is waiting; the keys a, p and c work from anywhere.
+            self._approve.focus(scroll_visible=False)
         else:
             self.call_after_refresh(self.focus_approve)
 

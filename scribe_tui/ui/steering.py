@@ -53,7 +53,8 @@ class SteeringActions(App[int]):
         """Make a waiting checkpoint impossible to miss: colour, bell, toast, focus."""
         self._set_state("waiting")
         self.checkpoints.add_class("-awaiting")
-        self.checkpoints.scroll_to_widget(card, animate=False)
+        # Once laid out (a card answered as it mounts has no height yet), its top in view.
+        self.call_after_refresh(self.checkpoints.scroll_to_widget, card, animate=False, top=True)
         self.bell()
         self.notify(
             "Approve (a), pivot with a message (p), or continue (c).",
