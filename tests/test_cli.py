@@ -206,11 +206,15 @@ def test_list_shows_each_notebook(tmp_path) -> None:
         "conclusion": {"answer": "moon", "confidence": 0.9, "evidence": "..."},
     }
     nbformat.write(notebook, tmp_path / "2026-01-01-00-00_find-the-secret.ipynb")
+    notebook.metadata["scribe"]["mode"] = "blackbox"
+    nbformat.write(notebook, tmp_path / "2026-01-01-00-01_find-the-secret.ipynb")
     (tmp_path / "broken.ipynb").write_text("{not json", encoding="utf-8")
     listing = run_cli("list", "--notebooks-dir", str(tmp_path))
     assert listing.returncode == 0
     lines = listing.stdout.splitlines()
     assert any("[concluded]" in line and "→ moon" in line for line in lines)
+    modes = ["blackbox" in line for line in lines if "find-the-secret" in line]
+    assert sorted(modes) == [False, True]  # a local run's mode goes without saying
     assert any("broken.ipynb  (unreadable)" in line for line in lines)
     assert json.loads((tmp_path / "2026-01-01-00-00_find-the-secret.ipynb").read_text())
 

@@ -144,7 +144,9 @@ def test_json_events_on_the_belief_organism(tmp_path: Path) -> None:
     assert concluded and concluded[0]["answer"] == answer_key("belief")
     last = [e for e in events if e["type"] != "status"][-1]
     assert last["type"] == "stopped" and last["reason"] == "concluded"
-    labels = {e["sandbox"] for e in events if e["type"] == "status"}
+    statuses = [e for e in events if e["type"] == "status"]
+    assert statuses and all(e["host_state"] == "ready" and e["device"] for e in statuses)
+    labels = {e["sandbox"] for e in statuses}
     assert labels == {probe().label}, labels
 
 

@@ -58,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=V1,V2",
         help=f"values for one axis; axes: {', '.join(AXES)}",
     )
-    parser.add_argument("--repeat", type=int, help="runs per grid cell (default 1)")
-    parser.add_argument("--jobs", type=int, help="investigations at once (default: cores, memory)")
+    parser.add_argument("--repeat", type=int, metavar="N", help="runs per grid cell (default 1)")
+    parser.add_argument(
+        "--jobs", type=int, metavar="N", help="investigations at once (default: cores, memory)"
+    )
     parser.add_argument("--out", type=Path, help="the bench directory (default bench/)")
     parser.add_argument(
         "--backend",

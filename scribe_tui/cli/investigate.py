@@ -337,7 +337,10 @@ def _check_resumable(notebook: Path, *, headless: bool) -> None:
         point = data.resume_point()
     except TranscriptError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise UsageError(f"{first}; the run cannot resume from it") from None
+        raise UsageError(
+            f"{first}; the run cannot resume from it: read its notebook as it is, or fork it "
+            "from an earlier cell (scribe-tui fork), or start again"
+        ) from None
     waiting = CheckpointState.from_dict(point.state.get("checkpoints", {}), 0).awaiting
     if headless and waiting is not None:
         raise UsageError(

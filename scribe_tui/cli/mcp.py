@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument(
-        "--checkpoint-every", type=int, metavar="N", help="execute_code calls between checkpoints"
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="execute_code calls between checkpoints (default 10; 0: never)",
     )
     parser.add_argument(
         "--notebooks-dir", type=Path, metavar="DIR", help="where notebooks go (default notebooks/)"

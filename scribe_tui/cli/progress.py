@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, TextIO
 
+from scribe_tui.agent.status_board import host_fields
 from scribe_tui.events import (
     CellAdded,
     CellExecuting,
@@ -17,6 +19,7 @@ from scribe_tui.events import (
     MessageDelivered,
     Paused,
     Resumed,
+    Status,
     Stopped,
 )
 from scribe_tui.runtime.status import HostStatus
@@ -41,12 +44,14 @@ class ProgressPrinter:
         self._sources: dict[str, str] = {}
         self._code_cells = 0
         self._last_phase = ""
+        self._host: dict[str, object] = {}  # the host's fields, for the JSON status events
 
     def _say(self, text: str) -> None:
         print(text, file=self.err, flush=True)
 
     def host(self, status: HostStatus) -> None:
         """Model host loading snapshots (before the investigation starts)."""
+        self._host = host_fields(status)
         line = status.summary()
         key = f"{status.state}:{status.phase}"
         if key != self._last_phase:
@@ -55,7 +60,10 @@ class ProgressPrinter:
 
     def event(self, event: Event) -> None:
         if self.json_out is not None:
-            print(event.to_json(), file=self.json_out, flush=True)
+            # The loop knows the run, not the model host: its status events get the host's
+            # state and device from the latest snapshot, as the TUI's status bar does.
+            shown = dataclasses.replace(event, **self._host) if isinstance(event, Status) else event
+            print(shown.to_json(), file=self.json_out, flush=True)
         handler = getattr(self, f"_on_{event.type}", None)
         if handler is not None:
             handler(event)

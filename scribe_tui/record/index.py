@@ -51,6 +51,7 @@ class NotebookEntry:
     cells: int
     forked_from: str = ""
     forked_at: int | None = None
+    mode: str = "local"
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "path": str(self.path)}
@@ -128,6 +129,7 @@ def read_entry(path: Path, scores: dict[Path, str] | None = None) -> NotebookEnt
         ),
         forked_from=str(scribe.get("forked_from", "")),
         forked_at=scribe.get("forked_at") if isinstance(scribe.get("forked_at"), int) else None,
+        mode=str(scribe.get("mode") or "local"),
     )
 
 
@@ -232,8 +234,9 @@ def format_line(entry: NotebookEntry) -> str:
     """One terminal line per notebook."""
     answer = f" → {entry.answer}" if entry.answer else ""
     score = f" ({entry.score})" if entry.score else ""
+    mode = "" if entry.mode == "local" else f" · {entry.mode}"
     return (
-        f"{entry.path}  [{entry.status}] {entry.task!r} · {entry.model} · {entry.agent} · "
+        f"{entry.path}  [{entry.status}] {entry.task!r} · {entry.model}{mode} · {entry.agent} · "
         f"{entry.cells} cells{answer}{score}"
     )
 
