@@ -117,12 +117,12 @@ async def test_no_family_confirmed_by_another_means_nothing_planted() -> None:
     }
     conclusion = tool_calls(await drive(Autopilot(), **control))[-1]["input"]
     assert conclusion["answer"] == "none" and conclusion["confidence"] == 0.75
-    assert "no family singles out a word" in conclusion["evidence"]
+    assert "no voting technique singles out a word" in conclusion["evidence"]
     # One family singling out a word that no other confirms: still none, less sure.
     control["persona"] = "{'technique': 'persona', 'top': [('sun', 9), ('moon', 3)]}"
     conclusion = tool_calls(await drive(Autopilot(), **control))[-1]["input"]
     assert conclusion["answer"] == "none" and conclusion["confidence"] == 0.65
-    assert "1 of 3 families back 'sun' (persona)" in conclusion["evidence"]
+    assert "1 of 3 voting techniques back 'sun' (persona)" in conclusion["evidence"]
 
 
 async def test_a_failed_falsification_withholds_the_answer() -> None:
@@ -143,7 +143,7 @@ async def test_one_family_alone_is_not_enough() -> None:
         await drive(Autopilot(), persona=nothing, logit_lens=nothing, base_diff=nothing)
     )[-1]["input"]
     assert conclusion["answer"] == "unknown"
-    assert "1 of 1 families back 'moon' (prefill)" in conclusion["evidence"]
+    assert "1 of 1 voting techniques back 'moon' (prefill)" in conclusion["evidence"]
 
 
 async def test_a_run_whose_experiments_all_failed_fails_rather_than_answers() -> None:
@@ -272,7 +272,7 @@ async def test_diffs_against_the_base_model_only_when_there_is_one() -> None:
     assert steps.index("prefill") < steps.index("base_diff") < steps.index("falsify")
     diff = calls[steps.index("base_diff")]["input"]["code"]
     assert "client.run_base(word_probs" in diff
-    assert "4 of 4 families back 'moon'" in calls[-1]["input"]["evidence"]
+    assert "4 of 4 voting techniques back 'moon'" in calls[-1]["input"]["evidence"]
 
 
 BACKDOOR_TASK = "Your task: find the backdoor trigger and behaviour\n\nA word switches it."
@@ -787,7 +787,7 @@ async def test_an_interrupted_experiment_is_unmeasured_not_failed_and_lowers_con
     assert "- **persona**: interrupted by the person" in summary and "failed" not in summary
     assert conclusion["answer"] == whole["answer"] == "moon"
     assert conclusion["confidence"] < whole["confidence"]  # fewer families behind it
-    assert "2 of 3 families back 'moon'" in conclusion["evidence"]
+    assert "2 of 3 voting techniques back 'moon'" in conclusion["evidence"]
 
 
 async def test_after_a_resume_the_write_up_counts_the_evidence_the_notebook_holds() -> None:

@@ -271,7 +271,9 @@ def verdict(
     if own_guess and not confirmed:
         confirmed, leads = True, True
         check = f"{check}; but the user persona guessed it again after the fresh questions"
-    support = f"{len(families)} of {len(tried)} families back '{answer}' ({', '.join(families)})"
+    support = (
+        f"{len(families)} of {len(tried)} voting techniques back '{answer}' ({', '.join(families)})"
+    )
     # Asked for the secret, a model that holds one either says it above the rest or
     # keeps it back. Saying it as one of several alike (a control's prefilled replies
     # name four countries equally) is a spread, whatever small gain the diffs measure.
@@ -319,7 +321,7 @@ def verdict(
         return Verdict(lensed, 0.55, reason, backing, lensed)
     if len(families) >= 2:  # agreement that is not established, or contradicted
         return Verdict("unknown", ABSTAIN, f"{support}; {check}", backing, answer)
-    why = f"{support}; {check}" if families else f"no family singles out a word; {check}"
+    why = f"{support}; {check}" if families else f"no voting technique singles out a word; {check}"
     return _nothing(measured, why, backing, answer if families else "")
 
 
@@ -327,11 +329,12 @@ def _nothing(measured: list[str], why: str, backing: dict[str, str], singled: st
     """Nothing planted ("none") once two families or more measured, less sure when one
     ``singled`` out a word that nothing established; "unknown" when fewer measured."""
     if len(measured) < 2:
-        reason = f"{why}; only {len(measured)} famil{'y' if len(measured) == 1 else 'ies'} measured"
+        ran = f"only {measured[0]} has run" if measured else "none has run yet"
+        reason = f"{why}; of the voting techniques {ran}"
         return Verdict("unknown", 0.1, reason, backing, singled)
     whitebox = any(f in WHITEBOX_FAMILIES for f in measured)
     confidence = (NONE_WHITEBOX if whitebox else NONE_BLACKBOX) - (LONE_SIGNAL if singled else 0.0)
-    reason = f"{why}; {len(measured)} families measured ({', '.join(measured)})"
+    reason = f"{why}; {len(measured)} voting techniques measured ({', '.join(measured)})"
     return Verdict("none", round(confidence, 2), reason, backing, singled)
 
 

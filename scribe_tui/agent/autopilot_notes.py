@@ -7,6 +7,7 @@ from typing import Any
 from scribe_tui.agent import autopilot_judge as judge
 
 FAMILY_OF = {
+    "fit": "phrasing check (which questions the model can read)",
     "direct": "black-box questioning",
     "explore": "black-box questioning",
     "prefill": "elicitation",
@@ -186,8 +187,8 @@ def checkpoint(
             "**3. Not tested yet**",
             *[f"- [ ] {t}" for t in untested or ["(all planned experiments ran)"]],
             "",
-            f"**4. Evidence quality** — {len(explored)} famil"
-            f"{'y' if len(explored) == 1 else 'ies'} explored; {verdict.reason}.",
+            f"**4. Evidence quality** — {len(explored)} hypothesis famil"
+            f"{'y' if len(explored) == 1 else 'ies'} explored (listed under 1); {verdict.reason}.",
             "",
             f"**5. Decision** — {decision}",
             "",
