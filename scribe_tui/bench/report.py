@@ -266,6 +266,7 @@ def _chart(cells: list[CellSummary], bins: list[ReliabilityBin], path: Path) -> 
     bars.invert_yaxis()
     bars.set_xlim(0, 1)
     bars.set_xlabel("accuracy when answering (bars: 95% Wilson interval)")
+    bars.set_title("accuracy when answering, per grid cell", fontsize=10)
 
     diagram.plot([0, 1], [0, 1], linestyle="--", color="#999999", label="calibrated")
     if bins:
@@ -276,23 +277,24 @@ def _chart(cells: list[CellSummary], bins: list[ReliabilityBin], path: Path) -> 
             color="#c44e52",
             label="answers",
         )
-        for b in bins:
+        for number, b in enumerate(bins):
+            # Alternately below and above the point, so neighbouring bins' labels stay apart.
             diagram.annotate(
                 f"n={b.n}",
                 (b.mean_confidence, b.accuracy),
                 textcoords="offset points",
-                xytext=(4, -12),
+                xytext=(-6, -14 if number % 2 == 0 else 8),
                 fontsize=8,
             )
     diagram.set_xlim(-0.02, 1.04)  # a little room so points at 0 or 1 show whole
     diagram.set_ylim(-0.02, 1.04)
     diagram.set_aspect("equal")
-    diagram.set_xlabel("stated confidence (mean of each 0.1 bin)")
+    diagram.set_xlabel("stated confidence\n(mean of each 0.1 bin)")
     diagram.set_ylabel("observed accuracy")
     diagram.set_title("reliability of answered runs", fontsize=10)
     diagram.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, format="png", metadata={"Software": None})
+    figure.savefig(path, format="png", metadata={"Software": None}, bbox_inches="tight")
 
 
 def _reliability_table(bins: list[ReliabilityBin]) -> list[str]:
