@@ -552,6 +552,10 @@ def test_off_when_opted_out_or_unsupported(monkeypatch: pytest.MonkeyPatch) -> N
     probe.cache_clear()
     try:
         assert probe().label == "sandbox: off (macOS has no Landlock)"
+        monkeypatch.setattr(sys, "platform", "linux")
+        monkeypatch.setenv("MODAL_TASK_ID", "ta-0123")  # inside a Modal container
+        probe.cache_clear()
+        assert probe().label == "sandbox: off (Modal gVisor has no Landlock)"
     finally:
         probe.cache_clear()
 

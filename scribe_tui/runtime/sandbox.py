@@ -139,6 +139,8 @@ def probe() -> SandboxState:
     if not sys.platform.startswith("linux"):
         name = "macOS" if sys.platform == "darwin" else sys.platform
         return SandboxState(False, "off", f"{name} has no Landlock")
+    if os.environ.get("MODAL_TASK_ID"):  # set in every Modal container
+        return SandboxState(False, "off", "Modal gVisor has no Landlock")
     try:
         abi = _abi()
     except (OSError, AttributeError) as exc:
