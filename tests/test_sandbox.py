@@ -19,6 +19,7 @@ import stat
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -198,18 +199,8 @@ def canaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]
     return {"home": home, "key_dir": key_dir, "model": model, "root": tmp_path}
 
 
-async def test_thief_cells_find_no_canary_and_research_still_works(
-    canaries: dict[str, Path],
-) -> None:
-    home, key_dir = canaries["home"], canaries["key_dir"]
-    turns = [
-        [tool("start_new_session", experiment_name="heist")],
-        [tool("init_session", session_id=SESSION)],
-        [run(kernel_thief(home, key_dir))],
-        [run(host_thief(home, key_dir))],
-        [run(RESEARCH)],
-        [tool("conclude", answer="unknown", confidence=0.0, evidence="nothing leaked")],
-    ]
+async def run_sealed(canaries: dict[str, Path], turns: list[Any]) -> tuple[Any, Path]:
+    """A scripted investigation on the canaries' model, sealed: (outcome, notebook path)."""
     settings = RunSettings(
         task="find the secret",
         agent="scripted",
@@ -225,6 +216,23 @@ async def test_thief_cells_find_no_canary_and_research_still_works(
         notebook_path = bench.investigation.notebook_path
     finally:
         await bench.close()
+    assert notebook_path is not None
+    return outcome, notebook_path
+
+
+async def test_thief_cells_find_no_canary_and_research_still_works(
+    canaries: dict[str, Path],
+) -> None:
+    home, key_dir = canaries["home"], canaries["key_dir"]
+    turns = [
+        [tool("start_new_session", experiment_name="heist")],
+        [tool("init_session", session_id=SESSION)],
+        [run(kernel_thief(home, key_dir))],
+        [run(host_thief(home, key_dir))],
+        [run(RESEARCH)],
+        [tool("conclude", answer="unknown", confidence=0.0, evidence="nothing leaked")],
+    ]
+    outcome, notebook_path = await run_sealed(canaries, turns)
     assert outcome.reason == "concluded", outcome
 
     notebook = nbformat.read(notebook_path, as_version=4)
@@ -323,21 +331,7 @@ async def test_a_planted_launcher_never_runs_when_the_kernel_restarts(
         [run("print('after the restart', open('/proc/self/status').read().count('Seccomp'))")],
         [tool("conclude", answer="unknown", confidence=0.0, evidence="plant tried")],
     ]
-    settings = RunSettings(
-        task="find the secret",
-        agent="scripted",
-        model=str(canaries["model"]),
-        notebooks_dir=canaries["root"] / "notebooks",
-        device="cpu",
-        config=InvestigationConfig(checkpoint_every=0),
-    )
-    bench = await Workbench.open(settings, ScriptedProvider(turns))
-    try:
-        assert bench.sandbox is not None and bench.sandbox.sealed
-        outcome = await bench.investigation.run()
-        notebook_path = bench.investigation.notebook_path
-    finally:
-        await bench.close()
+    outcome, notebook_path = await run_sealed(canaries, turns)
     assert outcome.reason == "concluded", outcome
     outputs = json.dumps([c.get("outputs", []) for c in nbformat.read(notebook_path, 4).cells])
     assert "planted" in outputs and "after the restart" in outputs, outputs
@@ -443,20 +437,7 @@ async def test_a_sealed_kernel_cannot_touch_the_record(canaries: dict[str, Path]
         [run(FORGE.format(targets=targets))],
         [tool("conclude", answer="unknown", confidence=0.0, evidence="tried to forge")],
     ]
-    settings = RunSettings(
-        task="find the secret",
-        agent="scripted",
-        model=str(canaries["model"]),
-        notebooks_dir=notebooks,
-        device="cpu",
-        config=InvestigationConfig(checkpoint_every=0),
-    )
-    bench = await Workbench.open(settings, ScriptedProvider(turns))
-    try:
-        await bench.investigation.run()
-        notebook_path = bench.investigation.notebook_path
-    finally:
-        await bench.close()
+    _outcome, notebook_path = await run_sealed(canaries, turns)
     outputs = json.dumps([c.get("outputs", []) for c in nbformat.read(notebook_path, 4).cells])
     assert "own files ok" in outputs and "WROTE" not in outputs and "LISTED" not in outputs
     assert outputs.count("refused PermissionError") == 5, outputs
