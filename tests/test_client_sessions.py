@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,7 +18,7 @@ import httpx2
 import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
-from test_mcp import CALL_TIMEOUT, call, ok, server_env, text
+from test_mcp import CALL_TIMEOUT, call, http_server, ok, text
 
 from scribe_tui.tools import NotebookTools, ToolResult
 from scribe_tui.tools import notebook_tools as tools_module
@@ -97,28 +95,8 @@ async def http_client(url: str, token: str) -> AsyncIterator[ClientSession]:
 
 
 def test_two_http_clients_of_one_server_keep_to_their_own_sessions(tmp_path: Path) -> None:
-    env = {**server_env(tmp_path), "SCRIBE_MCP_TOKEN": "two-clients"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scribe_tui", "mcp", "--http", "0", "--model", "organism:taboo"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-    )
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            match = re.search(r"serving (http://127\.0\.0\.1:\d+/mcp)", line)
-            if match:
-                break
-        else:
-            raise AssertionError("the server never said where it serves")
-        asyncio.run(_two_clients(match.group(1)))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=CALL_TIMEOUT)
+    with http_server(tmp_path, "two-clients") as (_proc, url, _line):
+        asyncio.run(_two_clients(url))
 
 
 async def _two_clients(url: str) -> None:

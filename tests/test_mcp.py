@@ -14,8 +14,8 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -241,8 +241,10 @@ async def test_a_watcher_attached_mid_run_sees_every_cell_and_its_pause_holds_th
         assert await asyncio.wait_for(watching, CALL_TIMEOUT) == "detached"
 
 
-def test_http_mode_refuses_requests_without_the_token(tmp_path: Path) -> None:
-    env = {**server_env(tmp_path), "SCRIBE_MCP_TOKEN": "s3cret-token"}
+@contextmanager
+def http_server(tmp_path: Path, token: str) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+    """A `scribe-tui mcp --http 0` server: (process, its /mcp URL, the line that named it)."""
+    env = {**server_env(tmp_path), "SCRIBE_MCP_TOKEN": token}
     proc = subprocess.Popen(
         [sys.executable, "-m", "scribe_tui", "mcp", "--http", "0", "--model", "organism:taboo"],
         stdin=subprocess.DEVNULL,
@@ -260,8 +262,15 @@ def test_http_mode_refuses_requests_without_the_token(tmp_path: Path) -> None:
                 break
         else:
             raise AssertionError("the server never said where it serves")
+        yield proc, match.group(1), line
+    finally:
+        proc.terminate()
+        proc.wait(timeout=CALL_TIMEOUT)
+
+
+def test_http_mode_refuses_requests_without_the_token(tmp_path: Path) -> None:
+    with http_server(tmp_path, "s3cret-token") as (proc, url, line):
         assert "s3cret-token" not in line  # a token from the environment is not echoed
-        url = match.group(1)
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}).encode()
         for headers in ({}, {"Authorization": "Bearer wrong"}):
             request = urllib.request.Request(
@@ -274,10 +283,7 @@ def test_http_mode_refuses_requests_without_the_token(tmp_path: Path) -> None:
                 urllib.request.urlopen(request, timeout=CALL_TIMEOUT)
             assert refused.value.code == 401
         asyncio.run(_list_tools_over_http(url, "s3cret-token"))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=CALL_TIMEOUT)
-        assert proc.stdout is not None and proc.stdout.read() == ""  # nothing on stdout
+    assert proc.stdout is not None and proc.stdout.read() == ""  # nothing on stdout
 
 
 async def _list_tools_over_http(url: str, token: str) -> None:
