@@ -116,6 +116,10 @@ def test_image_pins_this_python_and_these_libraries(tiny_model: Path) -> None:
     torch_version = metadata.version("torch").split("+")[0]
     assert f"torch=={torch_version}" in spec["pip"]
     assert f"cloudpickle=={metadata.version('cloudpickle')}" in spec["pip"]
+    # What a notebook function may refer to unpickles there, at the versions it had here.
+    for package in ("numpy", "matplotlib", "accelerate"):
+        assert f"{package}=={metadata.version(package)}" in spec["pip"], spec["pip"]
+    assert all("==" in pin for pin in spec["pip"]) and len(set(spec["pip"])) == len(spec["pip"])
     assert spec["local_dirs"] == {str(tiny_model.resolve()): "/scribe/model/0"}
     resolved = spec["config"]["resolved"]
     assert resolved["path"] == resolved["tokenizer_path"] == "/scribe/model/0"

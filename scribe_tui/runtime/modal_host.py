@@ -121,6 +121,20 @@ class RemoteHostLogic:
             return self._stamp({"ok": False, "kind": "exception", "error": pack_exception(exc, 1)})
 
 
+_IMAGE_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "cloudpickle", "psutil")
+_IF_INSTALLED = ("numpy", "matplotlib", "pandas")
+"""What a notebook function may refer to: in the image where it is installed here."""
+
+
+def _pinned(package: str) -> str | None:
+    """``package==<the version installed here>``; None where it is not installed here."""
+    try:
+        version = metadata.version(package).split("+")[0]  # 2.13.0+cpu → the CUDA wheel
+    except metadata.PackageNotFoundError:
+        return None
+    return f"{package}=={version}"
+
+
 def image_spec(
     launch: LaunchSpec, resolved: ResolvedModel, remote_root: str = REMOTE_MODEL_ROOT
 ) -> dict[str, Any]:
@@ -129,14 +143,13 @@ def image_spec(
     Local model directories (bundled organisms, local paths) are mounted under
     ``remote_root`` in the container; hub ids are downloaded there.
     """
-    pins = []
-    for package in ("torch", "transformers", "tokenizers", "safetensors", "cloudpickle", "psutil"):
-        version = metadata.version(package).split("+")[0]  # "2.13.0+cpu" → the CUDA wheel of 2.13.0
-        pins.append(f"{package}=={version}")
-    if resolved.adapter:
-        pins.append("peft")
+    # Everything at this machine's versions: a function pickled here (which may refer to
+    # numpy, matplotlib or pandas) must unpickle there, and results must not drift.
+    needed = [*_IMAGE_PACKAGES, *(["peft"] if resolved.adapter else [])]
     if launch.device == "auto":
-        pins.append("accelerate")  # several GPUs → device_map="auto"
+        needed.append("accelerate")  # several GPUs → device_map="auto"
+    pins = [_pinned(package) or package for package in needed]
+    pins += [pin for pin in map(_pinned, _IF_INSTALLED) if pin is not None]
     dirs: dict[str, str] = {}
     remote = dict(
         path=resolved.path, tokenizer_path=resolved.tokenizer_path, adapter=resolved.adapter
