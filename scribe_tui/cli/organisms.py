@@ -1,4 +1,4 @@
-"""``scribe-tui organisms train|verify|list|bundle`` (also ``python -m scribe_tui.organisms``)."""
+"""``scribe-tui organisms train|verify|list|bundle``."""
 
 from __future__ import annotations
 
