@@ -18,6 +18,7 @@ import socket
 import stat
 import sys
 import textwrap
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -199,8 +200,15 @@ def canaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]
     return {"home": home, "key_dir": key_dir, "model": model, "root": tmp_path}
 
 
-async def run_sealed(canaries: dict[str, Path], turns: list[Any]) -> tuple[Any, Path]:
-    """A scripted investigation on the canaries' model, sealed: (outcome, notebook path)."""
+async def run_sealed(
+    canaries: dict[str, Path],
+    turns: list[Any],
+    before_close: Callable[[Path], Awaitable[None]] | None = None,
+) -> tuple[Any, Path]:
+    """A scripted investigation on the canaries' model, sealed: (outcome, notebook path).
+
+    ``before_close`` runs once the run ended, while its kernel and host are still up.
+    """
     settings = RunSettings(
         task="find the secret",
         agent="scripted",
@@ -214,9 +222,11 @@ async def run_sealed(canaries: dict[str, Path], turns: list[Any]) -> tuple[Any, 
         assert bench.sandbox is not None and bench.sandbox.sealed
         outcome = await bench.investigation.run()
         notebook_path = bench.investigation.notebook_path
+        assert notebook_path is not None
+        if before_close is not None:
+            await before_close(notebook_path)
     finally:
         await bench.close()
-    assert notebook_path is not None
     return outcome, notebook_path
 
 
@@ -377,26 +387,16 @@ async def test_processes_a_cell_detaches_end_with_the_investigation(
         [run(ESCAPE.replace("{token}", token))],
         [tool("conclude", answer="unknown", confidence=0.0, evidence="tried to stay")],
     ]
-    settings = RunSettings(
-        task="find the secret",
-        agent="scripted",
-        model=str(canaries["model"]),
-        notebooks_dir=canaries["root"] / "notebooks",
-        device="cpu",
-        config=InvestigationConfig(checkpoint_every=0),
-    )
-    bench = await Workbench.open(settings, ScriptedProvider(turns))
-    try:
-        outcome = await bench.investigation.run()
-        notebook_path = bench.investigation.notebook_path
+
+    async def it_ran(notebook_path: Path) -> None:
         started = files_folder(notebook_path) / "survivor-started"
         for _ in range(600):  # the orphan reports in from its own session
             if started.exists():
                 break
             await asyncio.sleep(0.1)
         assert started.exists() and _running(token), "the detached process never ran"
-    finally:
-        await bench.close()
+
+    outcome, _notebook = await run_sealed(canaries, turns, before_close=it_ran)
     assert outcome.reason == "concluded", outcome
     for _ in range(600):
         if not _running(token):
