@@ -20,6 +20,9 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from test_mcp import CALL_TIMEOUT, call, http_server, ok, text
 
+from scribe_tui.agent.external import ExternalInvestigation
+from scribe_tui.mcp_server import service as service_module
+from scribe_tui.mcp_server.service import IDLE_CLIENT_S, Service
 from scribe_tui.tools import NotebookTools, ToolResult
 from scribe_tui.tools import notebook_tools as tools_module
 from scribe_tui.tools.notebook_tools import CALLER
@@ -80,6 +83,42 @@ async def test_a_client_holds_a_few_kernels_and_its_own_are_reaped_alone(
     assert sorted(await tools.end_sessions_of("alice")) == sorted(kept)
     assert list(tools.sessions) == [theirs]
     assert not (await alice("start_new_session")).is_error  # room again
+
+
+class Clock:
+    """Stands in for the service's clock, so a test can let half an hour pass."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+async def test_the_server_reaps_the_kernels_of_a_client_that_went_silent(
+    tools: NotebookTools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(service_module, "time", clock)
+    ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    ready.set_result(None)
+    service = Service(None, ExternalInvestigation(tools), ready)  # type: ignore[arg-type]
+
+    gone = session_id(await service.call("start_new_session", {}, client="gone"))
+    clock.now += IDLE_CLIENT_S - 60
+    here = session_id(await service.call("start_new_session", {}, client="here"))
+    assert await service.reap_idle() == []  # nobody silent for the whole half hour yet
+    clock.now += 120
+    assert await service.reap_idle() == [gone]
+    assert list(tools.sessions) == [here]
+    kept = await service.call(
+        "execute_code", {"session_id": here, "code": "print(6 * 7)"}, client="here"
+    )
+    assert "42" in kept.text
+    clock.now += IDLE_CLIENT_S
+    assert await service.reap_idle() == [here] and not tools.sessions
+    # A reaped client that comes back starts afresh; its notebook stays on disk to resume.
+    assert not (await service.call("start_new_session", {}, client="gone")).is_error
 
 
 @asynccontextmanager

@@ -324,7 +324,9 @@ class HostServer:
         if self.backend.wait_stopped(call_id, CANCEL_GRACE):
             return
         reason = f"a cancelled call did not stop within {CANCEL_GRACE:g} s"
-        write_exit_note(self.host_file, reason)
+        # Every other call in flight was waiting for the model lock and never started: the
+        # note lets their clients resend them to the next host instead of failing.
+        write_exit_note(self.host_file, reason, stuck_call=call_id)
         print(f"model host: exiting: {reason}", file=sys.stderr)
         sys.stderr.flush()
         self._close()

@@ -170,24 +170,34 @@ def read_host_file(path: Path) -> HostRecord | None:
         return None
 
 
-def write_exit_note(host_file: Path, reason: str) -> None:
+@dataclass(frozen=True)
+class ExitNote:
+    """Why a host stopped itself; ``stuck_call`` names the cancelled call that made it."""
+
+    reason: str
+    stuck_call: str | None = None
+
+
+def write_exit_note(host_file: Path, reason: str, stuck_call: str | None = None) -> None:
     """Leave why this host is stopping itself beside the host file, where kernels can read it.
 
     Its log may be out of a sealed kernel's reach; the note names no path.
     """
+    note = {"pid": os.getpid(), "reason": reason, "stuck_call": stuck_call}
     with contextlib.suppress(OSError):
-        host_file.with_suffix(".exit").write_text(
-            json.dumps({"pid": os.getpid(), "reason": reason}), encoding="utf-8"
-        )
+        host_file.with_suffix(".exit").write_text(json.dumps(note), encoding="utf-8")
 
 
-def read_exit_note(host_file: Path, pid: int) -> str | None:
+def read_exit_note(host_file: Path, pid: int) -> ExitNote | None:
     """Why host ``pid`` stopped itself (see :func:`write_exit_note`), if it said."""
     try:
         note = json.loads(host_file.with_suffix(".exit").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return note.get("reason") if isinstance(note, dict) and note.get("pid") == pid else None
+    if not isinstance(note, dict) or note.get("pid") != pid:
+        return None
+    stuck = note.get("stuck_call")
+    return ExitNote(str(note.get("reason", "")), str(stuck) if stuck else None)
 
 
 # What connect() raises when the host is gone, is closing, or was replaced (a new key).

@@ -43,6 +43,7 @@ from scribe_tui.runtime.host_process import (
 from scribe_tui.runtime.host_protocol import (
     CONNECT_ERRORS,
     BlackBoxError,
+    ExitNote,
     HostConnectionError,
     HostRecord,
     HostStartError,
@@ -68,6 +69,8 @@ __all__ = [
 
 # A host started from a plain notebook outlives kernel restarts by this many idle seconds.
 DEFAULT_IDLE_TIMEOUT = 900.0
+# Times a call is resent to a restarted host when another client's stuck call stopped the host.
+_RESENDS = 3
 _FIRST_WRITE_TIMEOUT = 30.0  # seconds for a just-spawned host to write its host file
 # Kept so that finished hosts get reaped instead of lingering as zombies.
 _SPAWNED: list[subprocess.Popen[bytes]] = []
@@ -205,7 +208,7 @@ class InterpClient:
                 return request_status(conn, timeout=self._timeout)
             except (EOFError, OSError, TimeoutError) as exc:
                 self._drop()
-                raise HostConnectionError(self._lost("status", exc)) from None
+                raise HostConnectionError(self._lost("status", exc, self._exit_note())) from None
 
     def describe(self) -> str:
         """One line saying what this client is connected to, e.g. for the setup cell."""
@@ -256,32 +259,49 @@ class InterpClient:
 
     def _request(self, op: str, fields: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            conn = self._ensure()
-            call_id = os.urandom(8).hex()
-            try:
-                conn.send_bytes(encode({"op": op, "call": call_id, **fields}))
-                while True:
-                    message = pickle.loads(conn.recv_bytes())
-                    if "stream" not in message:
-                        return message
-                    stream = sys.stdout if message["stream"] == "stdout" else sys.stderr
-                    stream.write(message["text"])
-            except KeyboardInterrupt:
-                self._cancel_remote(call_id)
-                raise
-            except (EOFError, OSError) as exc:
-                self._drop()
-                raise HostConnectionError(self._lost(f"client.{op}", exc)) from None
+            for attempt in range(_RESENDS + 1):
+                conn = self._ensure()
+                call_id = os.urandom(8).hex()
+                try:
+                    conn.send_bytes(encode({"op": op, "call": call_id, **fields}))
+                    while True:
+                        message = pickle.loads(conn.recv_bytes())
+                        if "stream" not in message:
+                            return message
+                        stream = sys.stdout if message["stream"] == "stdout" else sys.stderr
+                        stream.write(message["text"])
+                except KeyboardInterrupt:
+                    self._cancel_remote(call_id)
+                    raise
+                except (EOFError, OSError) as exc:
+                    self._drop()
+                    note = self._exit_note()
+                    if attempt < _RESENDS and note and note.stuck_call not in (None, call_id):
+                        # Another client's call wedged the host; ours never started.
+                        print(
+                            f"The model host restarted because another call would not stop; "
+                            f"resending client.{op}…",
+                            flush=True,
+                        )
+                        continue
+                    raise HostConnectionError(self._lost(f"client.{op}", exc, note)) from None
+        raise AssertionError("unreachable")
 
-    def _lost(self, what: str, exc: BaseException) -> str:
+    def _exit_note(self) -> ExitNote | None:
+        """The note the host left if it stopped itself (waiting briefly for it to be gone)."""
         record = self._record
+        if record is None:
+            return None
         # A killed process closes its sockets a moment before it is reported dead.
         deadline = time.monotonic() + 1.0
-        while record is not None and pid_alive(record.pid) and time.monotonic() < deadline:
+        while pid_alive(record.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
-        note = read_exit_note(self._host_file, record.pid) if record is not None else None
+        return read_exit_note(self._host_file, record.pid)
+
+    def _lost(self, what: str, exc: BaseException, note: ExitNote | None) -> str:
+        record = self._record
         if record is not None and note:
-            why = f"host pid {record.pid} stopped itself: {note}"
+            why = f"host pid {record.pid} stopped itself: {note.reason}"
         elif record is not None and not pid_alive(record.pid):
             why = f"host pid {record.pid} exited"
         else:
