@@ -5,8 +5,9 @@ Tests queue what the next requests get with ``server.script(...)``: a normal
 stream), or a fault — ``HTTPError`` (429/529 with retry-after, 401, ...),
 ``StreamError`` (an ``error`` event mid-stream), ``Stall`` (silence after the
 headers, longer than the client's read timeout), ``Truncate`` (the stream ends
-without ``message_stop``). A ``Turn`` with ``delay`` streams slowly, for
-cancellation tests. Every request body is kept in ``server.requests``.
+without ``message_stop``); or a ``Reply``, which builds its turn from the request.
+A ``Turn`` with ``delay`` streams slowly, for cancellation tests. Every request body
+is kept in ``server.requests``.
 
 Use the ``fake_anthropic`` fixture: list this module in ``pytest_plugins``, or
 import ``fake_anthropic_fixture`` into the test module (it registers under the
@@ -26,7 +27,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -36,6 +37,7 @@ import pytest
 __all__ = [
     "FakeAnthropic",
     "HTTPError",
+    "Reply",
     "Scripted",
     "Stall",
     "StreamError",
@@ -129,7 +131,14 @@ class Truncate:
     turn: Turn | None = None
 
 
-Scripted = Turn | HTTPError | StreamError | Stall | Truncate
+@dataclass
+class Reply:
+    """A turn made from the request itself (``build(body)``): an agent that acts on what it saw."""
+
+    build: Callable[[dict[str, Any]], Turn]
+
+
+Scripted = Turn | HTTPError | StreamError | Stall | Truncate | Reply
 
 _DEFAULT_TURN = Turn([text("This answer was cut short by a fault.")])
 _ERROR_TYPES = {
@@ -302,6 +311,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _respond(self, scripted: Scripted, body: dict[str, Any]) -> None:
         fake = self.server.fake
         stream = bool(body.get("stream"))
+        if isinstance(scripted, Reply):
+            scripted = scripted.build(body)
         if isinstance(scripted, HTTPError):
             message = scripted.message or f"fake {scripted.status}"
             if scripted.echo_key:

@@ -179,6 +179,36 @@ def test_resume_refuses_a_damaged_transcript_before_loading_anything(tmp_path) -
     assert "not a JSON line" in lines[0] and "host" not in run.stderr
 
 
+def test_resume_refuses_budgets_and_mode_forged_into_a_finished_run(tmp_path) -> None:
+    """What a background process of the kernel could do to a transcript: no resume from it."""
+    from scribe_tui.agent.transcript import Transcript
+
+    notebook = tmp_path / "run.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["scribe"] = {"task": "find the secret", "model": "organism:taboo"}
+    nbformat.write(nb, notebook)
+    transcript = Transcript(notebook.with_suffix(".jsonl"))
+    transcript.write_header(
+        task="find the secret",
+        provider="autopilot",
+        model="organism:taboo",
+        config={"max_turns": 5},
+        notebook=str(notebook),
+    )
+    transcript.write("state", state={"turns": 5, "mode": "blackbox"})
+    transcript.close()
+    path = notebook.with_suffix(".jsonl")
+    text = path.read_text(encoding="utf-8")
+    forged = text.replace('"max_turns": 5', '"max_turns": 500').replace('"blackbox"', '"local"')
+    assert forged != text
+    path.write_text(forged, encoding="utf-8")
+
+    run = run_cli("resume", str(notebook), "--auto", cwd=tmp_path)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1, run.stderr
+    assert "line 1, 2 fails its integrity check" in lines[0] and "host" not in run.stderr
+
+
 def test_a_model_folder_without_a_tokenizer_is_one_line_before_loading(tmp_path) -> None:
     from scribe_tui.organisms.registry import resolve_model_spec
 
