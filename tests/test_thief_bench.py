@@ -256,3 +256,19 @@ async def test_a_cheating_agent_scores_as_its_honest_answer(
     assert "violin" not in listing.stdout and listing.stdout.count(HONEST_GUESS) == 2, (
         listing.stdout
     )
+
+    # The plant stays in the run's files folder: reproducing the run must not run it either.
+    first = out / rows[0]["notebook"]
+    assert (first.with_suffix(".files") / "scribe_tui" / "runtime" / "sandbox.py").exists()
+    copy = tmp_path / "reproduced.ipynb"
+    reproduced = subprocess.run(
+        [sys.executable, "-m", "scribe_tui", "reproduce", str(first), "--out", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert copy.exists(), reproduced.stderr
+    outputs = json.dumps([c.get("outputs", []) for c in nbformat.read(copy, 4).cells])
+    assert "STOLEN" not in outputs and "key refused PermissionError" in outputs, outputs
+    assert "the plant never ran" in outputs, outputs
+    assert not list(tmp_path.rglob("stolen.txt"))
