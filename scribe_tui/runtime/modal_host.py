@@ -10,9 +10,16 @@ Pickled bytecode is only valid within one Python minor version, so the image's
 Python is pinned to this interpreter's, and torch/transformers/cloudpickle to the
 local versions, so pickled tensors and library classes match on both sides.
 
-:class:`RemoteHostLogic` is a plain class holding all the container-side logic;
-the Modal class built by :func:`build_modal_app` only delegates to it, so the
+The container-side logic is plain code in :mod:`scribe_tui.runtime.modal_remote`;
+the Modal objects built by :func:`build_modal_app` only delegate to it, so the
 same code runs offline in tests (directly, or through Modal's ``.local()``).
+
+Hub models and their token: a download function, the only one given ``HF_TOKEN``
+(as a Modal Secret), fills a persistent Volume used as the hub cache; the class
+that runs technique code gets no secret and mounts that Volume read-only, loading
+offline. Agent code runs in that class (gVisor, no Landlock), so it can read
+anything its container holds, and a read-only cache cannot be planted for later
+runs. The Volume also spares cold starts a second download.
 """
 
 from __future__ import annotations
@@ -22,12 +29,18 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from scribe_tui.runtime.host_protocol import LaunchSpec, pack_exception, unpack_exception
 from scribe_tui.runtime.loading import ModelLoadError, Progress, ResolvedModel, resolve_model
+from scribe_tui.runtime.modal_remote import (
+    HUB_CACHE,
+    RemoteHostLogic,
+    download_to_cache,
+)
 from scribe_tui.runtime.status import DeviceUsage
 
 DEFAULT_GPU = "L4"
@@ -37,6 +50,13 @@ LOGIN_HINT = (
     "or set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET."
 )
 REMOTE_MODEL_ROOT = "/scribe/model"
+HUB_VOLUME = "scribe-hub-cache"  # a persistent Modal Volume: downloads survive the app
+IMAGE_BUILD_TIMEOUT = 1800.0  # the first build installs CUDA torch: minutes, not seconds
+DOWNLOAD_TIMEOUT = 3600  # seconds for the weights to reach the Volume
+READY_TIMEOUT = 3 * 3600.0
+"""How long a client should wait for a modal host to be ready: build, download and load."""
+CONTAINER_SANDBOX = "sandbox: off (Modal gVisor)"
+"""What seals client.run code in the container: nothing but gVisor (no Landlock there)."""
 
 
 def modal_credentials_problem(
@@ -67,58 +87,7 @@ def modal_credentials_problem(
     return LOGIN_HINT
 
 
-# --- container side ------------------------------------------------------------------------------
-
-
-class RemoteHostLogic:
-    """Everything the Modal container does, as a plain class (testable without Modal).
-
-    ``config`` is plain data: ``resolved`` (a :class:`ResolvedModel` as a dict, with
-    container paths), ``device``, ``dtype``, ``mode`` and ``name``.
-    """
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = config
-        self.executor: Any = None
-
-    def load(self) -> None:
-        from scribe_tui.runtime.capture import install_output_capture
-
-        install_output_capture()
-        from scribe_tui.runtime.executor import ModelExecutor
-        from scribe_tui.runtime.loading import load_model
-
-        loaded = load_model(
-            ResolvedModel(**self.config["resolved"]),
-            device=self.config["device"],
-            dtype=self.config["dtype"],
-            progress=lambda phase, fraction: None,
-        )
-        self.executor = ModelExecutor(
-            loaded.model,
-            loaded.tokenizer,
-            name=self.config["name"],
-            mode=self.config["mode"],
-            device=loaded.device,
-            dtype=loaded.dtype,
-        )
-
-    def _stamp(self, reply: dict[str, Any]) -> dict[str, Any]:
-        usage = self.executor.usage()
-        reply["usage"] = [usage.memory_used, usage.memory_total, usage.utilization, usage.name]
-        return reply
-
-    def run(self, payload: bytes) -> dict[str, Any]:
-        """A run reply (see ModelExecutor.run) with captured output and device usage."""
-        return self._stamp(self.executor.run(payload, stream=None))
-
-    def call(self, op: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """``generate`` / ``chat`` / ``info`` as a reply dict; exceptions travel packed."""
-        try:
-            value = self.executor.info() if op == "info" else getattr(self.executor, op)(**kwargs)
-            return self._stamp({"ok": True, "value": value})
-        except Exception as exc:
-            return self._stamp({"ok": False, "kind": "exception", "error": pack_exception(exc, 1)})
+# --- the image and the app ----------------------------------------------------------------------
 
 
 _IMAGE_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "cloudpickle", "psutil")
@@ -141,7 +110,8 @@ def image_spec(
     """What the container image holds, as plain data: Python version, packages, local dirs.
 
     Local model directories (bundled organisms, local paths) are mounted under
-    ``remote_root`` in the container; hub ids are downloaded there.
+    ``remote_root`` in the container; hub ids (``hub``) are downloaded into the
+    hub cache Volume first, and loaded from it offline.
     """
     # Everything at this machine's versions: a function pickled here (which may refer to
     # numpy, matplotlib or pandas) must unpickle there, and results must not drift.
@@ -154,6 +124,7 @@ def image_spec(
     remote = dict(
         path=resolved.path, tokenizer_path=resolved.tokenizer_path, adapter=resolved.adapter
     )
+    hub = sorted({value for value in remote.values() if value and not Path(value).is_dir()})
     for key, value in remote.items():
         if value and Path(value).is_dir():
             target = f"{remote_root}/{len(dirs)}"
@@ -163,8 +134,12 @@ def image_spec(
         "python_version": f"{sys.version_info.major}.{sys.version_info.minor}",
         "pip": pins,
         "local_dirs": dirs,
+        "hub": hub,
         "config": {
-            "resolved": {**resolved.__dict__, **remote, "local_files_only": False},
+            # The container never reaches the hub: hub ids come from the Volume.
+            "resolved": {**resolved.__dict__, **remote, "local_files_only": True},
+            "hub": hub,
+            "hub_cache": HUB_CACHE,
             "device": "cuda" if launch.device == "auto" else launch.device,
             "dtype": launch.dtype,
             "mode": launch.mode if launch.mode != "modal" else "local",
@@ -173,23 +148,54 @@ def image_spec(
     }
 
 
+class ModalApp(NamedTuple):
+    """What :func:`build_modal_app` defines: the app, its GPU class, the download function."""
+
+    app: Any
+    cls: Any
+    download: Any
+    hub: list[str]  # the hub ids ``download`` must fetch before the class can load
+
+
 def build_modal_app(
-    launch: LaunchSpec, resolved: ResolvedModel, *, remote_root: str = REMOTE_MODEL_ROOT
-) -> tuple[Any, Any]:
-    """The ephemeral Modal app and its GPU class for this model: ``(app, cls)``."""
+    launch: LaunchSpec,
+    resolved: ResolvedModel,
+    *,
+    remote_root: str = REMOTE_MODEL_ROOT,
+    hub_token: str | None = None,
+) -> ModalApp:
+    """The ephemeral Modal app for this model; defining it needs no network."""
     import modal
 
     spec = image_spec(launch, resolved, remote_root)
-    image = modal.Image.debian_slim(python_version=spec["python_version"]).pip_install(*spec["pip"])
+    python = spec["python_version"]
+    image = modal.Image.debian_slim(python_version=python).pip_install(*spec["pip"])
     for local, remote in spec["local_dirs"].items():
         image = image.add_local_dir(local, remote)
     image = image.add_local_python_source("scribe_tui")
-    secrets = []
-    token = os.environ.get("HF_TOKEN")
-    if token and not spec["local_dirs"]:
-        secrets.append(modal.Secret.from_dict({"HF_TOKEN": token}))
+    # A small image of its own: a download need not wait for CUDA torch to build.
+    fetcher = (
+        modal.Image.debian_slim(python_version=python)
+        .pip_install(_pinned("huggingface_hub") or "huggingface_hub")
+        .add_local_python_source("scribe_tui")
+    )
+    volume = modal.Volume.from_name(HUB_VOLUME, create_if_missing=True)
     config = spec["config"]
     app = modal.App("scribe-model-host")
+
+    # The token's one holder: this function runs only our code, never the agent's.
+    @app.function(
+        image=fetcher,
+        secrets=[modal.Secret.from_dict({"HF_TOKEN": hub_token})] if hub_token else [],
+        volumes={HUB_CACHE: volume},
+        timeout=DOWNLOAD_TIMEOUT,
+        serialized=True,
+    )
+    def download(repos: list[str]) -> str | None:
+        error = download_to_cache(repos, HUB_CACHE)
+        # Committed before the class starts: its container mounts what is committed then.
+        modal.Volume.from_name(HUB_VOLUME).commit()
+        return error
 
     # serialized=True: the class is built per model (its image depends on it), so it is
     # cloudpickled to the container, which the pinned Python version makes safe.
@@ -199,7 +205,8 @@ def build_modal_app(
         scaledown_window=SCALEDOWN_WINDOW,
         timeout=3600,
         serialized=True,
-        secrets=secrets,
+        # Agent code runs here: no secret, and a cache it cannot plant files in.
+        volumes={HUB_CACHE: volume.with_mount_options(read_only=True)},
         # One container per host: the host serves each connection on its own thread, and
         # concurrent calls must queue on one GPU, not start a second.
         max_containers=1,
@@ -220,24 +227,46 @@ def build_modal_app(
         def call(self, op: str, kwargs: dict[str, Any]) -> dict[str, Any]:
             return self.logic.call(op, kwargs)
 
-    return app, ModelHost
+    return ModalApp(app, ModelHost, download, spec["hub"])
 
 
 # --- local host side -----------------------------------------------------------------------------
 
 
-class ModalBackend:
-    """The local host's backend in modal mode: forwards calls to the container."""
+BUILD_PHASE = "building the container image (the first build installs CUDA torch: minutes)"
+_CANCELLED = "the call was cancelled"
 
-    def __init__(self, launch: LaunchSpec, *, progress: Progress) -> None:
+
+class ModalBackend:
+    """The local host's backend in modal mode: forwards calls to the container.
+
+    ``hub_token`` reaches only the download function's secret (see
+    :func:`build_modal_app`); without one, the token ``huggingface_hub`` keeps
+    on this machine (``hf auth login``) is used, if any.
+    """
+
+    def __init__(
+        self,
+        launch: LaunchSpec,
+        *,
+        progress: Progress,
+        hub_token: str | None = None,
+        build_timeout: float = IMAGE_BUILD_TIMEOUT,
+    ) -> None:
         self.launch, self.progress = launch, progress
+        self.build_timeout = build_timeout
         self.device = self.dtype = ""
+        self._hub_token = hub_token
         self._obj: Any = None
         self._usage = DeviceUsage()
         self._last_reply: float | None = None
         # The app's run() (and the output) contexts live as long as the backend: dropped,
         # garbage collection would close them and Modal would stop the app mid-session.
         self._contexts = contextlib.ExitStack()
+        # Calls in flight by id (their FunctionCall once spawned), for cancel().
+        self._calls: dict[str, Any] = {}
+        self._cancelled: set[str] = set()
+        self._calls_changed = threading.Condition()
 
     @property
     def container(self) -> str:
@@ -247,7 +276,11 @@ class ModalBackend:
         return "warm"
 
     def start(self) -> None:
-        """Connect (bounded by ``launch.modal_timeout``), then start a container and load."""
+        """Connect, build the image, fill the hub cache, then start a container and load.
+
+        Each step is bounded on its own: connecting by ``launch.modal_timeout``, the
+        image build by ``build_timeout``, the download by :data:`DOWNLOAD_TIMEOUT`.
+        """
         problem = modal_credentials_problem()
         if problem:
             raise ModelLoadError(problem)
@@ -259,19 +292,68 @@ class ModalBackend:
         )
         self.progress("connecting to Modal", 0.05)
         try:
-            app, cls = build_modal_app(self.launch, resolved)
+            defined = build_modal_app(self.launch, resolved, hub_token=self._token())
         except ImportError:
             raise ModelLoadError(
                 "--mode modal needs the modal package: pip install 'scribe-tui[modal]'."
             ) from None
-        self._run_bounded(lambda: _enter(self._contexts, app), "connecting to Modal")
-        self._obj = cls()
-        self.progress("starting a GPU container (image build and model load on first use)", 0.5)
+        client = self._bounded(
+            _connect,
+            "connecting to Modal",
+            self.launch.modal_timeout,
+            (0.05, 0.15),
+            f"Modal did not answer within {self.launch.modal_timeout:.0f} s: "
+            "check the network (api.modal.com) or raise --modal-timeout.",
+        )
+        self._bounded(
+            lambda: _enter(self._contexts, defined.app, client),
+            BUILD_PHASE,
+            self.build_timeout,
+            (0.15, 0.5),
+            f"the container image did not build within {self.build_timeout / 60:.0f} min: "
+            "see its build log on the app's page at modal.com/apps (a finished build is "
+            "reused next time).",
+            failed=_build_failure,
+        )
+        if defined.hub:
+            error = self._bounded(
+                lambda: defined.download.remote(defined.hub),
+                f"downloading {', '.join(defined.hub)} into the Modal volume {HUB_VOLUME}",
+                DOWNLOAD_TIMEOUT,
+                (0.5, 0.7),
+                f"the download did not finish within {DOWNLOAD_TIMEOUT / 60:.0f} min.",
+            )
+            if error:
+                raise ModelLoadError(error)
+        self._obj = defined.cls()
+        self.progress("starting a GPU container and loading the model", 0.75)
         info = self._reply(self._obj.call.remote("info", {}))["value"]
         self.device = f"modal {self.launch.gpu or DEFAULT_GPU} ({info['device']})"
         self.dtype = info["dtype"]
 
-    def _run_bounded(self, fn: Any, phase: str) -> Any:
+    def _token(self) -> str | None:
+        if self._hub_token:
+            return self._hub_token
+        try:
+            from huggingface_hub import get_token
+        except ImportError:
+            return None
+        return get_token()
+
+    def _bounded(
+        self,
+        fn: Callable[[], Any],
+        phase: str,
+        timeout: float,
+        span: tuple[float, float],
+        timed_out: str,
+        failed: Callable[[BaseException], str] | None = None,
+    ) -> Any:
+        """``fn()`` on a thread, reporting ``phase`` while it runs; one-line errors.
+
+        ``span`` is the progress range the phase moves through; ``failed`` words an
+        exception ``fn`` raised (default: ``Modal: <its first line>``).
+        """
         result: dict[str, Any] = {}
 
         def target() -> None:
@@ -285,20 +367,15 @@ class ModalBackend:
         start = time.monotonic()
         while thread.is_alive():
             waited = time.monotonic() - start
-            if waited > self.launch.modal_timeout:
-                raise ModelLoadError(
-                    f"Modal did not answer within {self.launch.modal_timeout:.0f} s: "
-                    "check the network (api.modal.com) or raise --modal-timeout."
-                )
+            if waited > timeout:
+                raise ModelLoadError(timed_out)
             self.progress(
-                f"{phase} ({waited:.0f} s)", 0.05 + 0.4 * waited / self.launch.modal_timeout
+                f"{phase} ({waited:.0f} s)", span[0] + (span[1] - span[0]) * waited / timeout
             )
             thread.join(0.25)
         if "error" in result:
-            message = str(result["error"]).strip().splitlines()
-            raise ModelLoadError(
-                f"Modal: {message[0] if message else type(result['error']).__name__}"
-            )
+            error = result["error"]
+            raise ModelLoadError((failed or _modal_failure)(error)) from error
         return result.get("value")
 
     def _reply(self, reply: dict[str, Any]) -> dict[str, Any]:
@@ -310,10 +387,31 @@ class ModalBackend:
     def run(
         self, payload: bytes, stream: Any = None, call_id: str = "", variant: str = "model"
     ) -> dict[str, Any]:
+        """Spawn the call and wait for it, so that :meth:`cancel` can stop it remotely."""
         if variant != "model":
             error = LookupError("client.run_base is not available in modal mode yet.")
             return {"ok": False, "kind": "exception", "error": pack_exception(error)}
-        return self._reply(self._obj.run.remote(payload))
+        with self._calls_changed:
+            self._calls[call_id] = None
+        try:
+            call = self._obj.run.spawn(payload)
+            with self._calls_changed:
+                self._calls[call_id] = call
+                cancelled = call_id in self._cancelled
+            if cancelled:  # cancel() came while the call was being spawned
+                call.cancel()
+            try:
+                return self._reply(call.get())
+            except Exception:
+                if call_id not in self._cancelled:
+                    raise
+                interrupted = KeyboardInterrupt(_CANCELLED)
+                return {"ok": False, "kind": "exception", "error": pack_exception(interrupted)}
+        finally:
+            with self._calls_changed:
+                self._calls.pop(call_id, None)
+                self._cancelled.discard(call_id)
+                self._calls_changed.notify_all()
 
     def _call(self, op: str, kwargs: dict[str, Any]) -> Any:
         reply = self._reply(self._obj.call.remote(op, kwargs))
@@ -331,7 +429,26 @@ class ModalBackend:
         return {**self._call("info", {}), "mode": self.launch.mode, "device": self.device}
 
     def cancel(self, call_id: str) -> bool:
-        return False  # a remote call runs to completion
+        """Cancel run ``call_id`` in the container (``FunctionCall.cancel``): True if in flight.
+
+        The container raises in the technique and stays up, its model loaded, for the
+        next call. A cancel for a call that has not reached this host yet is not kept.
+        """
+        if not call_id:
+            return False
+        with self._calls_changed:
+            if call_id not in self._calls:
+                return False
+            self._cancelled.add(call_id)
+            call = self._calls[call_id]
+        if call is not None:  # else run() cancels it once spawned
+            call.cancel()
+        return True
+
+    def wait_stopped(self, call_id: str, timeout: float) -> bool:
+        """Whether run ``call_id`` has returned, after waiting up to ``timeout`` s for it."""
+        with self._calls_changed:
+            return self._calls_changed.wait_for(lambda: call_id not in self._calls, timeout)
 
     def usage(self) -> DeviceUsage:
         """The last usage a container reported (asking would wake a scaled-down container)."""
@@ -342,9 +459,44 @@ class ModalBackend:
         self._contexts.close()
 
 
-def _enter(contexts: contextlib.ExitStack, app: Any) -> Any:
-    """Run ``app`` inside ``contexts``, which the backend holds until it closes."""
+def _connect() -> Any:
+    """A Modal client that has answered once: the network and the token work."""
+    import modal
+
+    client = modal.Client.from_env()
+    client.hello()
+    return client
+
+
+def _enter(contexts: contextlib.ExitStack, app: Any, client: Any = None) -> Any:
+    """Run ``app`` inside ``contexts``, which the backend holds until it closes.
+
+    This creates the app's objects, so it builds the images and the Volume.
+    """
     import modal
 
     contexts.enter_context(modal.enable_output())
-    return contexts.enter_context(app.run())
+    return contexts.enter_context(app.run(client=client))
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _modal_failure(exc: BaseException) -> str:
+    return f"Modal: {_first_line(exc)}"
+
+
+def _build_failure(exc: BaseException) -> str:
+    """An image build's failure, told as one (not as a network problem), with its log."""
+    from modal.exception import ImageBuildError
+
+    if not isinstance(exc, ImageBuildError):
+        return _modal_failure(exc)
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    cause = lines[-1] if lines else "no reason given"
+    return (
+        f"Modal could not build the container image ({cause}): "
+        f"see its build log with `modal image logs {exc.image_id}`."
+    )
