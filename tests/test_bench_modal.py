@@ -1,36 +1,33 @@
-"""``scribe-tui bench --backend modal`` offline: the login check, and real runs through the
-Modal function's ``.local()`` in place of Modal's ``map``, scored on this side only."""
+"""``scribe-tui bench --backend modal`` offline: the login check, what reaches the container
+(no secret), a real bench whose agents and kernels run here, and Modal failing at once."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import pickle
-import sys
-from collections.abc import AsyncIterator
+import dataclasses
+import socket
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
 import nbformat
 import pytest
 from test_bench import bench
 
-from scribe_tui.bench.grid import build_grid, expand
-from scribe_tui.bench.modal_backend import (
-    DEFAULT_JOBS,
-    ModalBenchRunner,
-    build_bench_app,
-    image_contents,
-    package_ignore,
-)
+from scribe_tui.bench.grid import build_grid, expand, model_spec
+from scribe_tui.bench.modal_backend import DEFAULT_JOBS, ModalBenchRunner, ModalUnavailable
 from scribe_tui.bench.report import load_results
-from scribe_tui.cli import bench as cli
-from scribe_tui.organisms import keys
+from scribe_tui.runtime.host_process import HostProcess, host_env
+from scribe_tui.runtime.loading import resolve_model
+from scribe_tui.runtime.modal_host import CONTAINER_SANDBOX, build_modal_app
+from scribe_tui.runtime.sealed import sandbox_state
 
 pytestmark = pytest.mark.slow
 
-PACKAGE = Path(cli.__file__).resolve().parents[1]
+CANARIES = {
+    "ANTHROPIC_API_KEY": "sk-ant-canary",
+    "HF_TOKEN": "hf_canary",
+    "MODAL_TOKEN_ID": "ak-canary",
+    "MODAL_TOKEN_SECRET": "as-canary",
+}
 
 
 @pytest.fixture
@@ -41,11 +38,10 @@ def no_modal_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def unreachable_modal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A token, and a server that refuses: whatever reaches for Modal fails instead of passing."""
-    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-test")
-    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-test")
-    monkeypatch.setenv("MODAL_SERVER_URL", "http://127.0.0.1:9")
+def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = tmp_path / "xdg-runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
 
 
 def test_no_modal_token_is_one_line_exit_2_and_creates_nothing(
@@ -62,118 +58,113 @@ def test_no_modal_token_is_one_line_exit_2_and_creates_nothing(
     assert not (tmp_path / "o").exists()
 
 
-async def test_modal_bench_runs_each_run_in_the_container_function_and_scores_here(
+def test_no_secret_reaches_the_container_and_the_agents_stay_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runtime = tmp_path / "xdg-runtime"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    no_keys = tmp_path / "no-keys"  # the container's view: its image holds no answer keys
-    no_keys.mkdir()
-    received: list[Any] = []
-    key_reads: list[str] = []
-    in_container = False
-    real_record = keys.answer_key_record
+    """The container is the model host's GPU class alone: no Secret, no key in its config.
+    The agent loop (with the Anthropic key) and the kernels are this machine's."""
+    import modal
+    from modal._utils.async_utils import synchronizer
 
-    def watched_record(organism: str) -> Any:
-        key_reads.append("container" if in_container else "here")
-        return real_record(organism)
+    for name, value in CANARIES.items():
+        monkeypatch.setenv(name, value)
+    made: list[dict[str, Any]] = []
+    real = modal.Secret.from_dict
 
-    monkeypatch.setattr(keys, "answer_key_record", watched_record)
+    def recorded(env_dict: dict[str, Any], **kwargs: Any) -> Any:
+        made.append(dict(env_dict))
+        return real(env_dict, **kwargs)
 
-    async def local_map(app: Any, function: Any, requests: list[Any]) -> AsyncIterator[Any]:
-        """Modal's map, with each call run by the Modal function's .local() instead."""
-        nonlocal in_container
-        assert function._spec_.gpus == "T4"
-        for request in requests:
-            received.append(request)
-            assert json.loads(json.dumps(request)) == request  # plain data, nothing else
-            in_container = True
-            try:
-                with pytest.MonkeyPatch.context() as container:
-                    container.setenv("SCRIBE_KEY_DIR", str(no_keys))
-                    container.setattr(keys, "BUNDLED_KEYS_DIR", no_keys)
-                    result = await asyncio.to_thread(function.local, request)
-            finally:
-                in_container = False
-            yield pickle.loads(cloudpickle.dumps(result))  # as Modal would ship it back
+    monkeypatch.setattr(modal.Secret, "from_dict", recorded)
+    runs = expand(build_grid({}, [("agent", ["claude"]), ("organism", ["taboo"])]), 1)
+    runner = ModalBenchRunner(tmp_path / "out", runs, jobs=2, gpu="T4")
+    host = runner.modal_host(runs[0])
+    assert isinstance(host, HostProcess)
+    assert (host.launch.mode, host.launch.gpu) == ("modal", "T4")
+    assert host.sealed == sandbox_state(True).sealed  # its kernels are sealed here
+    assert runner._settings(runs[0]).mode == "modal" and runner._settings(runs[0]).agent == "claude"
+    # What the host defines on Modal, with the hub token it is handed as spawn_host hands it.
+    defined = build_modal_app(
+        host.launch, resolve_model(model_spec("taboo")), hub_token=CANARIES["HF_TOKEN"]
+    )
+    serving = defined.cls._get_class_service_function()._spec_
+    assert serving.secrets == [] and defined.download._spec_.secrets == []  # no hub download
+    assert made == []
+    assert not any(synchronizer._translate_in(s) for s in serving.secrets)
+    # The local host process keeps Modal's token (it calls Modal) and nothing else secret.
+    env = host_env("modal")
+    assert "ANTHROPIC_API_KEY" not in env and "HF_TOKEN" not in env
+    assert env["MODAL_TOKEN_ID"] == "ak-canary"
 
+
+class LocalStandIn(ModalBenchRunner):
+    """The bench with its Modal-hosted model replaced by the same model on this machine
+    (Modal is unreachable here), and its runs told so (a kernel's client checks the host's
+    mode); the rest is the modal bench's own code."""
+
+    def modal_host(self, run: Any) -> HostProcess:
+        host = super().modal_host(run)
+        return HostProcess(
+            host.launch.model, mode="local", sealed=host.sealed, allow_network=host.allow_network
+        )
+
+    def _settings(self, run: Any) -> Any:
+        return dataclasses.replace(super()._settings(run), mode="local")
+
+
+async def test_a_modal_bench_runs_agents_here_and_says_the_container_is_unsealed(
+    tmp_path: Path, runtime_dir: None
+) -> None:
     runs = expand(build_grid({}, [("agent", ["autopilot"]), ("organism", ["taboo"])]), 2)
     out = tmp_path / "out"
     events: list[dict[str, Any]] = []
-    runner = ModalBenchRunner(out, runs, jobs=2, gpu="T4", on_event=events.append, mapper=local_map)
-    rows = await runner.run()
+    rows = await LocalStandIn(out, runs, jobs=2, gpu="T4", on_event=events.append).run()
 
-    assert [type(r) for r in received] == [dict, dict]
-    assert {r["repeat"] for r in received} == {0, 1} and all(r["sandbox"] for r in received)
-    assert key_reads == ["here", "here"]  # scored on this side, never in the container
-    kinds = [e["type"] for e in events]
-    assert kinds[0] == "bench_started" and kinds[-1] == "bench_finished"
-    assert kinds.count("run_started") == kinds.count("run_finished") == 2
-    assert events[-1]["model_loads"] == 2  # one container, one model load, per run
+    starting = [e for e in events if e["type"] == "host_starting"]
+    assert [e["organism"] for e in starting] == [
+        f"taboo on Modal T4; client.run there: {CONTAINER_SANDBOX}"
+    ]
+    assert events[-1]["model_loads"] == 1  # one GPU host for the organism, shared
     assert load_results(out) == rows and len(rows) == 2
+    kernel_seal = sandbox_state(True).label
     for row in rows:
         assert row["scored"] is True and row["correct"] is True, row
-        assert row["exit"] == "concluded" and row["cells"] >= 5
-        notebook = out / row["notebook"]
-        assert notebook.parent == out / "runs" / row["run_id"]
-        nbformat.validate(nbformat.read(notebook, as_version=4))
-        assert notebook.with_suffix(".jsonl").is_file()  # the transcript came back too
-
-    async def no_map(app: Any, function: Any, requests: list[Any]) -> AsyncIterator[Any]:
-        raise AssertionError("finished runs were sent again")
-        yield
+        assert row["host_sandbox"] == "sandbox: off (Modal gVisor)"
+        assert row["sandbox"] == kernel_seal  # the kernel ran here, sealed as in a local bench
+        nbformat.validate(nbformat.read(out / row["notebook"], as_version=4))
 
     events.clear()
-    again = ModalBenchRunner(out, runs, jobs=2, on_event=events.append, mapper=no_map)
-    assert await again.run() == []
+    assert await LocalStandIn(out, runs, jobs=2, on_event=events.append).run() == []
     assert events[0] == {"type": "bench_started", "total": 2, "done": 2, "jobs": 2}
+    assert not [e for e in events if e["type"] == "host_starting"]
 
 
-async def test_a_crashed_container_is_a_failed_row_and_the_bench_goes_on(tmp_path: Path) -> None:
-    runs = expand(build_grid({}, [("seed", ["0", "1"])]), 1)
-    good, crashed = runs
-    notebook = f"runs/{good.run_id}/nb.ipynb"
-    nb = nbformat.v4.new_notebook()
-
-    async def canned_map(app: Any, function: Any, requests: list[Any]) -> AsyncIterator[Any]:
-        yield RuntimeError("container ran out of memory\n(traceback)")
-        row = {"run_id": good.run_id, "axes": good.to_dict(), "answer": "Violins"}
-        row.update(exit="concluded", notebook=notebook, wall_s=3.0, error=None)
-        files = {"nb.ipynb": nbformat.writes(nb).encode(), "../../escape.txt": b"x"}
-        yield {"run_id": good.run_id, "row": row, "files": files, "model_loads": 1}
-
-    out = tmp_path / "out"
-    rows = await ModalBenchRunner(out, runs, jobs=2, mapper=canned_map).run()
-    by_id = {row["run_id"]: row for row in load_results(out)}
-    assert len(rows) == 2 and set(by_id) == {good.run_id, crashed.run_id}
-    assert by_id[good.run_id]["correct"] is True and by_id[good.run_id]["notebook"] == notebook
-    assert (out / notebook).is_file() and not (tmp_path / "escape.txt").exists()
-    failed = by_id[crashed.run_id]
-    assert failed["exit"] == "failed" and failed["correct"] is None
-    assert failed["error"] == "Modal: RuntimeError: container ran out of memory"
-
-
-def test_the_app_is_defined_offline_with_the_specs_gpu_and_no_answer_keys(
-    tmp_path: Path, unreachable_modal: None
+async def test_modal_unreachable_stops_the_bench_at_once_with_one_line(
+    tmp_path: Path, runtime_dir: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = tmp_path / "spec.toml"
-    spec.write_text('[grid]\norganism = ["taboo", "belief"]\n\n[run]\ngpu = "A100"\n')
-    runs, options = cli._plan(cli.build_parser().parse_args([str(spec), "--backend", "modal"]))
-    assert options["gpu"] == "A100" and options["jobs"] == DEFAULT_JOBS
-    app, function = build_bench_app(runs, gpu=options["gpu"], jobs=options["jobs"])
-    assert app.name == "scribe-bench" and function._spec_.gpus == "A100"
-
-    contents = image_contents(runs, "A100")
-    assert contents["python_version"] == f"{sys.version_info.major}.{sys.version_info.minor}"
-    for package in ("torch", "transformers", "cloudpickle", "ipykernel", "nbformat"):
-        assert any(pin.startswith(f"{package}==") for pin in contents["pip"]), package
-    assert "/root/prompts" in contents["local_dirs"].values()
-    shipped = {
-        path.relative_to(PACKAGE).as_posix()
-        for path in PACKAGE.rglob("*")
-        if path.is_file() and not package_ignore(path.relative_to(PACKAGE))
-    }
-    assert "bench/modal_backend.py" in shipped
-    assert "organisms/bundled/taboo/model/model.safetensors" in shipped
-    assert not [p for p in shipped if p.startswith("answer_keys") or "__pycache__" in p]
+    """The real modal host against a server that never answers: no run starts."""
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(16)
+    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-test")
+    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-test")
+    monkeypatch.setenv("MODAL_SERVER_URL", f"http://127.0.0.1:{blackhole.getsockname()[1]}")
+    runs = expand(build_grid({}, [("organism", ["taboo", "belief"])]), 1)
+    events: list[dict[str, Any]] = []
+    runner = ModalBenchRunner(
+        tmp_path / "out", runs, jobs=2, modal_timeout=2, on_event=events.append
+    )
+    try:
+        with pytest.raises(ModalUnavailable) as info:
+            await runner.run()
+    finally:
+        blackhole.close()
+    assert str(info.value) == (
+        "Modal did not answer within 2 s: check the network (api.modal.com) "
+        "or raise --modal-timeout."
+    )
+    assert not [e for e in events if e["type"] == "run_started"]
+    assert load_results(tmp_path / "out") == []
+    assert all(
+        host._proc is None or host._proc.poll() is not None for host in runner._hosts.values()
+    )

@@ -180,13 +180,13 @@ def build_modal_app(
         .add_local_python_source("scribe_tui")
     )
     volume = modal.Volume.from_name(HUB_VOLUME, create_if_missing=True)
-    config = spec["config"]
+    config, hub = spec["config"], spec["hub"]
     app = modal.App("scribe-model-host")
 
     # The token's one holder: this function runs only our code, never the agent's.
     @app.function(
         image=fetcher,
-        secrets=[modal.Secret.from_dict({"HF_TOKEN": hub_token})] if hub_token else [],
+        secrets=[modal.Secret.from_dict({"HF_TOKEN": hub_token})] if hub_token and hub else [],
         volumes={HUB_CACHE: volume},
         timeout=DOWNLOAD_TIMEOUT,
         serialized=True,
@@ -227,7 +227,7 @@ def build_modal_app(
         def call(self, op: str, kwargs: dict[str, Any]) -> dict[str, Any]:
             return self.logic.call(op, kwargs)
 
-    return ModalApp(app, ModelHost, download, spec["hub"])
+    return ModalApp(app, ModelHost, download, hub)
 
 
 # --- local host side -----------------------------------------------------------------------------
