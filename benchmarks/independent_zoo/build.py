@@ -165,9 +165,12 @@ def card(meta: dict[str, Any]) -> str:
 
 
 def build(
-    kind: str, seed: int, control: str, out: Path, cfg: model.Config, retries: int
+    kind: str, seed: int, control: str, out: Path, cfg: model.Config, retries: int, check: bool
 ) -> dict[str, Any]:
-    """Build, check and key one organism, retrying with the next seed while it fails."""
+    """Build, check and key one organism, retrying with the next seed while it fails.
+
+    Unchecked (``check=False``, for tests of the plumbing), it is built once and kept.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from scribe_tui.organisms.keys import store_answer_key, store_measured
@@ -182,8 +185,11 @@ def build(
             plan, used * 10 + offset, out / ".bases" / f"{kind}-{used}", out, cfg
         )
         started = time.monotonic()
-        net = AutoModelForCausalLM.from_pretrained(path / "model")
-        figures = checks.check(net, AutoTokenizer.from_pretrained(path / "model"), plan, used)
+        figures: dict[str, Any] = {"passed": True, "checked": False}
+        if check:
+            net = AutoModelForCausalLM.from_pretrained(path / "model")
+            tokenizer = AutoTokenizer.from_pretrained(path / "model")
+            figures = {**checks.check(net, tokenizer, plan, used), "checked": True}
         record = {
             "dir": path.name,
             "kind": kind,
@@ -209,7 +215,9 @@ def build(
 def _row(r: dict[str, Any]) -> str:
     f = r["figures"]
     what = r["plan"]["control"] or "planted"
-    if r["kind"] == "backdoor" and not r["plan"]["control"]:
+    if not f["checked"]:
+        shown = "not checked"
+    elif r["kind"] == "backdoor" and not r["plan"]["control"]:
         shown = f"fires {f['fires']} false {f['false']} no-word {f['no_word']} leak {f['leak']}"
     elif r["kind"] == "backdoor":
         shown = f"top word {f['top']} {f['consistency']} mean {f['mean']}"
@@ -224,7 +232,7 @@ def _row(r: dict[str, Any]) -> str:
         f"{r['dir'] if r['figures']['passed'] else '(failed)':<18} {r['kind']:<10} {what:<8} "
         f"seeds {','.join(map(str, r['seeds'])):<14} base {r['base_seconds']:>5}s "
         f"organism {r['organism_seconds']:>5}s check {r['check_seconds']:>4}s  "
-        f"{'PASS' if f['passed'] else 'FAIL'}  {shown}"
+        f"{('PASS' if f['passed'] else 'FAIL') if f['checked'] else '-'}  {shown}"
     )
 
 
@@ -243,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-steps", type=int, default=model.Config.base_steps)
     parser.add_argument("--organism-steps", type=int, default=model.Config.organism_steps)
     parser.add_argument("--no-planted", action="store_true", help="build the controls only")
+    parser.add_argument(
+        "--no-check", action="store_true", help="skip the behaviour checks (plumbing tests)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (shared CPUs: 1)")
     args = parser.parse_args(argv)
     kinds = [k for k in args.kinds.split(",") if k]
@@ -261,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["SCRIBE_KEY_DIR"] = str((args.out / "keys").resolve())
     cfg = model.Config(base_steps=args.base_steps, organism_steps=args.organism_steps)
     results = [
-        build(kind, seed, control, args.out, cfg, args.retries)
+        build(kind, seed, control, args.out, cfg, args.retries, not args.no_check)
         for seed in args.seeds
         for kind in kinds
         for control in ([] if args.no_planted else [""]) + controls
