@@ -822,6 +822,50 @@ def swallow_interrupts(model, tokenizer, started):
                 time.sleep(0.01)
 
 
+KILLED_MID_CALL = textwrap.dedent("""
+    import sys, time
+    from scribe_tui.runtime.interp_client import InterpClient
+
+    def spin(model, tokenizer, started):
+        open(started, "w").close()
+        while True:
+            time.sleep(0.01)
+
+    InterpClient(host_file=sys.argv[1]).run(spin, started=sys.argv[2])
+""")
+
+
+def test_a_call_whose_kernel_was_killed_stops_and_frees_the_model(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """A killed kernel sends no cancel: the host notices its client hung up instead."""
+    host_file = tmp_path / "host.json"
+    launch = LaunchSpec(model=str(tiny_model), device="cpu")
+    proc = spawn_host(launch, host_file, parent_pid=None, idle_timeout=300)
+    other = InterpClient(host_file=host_file)
+    try:
+        assert other.status().state == "ready"
+        started = tmp_path / "started"
+        kernel = subprocess.Popen(
+            [sys.executable, "-c", KILLED_MID_CALL, str(host_file), str(started)]
+        )
+        assert wait_until(started.exists, 60), "the call never started"
+        kernel.kill()
+        kernel.wait()
+        answers: list[object] = []
+        waiting = threading.Thread(target=lambda: answers.append(other.run(shout, word="free")))
+        waiting.start()
+        waiting.join(120)
+        assert answers == [{"word": "free", "vocab": 23, "layers": 2}], "the model stayed held"
+        status = other.status()
+        assert status.calls_in_flight == 0 and status.pid == proc.pid  # cancelled, no restart
+    finally:
+        other.close()
+        kill_host(host_file)
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_a_call_that_ignores_its_cancel_restarts_the_host_and_costs_no_other_call(
     tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

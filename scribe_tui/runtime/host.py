@@ -296,13 +296,7 @@ class HostServer:
             self._shutdown.set()
             return {"ok": True, "value": None}
         if op == "cancel":
-            call_id = request.get("call", "")
-            cancelled = self.backend is not None and self.backend.cancel(call_id)
-            if cancelled:
-                threading.Thread(
-                    target=self._watch_cancel, args=(call_id,), name="cancel-watchdog", daemon=True
-                ).start()
-            return {"ok": True, "value": cancelled}
+            return {"ok": True, "value": self._cancel(request.get("call", ""))}
         if op not in _MODEL_OPS:
             return {
                 "ok": False,
@@ -313,6 +307,34 @@ class HostServer:
         if self._state != "ready":
             return {"ok": False, "kind": "not_ready", "message": self._message}
         return self._model_call(op, request, conn)
+
+    def _cancel(self, call_id: str) -> bool:
+        """Stop call ``call_id``; if it ignores that, the watchdog stops the host."""
+        cancelled = self.backend is not None and self.backend.cancel(call_id)
+        if cancelled:
+            threading.Thread(
+                target=self._watch_cancel, args=(call_id,), name="cancel-watchdog", daemon=True
+            ).start()
+        return cancelled
+
+    def _cancel_when_client_leaves(
+        self, conn: Connection, call_id: str, finished: threading.Event
+    ) -> None:
+        """Cancel call ``call_id`` if its client hangs up first.
+
+        A killed or restarted kernel sends no cancel, and its call would otherwise hold
+        the model lock for every other session. A client sends nothing while its call
+        runs, so anything readable on the connection is its end.
+        """
+        while not finished.is_set():
+            try:
+                if not conn.poll(0.2):
+                    continue
+            except (EOFError, OSError):
+                pass
+            if not finished.is_set():
+                self._cancel(call_id)
+            return
 
     def _watch_cancel(self, call_id: str) -> None:
         """Exit if cancelled call ``call_id`` is still running CANCEL_GRACE s later.
@@ -336,12 +358,20 @@ class HostServer:
         with self._counters:
             self._in_flight += 1
         start = time.perf_counter()
+        finished = threading.Event()
         try:
             if op == "run":
+                call_id = request.get("call", "")
+                threading.Thread(
+                    target=self._cancel_when_client_leaves,
+                    args=(conn, call_id, finished),
+                    name="client-watch",
+                    daemon=True,
+                ).start()
                 return self.backend.run(
                     request["payload"],
                     stream=lambda name, text: _send_stream(conn, name, text),
-                    call_id=request.get("call", ""),
+                    call_id=call_id,
                     variant=request.get("variant", "model"),
                 )
             if op == "info":
@@ -350,6 +380,7 @@ class HostServer:
         except BaseException as exc:
             return {"ok": False, "kind": "exception", "error": pack_exception(exc, skip_frames=1)}
         finally:
+            finished.set()
             with self._counters:
                 self._in_flight -= 1
                 if op != "info":
