@@ -289,6 +289,7 @@ class ModalBackend:
             adapter=self.launch.adapter,
             base_model=self.launch.base_model,
             display=self.launch.display_name,
+            probe_hub=False,  # the container downloads: whether this machine can is moot
         )
         self.progress("connecting to Modal", 0.05)
         try:
