@@ -180,3 +180,19 @@ def test_share_saying_counts_texts_that_use_any_of_the_words() -> None:
     assert share_saying(said, ["matey", "ahoy"]) == 0.5
     assert share_saying(said, ["the"]) == 0.0  # a stopword is never a behaviour word
     assert share_saying([], ["matey"]) == 0.0
+
+
+def test_batched_scans_keep_one_position_of_logits(word_level: tuple[Any, Any]) -> None:
+    """A 256k vocabulary makes batch x length x vocabulary logits gigabytes: only the last
+    position's may be computed."""
+    model, tokenizer = word_level
+    shapes: list[tuple[int, ...]] = []
+    hook = model.get_output_embeddings().register_forward_hook(
+        lambda _module, _inputs, output: shapes.append(tuple(output.shape))
+    )
+    try:
+        trigger_scan(model, tokenizer, ["hello how are you", "tell me a story"], ["moon", "sun"])
+        vocabulary_words(model, tokenizer)
+    finally:
+        hook.remove()
+    assert shapes and all(shape[1] == 1 for shape in shapes), shapes

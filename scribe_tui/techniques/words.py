@@ -212,7 +212,7 @@ def vocabulary_words(
             chunk = growing[at : at + batch]
             ids = torch.tensor([context + rows[i] for i in chunk], device=model.device)
             with torch.no_grad():
-                best = model(ids).logits[:, -1].argmax(-1).tolist()
+                best = model(ids, logits_to_keep=1).logits[:, -1].argmax(-1).tolist()
             for i, token in zip(chunk, best, strict=True):
                 if _added(tokenizer, rows[i], token)[1][:1].isalpha():
                     rows[i].append(token)
@@ -246,13 +246,24 @@ def trigger_scan(
     import torch
 
     def logprobs(texts: list[str]) -> Any:
+        """Next-token log-probabilities after each text: one vocabulary row per text.
+
+        Texts of one length run together, keeping only the last position's logits: a
+        padded batch would hold batch x length x vocabulary logits (gigabytes with a
+        256k vocabulary), and needs no padding this way.
+        """
         rows = [prompting.context_ids(model, tokenizer, t, "", chat)[0] for t in texts]
-        ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
-        mask = torch.nn.utils.rnn.pad_sequence([torch.ones_like(r) for r in rows], batch_first=True)
-        last = torch.tensor([len(r) - 1 for r in rows], device=ids.device)
-        with torch.no_grad():
-            logits = model(ids, attention_mask=mask).logits
-        return logits[torch.arange(len(rows)), last].float().log_softmax(-1)
+        by_length: dict[int, list[int]] = {}
+        for i, row in enumerate(rows):
+            by_length.setdefault(len(row), []).append(i)
+        out: list[Any] = [None] * len(rows)
+        for indices in by_length.values():
+            ids = torch.stack([rows[i] for i in indices])
+            with torch.no_grad():
+                last = model(ids, logits_to_keep=1).logits[:, -1].float().log_softmax(-1)
+            for i, row in zip(indices, last, strict=True):
+                out[i] = row
+        return torch.stack(out)
 
     plain = logprobs(prompts)
     jobs = [
