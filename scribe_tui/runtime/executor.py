@@ -62,6 +62,8 @@ class ModelExecutor:
         self.model, self.tokenizer = model, tokenizer
         self.name, self.mode, self.device, self.dtype = name, mode, device, dtype
         self.parameters = sum(p.numel() for p in model.parameters())
+        # The GPUs the weights sit on: the status probe looks at these and no other.
+        self.gpus = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})
         # The pre-fine-tune checkpoint for model diffing, loaded on first use.
         self._base_loader = base_loader
         self._base: Any = None
@@ -212,7 +214,7 @@ class ModelExecutor:
 
     def usage(self) -> DeviceUsage:
         """Memory and utilisation of the model's device (no lock: status must not wait)."""
-        return probe_device(self.device)
+        return probe_device(self.device, self.gpus)
 
     # --- black-box surface -----------------------------------------------------------------------
 

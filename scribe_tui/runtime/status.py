@@ -11,6 +11,7 @@ import functools
 import os
 import platform
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -104,16 +105,18 @@ class DeviceUsage:
     name: str = ""
 
 
-def probe_device(device: str) -> DeviceUsage:
+def probe_device(device: str, gpus: Sequence[int] | None = None) -> DeviceUsage:
     """Name, memory and utilisation for ``device`` ("cpu", "cuda", "cuda:1").
 
-    CUDA uses ``torch.cuda.mem_get_info`` (whole-device view, like nvidia-smi), summed
-    over all GPUs for plain "cuda" (a model spread with ``device_map="auto"``), and NVML
-    for utilisation when ``pynvml`` is installed; CPU reports this process's RSS against
-    system RAM and its CPU share. Never raises.
+    CUDA reports what this process holds (the caching allocator's reserve) against each
+    device's size, over ``gpus`` (the devices the model sits on; default: the one
+    ``device`` names), never touching another GPU: a probe must not open a context there.
+    Utilisation comes from NVML (``nvidia-ml-py``), matched by UUID, since NVML counts
+    every GPU and torch only those ``CUDA_VISIBLE_DEVICES`` shows. CPU reports this
+    process's RSS against system RAM and its CPU share. Never raises.
     """
     if device.startswith("cuda") and "torch" in sys.modules:
-        return _probe_cuda(device)
+        return _probe_cuda(device, gpus)
     return _probe_cpu()
 
 
@@ -152,19 +155,16 @@ def _cpu_name() -> str:
     return platform.processor() or "CPU"
 
 
-def _probe_cuda(device: str) -> DeviceUsage:
+def _probe_cuda(device: str, gpus: Sequence[int] | None) -> DeviceUsage:
     try:
         import torch
 
-        if device == "cuda":
-            indices = list(range(torch.cuda.device_count()))
-        else:
-            indices = [torch.device(device).index or 0]
+        indices = list(gpus) if gpus else [torch.device(device).index or 0]
         used = total = 0
         for index in indices:
-            free, size = torch.cuda.mem_get_info(index)
-            used, total = used + size - free, total + size
-        utils = [u for u in (_nvml(i) for i in indices) if u is not None]
+            used += torch.cuda.memory_reserved(index)
+            total += torch.cuda.get_device_properties(index).total_memory
+        utils = [u for u in (_nvml(torch, i) for i in indices) if u is not None]
         name = torch.cuda.get_device_name(indices[0])
         return DeviceUsage(
             memory_used=used,
@@ -176,14 +176,25 @@ def _probe_cuda(device: str) -> DeviceUsage:
         return DeviceUsage()
 
 
-def _nvml(index: int) -> float | None:
-    try:
-        import pynvml  # optional: nvidia-ml-py
-    except ImportError:
+def _nvml(torch: Any, index: int) -> float | None:
+    """Utilisation of torch's GPU ``index`` from NVML, or None without NVML or a match."""
+    nvml = _nvml_module()
+    if nvml is None:
         return None
     try:
-        pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        return float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+        uuid = str(torch.cuda.get_device_properties(index).uuid)
+        handle = nvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}")
+        return float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
     except Exception:
         return None
+
+
+@functools.cache
+def _nvml_module() -> Any:
+    try:
+        import pynvml  # from nvidia-ml-py
+
+        pynvml.nvmlInit()
+    except Exception:  # not installed, or no NVIDIA driver
+        return None
+    return pynvml

@@ -109,7 +109,7 @@ class StatusBar(Static):
             text.append(" · ")
         text.append(s.device or "device ?", style="cyan")
         if s.memory_total:
-            on_gpu = s.device.startswith(("cuda", "mps", "gpu"))
+            on_gpu = s.device.startswith(("cuda", "mps", "gpu", "modal"))  # Modal: its GPU
             text.append(" GPU " if on_gpu else " RAM ")
             text.append_text(memory_bar(s.memory_used or 0, s.memory_total))
             text.append(f" {human_bytes(s.memory_used or 0)}/{human_bytes(s.memory_total)}")
