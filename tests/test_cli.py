@@ -58,6 +58,11 @@ def test_version_and_help_do_not_import_heavy_packages() -> None:
         (["resume", "nowhere/missing.ipynb", "--auto"], "no such notebook"),
         (["investigate", "find it", "--auto", "--confirm-checkpoints"], "drop --confirm-"),
         (["resume", "run.ipynb", "--auto", "--confirm-checkpoints"], "drop --confirm-"),
+        (["investigate", "find it", "--auto", "--gpu", "H100"], "--gpu is for --mode modal"),
+        (
+            ["investigate", "x", "--auto", "--mode", "modal", "--modal-timeout", "0"],
+            "--modal-timeout must be positive",
+        ),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(args, message, tmp_path, capsys) -> None:
@@ -65,6 +70,20 @@ def test_usage_errors_are_one_line_and_exit_2(args, message, tmp_path, capsys) -
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_modal_flags_reach_the_host_launch(tmp_path) -> None:
+    from scribe_tui.agent.launch import new_host
+    from scribe_tui.cli.investigate import build_settings
+    from scribe_tui.config import load_config
+    from scribe_tui.runtime.sandbox import off
+
+    args = build_parser().parse_args(
+        ["investigate", "x", "--mode", "modal", "--gpu", "H100", "--modal-timeout", "120"]
+    )
+    settings, _ = build_settings(args, load_config(tmp_path / "absent.toml"))
+    launch = new_host(settings, off("--no-sandbox")).launch
+    assert (launch.mode, launch.gpu, launch.modal_timeout) == ("modal", "H100", 120.0)
 
 
 def test_confirm_checkpoints_with_auto_is_refused_before_anything_starts(

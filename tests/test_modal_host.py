@@ -224,6 +224,13 @@ def test_remote_logic_runs_techniques_and_returns_output(mounted) -> None:
     assert reply["stdout"] == "in the container: moon\n"  # no live stream: returned with the reply
     assert len(reply["usage"]) == 4 and reply["usage"][0] > 0
     assert logic.call("info", {})["value"]["layers"] == 2
+
+    def where_from(model, tokenizer):
+        return model.config._name_or_path, tokenizer.name_or_path
+
+    # The folder the weights came from can spell the secret: the container shows the name.
+    shown = pickle.loads(logic.run(cloudpickle.dumps((where_from, {})))["value"])
+    assert shown == (config["name"], config["name"]) and str(model_dir) not in str(shown)
     bad = logic.call("generate", {"prompt": 42})
     assert not bad["ok"] and bad["error"]["type"] == "TypeError"
 
@@ -485,3 +492,25 @@ def test_a_failed_image_build_is_told_as_a_build_failure_with_its_log(
         "Modal could not build the container image (ERROR: No matching distribution found "
         "for torch==99.0): see its build log with `modal image logs im-42`."
     )
+
+
+async def test_a_modal_host_gets_hours_to_be_ready_a_local_one_minutes() -> None:
+    """The first Modal start builds a CUDA image and fetches weights: 600 s would cut it off."""
+    from scribe_tui.runtime.sealed import HOST_READY_TIMEOUT, MODAL_READY_TIMEOUT, start_host
+
+    class Host:
+        def __init__(self, mode: str) -> None:
+            self.launch = LaunchSpec(model="org/m", mode=mode)
+            self.waited: float | None = None
+
+        async def start(self) -> None:
+            pass
+
+        async def wait_ready(self, timeout: float, on_progress: object) -> None:
+            self.waited = timeout
+
+    modal, local = Host("modal"), Host("local")
+    await start_host(modal)  # type: ignore[arg-type]
+    await start_host(local)  # type: ignore[arg-type]
+    assert (modal.waited, local.waited) == (MODAL_READY_TIMEOUT, HOST_READY_TIMEOUT)
+    assert MODAL_READY_TIMEOUT >= 3600 > HOST_READY_TIMEOUT

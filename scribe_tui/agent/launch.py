@@ -75,6 +75,10 @@ class RunSettings:
     token_budget: int = 2000
     device: str = "auto"
     dtype: str = "auto"
+    gpu: str | None = None
+    """The Modal GPU type (``--mode modal``); None: Modal's default for scribe-tui, L4."""
+    modal_timeout: float = 60.0
+    """Seconds Modal may take to answer when connecting (``--mode modal``)."""
     seed: int = 0
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     config: InvestigationConfig = field(default_factory=InvestigationConfig)
@@ -179,6 +183,8 @@ def new_host(settings: RunSettings, sandbox: SandboxState) -> HostProcess:
         mode=settings.mode,
         device=settings.device,
         dtype=settings.dtype,
+        gpu=settings.gpu,
+        modal_timeout=settings.modal_timeout,
         sealed=sandbox.sealed,
         allow_network=not sandbox.network_closed,
     )

@@ -88,7 +88,7 @@ class ModalBenchRunner(BenchRunner):
     async def _execute(self, pending: list[RunSpec]) -> tuple[list[BenchEvent], int]:
         """Start every Modal host first: if Modal cannot serve, no run is worth starting."""
         from scribe_tui.runtime.host_protocol import HostStartError
-        from scribe_tui.runtime.modal_host import CONTAINER_SANDBOX, READY_TIMEOUT
+        from scribe_tui.runtime.modal_host import CONTAINER_SANDBOX
         from scribe_tui.runtime.sealed import start_host
 
         for run in pending:
@@ -105,7 +105,7 @@ class ModalBenchRunner(BenchRunner):
         try:
             # The first start builds the image and may download weights: minutes.
             await asyncio.gather(
-                *(start_host(h, timeout=READY_TIMEOUT) for h in self._hosts.values())
+                *(start_host(h) for h in self._hosts.values())  # Modal's own, longer limit
             )
         except (HostStartError, TimeoutError) as exc:
             await asyncio.to_thread(self._stop_hosts)

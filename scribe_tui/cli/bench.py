@@ -66,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--backend",
         choices=["local", "modal"],
-        help="where runs execute: local (this machine, the default) or modal (each run in a "
-        "Modal GPU container of its own, --jobs at once, default 8; needs `modal token new`); "
-        "either way results land in DIR and are scored here",
+        help="where the subject models run: local (this machine, the default) or modal (each "
+        "organism's model in a Modal GPU container; the agents, sealed kernels and scoring stay "
+        "here, so no key reaches Modal; needs `modal token new`)",
     )
     parser.add_argument("--gpu", help="the Modal GPU type with --backend modal (default L4)")
     parser.add_argument("--json", action="store_true", help="print events as JSON lines")

@@ -88,6 +88,17 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="where the subject model runs: auto (default), cpu, cuda, cuda:1, mps",
     )
     parser.add_argument(
+        "--gpu",
+        metavar="TYPE",
+        help="with --mode modal: the Modal GPU type, e.g. L4 (default), A100-80GB, H100",
+    )
+    parser.add_argument(
+        "--modal-timeout",
+        type=float,
+        metavar="S",
+        help="with --mode modal: seconds to wait for Modal to answer when connecting (default 60)",
+    )
+    parser.add_argument(
         "--no-sandbox",
         action="store_true",
         help="run the kernel unsealed (it can then read your files and other processes)",
@@ -250,6 +261,8 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
             raise UsageError(f"--{flag.replace('_', '-')} must be positive, got {value}")
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise UsageError("--checkpoint-every must be 0 (off) or a positive number of cells")
+    if args.modal_timeout is not None and args.modal_timeout <= 0:
+        raise UsageError(f"--modal-timeout must be positive, got {args.modal_timeout}")
 
     resume_from: Path | None = None
     if args.command in ("resume", "fork"):
@@ -271,6 +284,9 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
         mode = args.mode or config.mode
         notebooks_dir = args.notebooks_dir or Path(config.notebooks_dir)
         name = args.name
+    if mode != "modal" and (args.gpu or args.modal_timeout is not None):
+        flag = "--gpu" if args.gpu else "--modal-timeout"
+        raise UsageError(f"{flag} is for --mode modal; this run's mode is {mode}")
     flags = {
         "max_turns": args.max_turns,
         "max_cost_usd": args.max_cost,
@@ -301,6 +317,8 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
         cell_timeout=config.cell_timeout,
         token_budget=config.token_budget,
         device=args.device or config.device,
+        gpu=args.gpu,
+        modal_timeout=args.modal_timeout or RunSettings.modal_timeout,
         dtype=config.dtype,
         seed=args.seed if args.seed is not None else config.seed,
         prices=config.prices,

@@ -10,6 +10,7 @@ every call would cost too much); a technique that ablates must restore them.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import io
 import pickle
@@ -59,6 +60,7 @@ class ModelExecutor:
         dtype: str,
         base_loader: Callable[[], Any] | None = None,
     ):
+        _hide_paths(model, tokenizer, name)
         self.model, self.tokenizer = model, tokenizer
         self.name, self.mode, self.device, self.dtype = name, mode, device, dtype
         self.parameters = sum(p.numel() for p in model.parameters())
@@ -180,6 +182,7 @@ class ModelExecutor:
             )
         if self._base is None:
             self._base = self._base_loader()
+            _hide_paths(self._base, None, self.name)
         return self._base
 
     def cancel(self, call_id: str) -> bool:
@@ -514,3 +517,16 @@ def _find_unpicklable(obj: Any, depth: int = 0) -> Any:
         except Exception:
             return _find_unpicklable(child, depth + 1)
     return obj
+
+
+def _hide_paths(model: Any, tokenizer: Any, name: str) -> None:
+    """Replace where the weights were loaded from (it can name the secret) by ``name``."""
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "_name_or_path"):
+        config._name_or_path = name
+    if hasattr(tokenizer, "name_or_path"):
+        with contextlib.suppress(AttributeError):
+            tokenizer.name_or_path = name
+    for adapter in (getattr(model, "peft_config", None) or {}).values():
+        with contextlib.suppress(AttributeError):
+            adapter.base_model_name_or_path = name

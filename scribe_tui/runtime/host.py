@@ -164,7 +164,6 @@ class HostServer:
                 dtype=self.launch.dtype,
                 progress=self._set_phase,
             )
-            _hide_paths(loaded.model, loaded.tokenizer, self.launch.display_name)
             from scribe_tui.runtime.executor import ModelExecutor
             from scribe_tui.runtime.loading import load_base
 
@@ -413,19 +412,6 @@ class HostServer:
             pid=os.getpid(),
             container=getattr(backend, "container", None),
         )
-
-
-def _hide_paths(model: Any, tokenizer: Any, name: str) -> None:
-    """Replace where the weights were loaded from (it can name the secret) by the display name."""
-    config = getattr(model, "config", None)
-    if config is not None and hasattr(config, "_name_or_path"):
-        config._name_or_path = name
-    if hasattr(tokenizer, "name_or_path"):
-        with contextlib.suppress(AttributeError):
-            tokenizer.name_or_path = name
-    for adapter in (getattr(model, "peft_config", None) or {}).values():
-        with contextlib.suppress(AttributeError):
-            adapter.base_model_name_or_path = name
 
 
 def _wait_for_exit(pid: int) -> None:

@@ -53,8 +53,6 @@ REMOTE_MODEL_ROOT = "/scribe/model"
 HUB_VOLUME = "scribe-hub-cache"  # a persistent Modal Volume: downloads survive the app
 IMAGE_BUILD_TIMEOUT = 1800.0  # the first build installs CUDA torch: minutes, not seconds
 DOWNLOAD_TIMEOUT = 3600  # seconds for the weights to reach the Volume
-READY_TIMEOUT = 3 * 3600.0
-"""How long a client should wait for a modal host to be ready: build, download and load."""
 CONTAINER_SANDBOX = "sandbox: off (Modal gVisor)"
 """What seals client.run code in the container: nothing but gVisor (no Landlock there)."""
 

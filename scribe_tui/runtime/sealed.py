@@ -15,7 +15,14 @@ from scribe_tui.runtime.kernel import KernelSession
 from scribe_tui.runtime.sandbox import SandboxState
 from scribe_tui.runtime.status import HostStatus
 
-__all__ = ["HOST_READY_TIMEOUT", "kernel_options", "sandbox_state", "sealed_kernel", "start_host"]
+__all__ = [
+    "HOST_READY_TIMEOUT",
+    "MODAL_READY_TIMEOUT",
+    "kernel_options",
+    "sandbox_state",
+    "sealed_kernel",
+    "start_host",
+]
 
 HOST_READY_TIMEOUT = 600.0
 
@@ -29,16 +36,24 @@ def sandbox_state(wanted: bool, allow_network: bool = False) -> SandboxState:
     return network_opened(state) if allow_network else state
 
 
+MODAL_READY_TIMEOUT = 3 * 3600.0
+"""On Modal the first start builds a CUDA image and fetches the weights: hours, at worst."""
+
+
 async def start_host(
     host: HostProcess,
     on_progress: OnProgress | None = None,
-    timeout: float = HOST_READY_TIMEOUT,
+    timeout: float | None = None,
 ) -> HostStatus:
     """Spawn ``host`` and wait until its model is loaded.
 
     Raises :class:`~scribe_tui.runtime.host_protocol.HostStartError` (one line) if it
-    cannot load, TimeoutError if it takes longer than ``timeout`` seconds.
+    cannot load, TimeoutError if it takes longer than ``timeout`` seconds (default:
+    HOST_READY_TIMEOUT, or MODAL_READY_TIMEOUT for a host on Modal, whose own steps
+    each have their limit and report progress).
     """
+    if timeout is None:
+        timeout = MODAL_READY_TIMEOUT if host.launch.mode == "modal" else HOST_READY_TIMEOUT
     await host.start()
     return await host.wait_ready(timeout, on_progress)
 
