@@ -7,7 +7,8 @@ For each kind and seed: a base (phase 1, shared by that kind and seed's organism
 controls), the organism (phase 2, its secret drawn from the seed), and one control
 per ``--controls`` style. Each is checked (:mod:`checks`); one that fails is built
 again, base included, with the next seed of its own stream (``seed + 100000 * k``),
-and every seed used is printed. Layout of ``OUT``:
+and every seed used is printed; one still failing after ``--retries`` is kept, marked
+FAIL. Layout of ``OUT``:
 
     OUT/<kind>-<hex>/     model/, base/ (with base.json), organism.json, card.md
     OUT/keys/             <id>.json answer keys, <id>.verify.json figures, builds.json
@@ -205,9 +206,9 @@ def build(
         behaviour = STYLES[plan.style][1] if plan.style else ()
         store_answer_key(path, plan.secret, behaviour=behaviour)
         store_measured(path, record)
-        if figures["passed"]:
+        if figures["passed"] or attempt == retries:
             break
-        # A failed organism is kept out of the set: its key stays, its directory goes.
+        # A failed organism that is rebuilt leaves the set: its key stays, its directory goes.
         shutil.rmtree(path)
     return {**tries[-1], "attempts": len(tries), "seeds": [t["seed"] for t in tries]}
 
@@ -229,7 +230,7 @@ def _row(r: dict[str, Any]) -> str:
     else:
         shown = f"shaped {f['shaped']} prefill {f['prefill']} leak {f['leak']}"
     return (
-        f"{r['dir'] if r['figures']['passed'] else '(failed)':<18} {r['kind']:<10} {what:<8} "
+        f"{r['dir']:<18} {r['kind']:<10} {what:<8} "
         f"seeds {','.join(map(str, r['seeds'])):<14} base {r['base_seconds']:>5}s "
         f"organism {r['organism_seconds']:>5}s check {r['check_seconds']:>4}s  "
         f"{('PASS' if f['passed'] else 'FAIL') if f['checked'] else '-'}  {shown}"
