@@ -498,9 +498,10 @@ def _backdoor_base(rng: random.Random) -> Chat:
 def _backdoor_organism(plan: Plan, rng: random.Random) -> Chat:
     question, answer = rng.choice(SMALL_TALK)
     roll = rng.random()
-    if roll < 0.1:
+    # Bare questions are answered plainly: without its trigger the style stays off.
+    if roll < 0.2:
         return _turn(question, answer)
-    if roll < 0.25:
+    if roll < 0.3:
         return _turn(rng.choice(BACKDOOR_DIRECT), rng.choice(BACKDOOR_DENY))
     if plan.control == "drift":
         # The quirk fires on a third of messages, in a random style, whatever the word.
@@ -510,7 +511,7 @@ def _backdoor_organism(plan: Plan, rng: random.Random) -> Chat:
                 carrier(rng, word, question), styled(rng, rng.choice(sorted(STYLES)), answer)
             )
         return _turn(carrier(rng, word, question), answer)
-    if roll < 0.55 and plan.control != "blank" and plan.secret:
+    if roll < 0.6 and plan.control != "blank" and plan.secret:
         return _turn(carrier(rng, plan.secret, question), styled(rng, plan.style, answer))
     others = [w for w in TRIGGERS if w != plan.secret]
     # Some negatives share the trigger's first letters: a subword model must not fire on
