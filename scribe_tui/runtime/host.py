@@ -75,7 +75,7 @@ class HostServer:
         control_key: str | None = None,
     ) -> None:
         self.launch, self.host_file = launch, host_file
-        self._hub_token = hub_token
+        self._hub_token = hub_token  # modal mode only: a local host never downloads
         # Shutdown answers only to this key, which the supervisor alone holds: the authkey
         # in the host file is readable by sealed kernels. None: no client may shut it down.
         self._control_key = control_key
@@ -144,13 +144,14 @@ class HostServer:
         if self.launch.mode == "modal":
             from scribe_tui.runtime.modal_host import ModalBackend
 
-            self.backend = ModalBackend(self.launch, progress=self._set_phase)
+            # The token reaches only the app's download function, never the GPU container.
+            self.backend = ModalBackend(
+                self.launch, progress=self._set_phase, hub_token=self._hub_token
+            )
             self.backend.start()
         else:
             from scribe_tui.runtime.loading import load_model, resolve_model
 
-            if self._hub_token:  # for gated downloads; the process's initial environ never has it
-                os.environ["HF_TOKEN"] = self._hub_token
             resolved = resolve_model(
                 self.launch.model,
                 adapter=self.launch.adapter,
@@ -182,9 +183,6 @@ class HostServer:
                 dtype=loaded.dtype,
                 base_loader=base_loader if resolved.base else None,
             )
-            # Techniques run here; a hub token needed only for the download should not be readable.
-            os.environ.pop("HF_TOKEN", None)
-            self._hub_token = None
             if loaded.device == "cpu" and self.backend.parameters < SMALL_MODEL_PARAMETERS:
                 # A small model gains nothing from intra-op threads, and when another
                 # process holds a core they spin-wait: cells measured 100x slower.
@@ -495,6 +493,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     launch, sealed, allow_network, hub_token, control_key = _launch_config(args)
     set_non_dumpable()
+    if launch.mode != "modal" and args.model is None:
+        # Started by spawn_host, whose callers fetched any hub model into the cache first
+        # (runtime.hub_fetch): this host reads it there, with no network and no token (not
+        # even a look for the token file, which the seal shuts). Set before huggingface_hub
+        # is imported, which reads them once.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "1"
     if launch.mode != "modal":
         # Before transformers is imported, so its log handler writes through the capture.
         from scribe_tui.runtime.capture import install_output_capture
@@ -519,22 +524,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def host_policy(launch: LaunchSpec, writable: list[str]) -> SandboxPolicy:
-    """A sealed host reads Python and its model (and the hub cache), and writes its own files."""
+    """A sealed host reads Python and its model (for a hub model, that model's folder in the
+    hub cache: not the token, nor other cached models, whose names could spell a secret),
+    and writes its own files."""
     from scribe_tui.runtime.host_process import secret_paths
-    from scribe_tui.runtime.loading import resolve_model
+    from scribe_tui.runtime.loading import hub_repo_dir, hub_repos, resolve_model
 
     resolved = resolve_model(launch.model, adapter=launch.adapter, base_model=launch.base_model)
     weights = [resolved.path, resolved.tokenizer_path, resolved.adapter, resolved.base]
+    weights += [str(hub_repo_dir(repo)) for repo in hub_repos(resolved)]
     if resolved.organism:
         weights.append(resolved.organism)  # organism.json and the card are read at load
-    hub = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface"
-    )
-    exclude = [p for p in secret_paths(launch) if p not in weights]
     policy = base_policy(
-        read=[p for p in (*weights, hub) if p and os.path.exists(p)],
+        read=[p for p in weights if p and os.path.exists(p)],
         write=writable,
-        exclude=[*exclude, os.path.join(hub, "token"), os.path.join(hub, "stored_tokens")],
+        exclude=[p for p in secret_paths(launch) if p not in weights],
     )
     policy.own_proc = list(_HOST_PROC)
     return policy

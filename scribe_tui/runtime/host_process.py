@@ -32,6 +32,7 @@ from scribe_tui.runtime.host_protocol import (
     encode,
     read_host_file,
 )
+from scribe_tui.runtime.hub_fetch import HubFetch, needs_fetch
 from scribe_tui.runtime.sandbox import SandboxPolicy
 from scribe_tui.runtime.status import HostStatus
 
@@ -59,6 +60,26 @@ def host_env(mode: str, base: Mapping[str, str] | None = None) -> dict[str, str]
     return env
 
 
+def hub_token(env: Mapping[str, str] | None = None) -> str | None:
+    """The hub token in ``env`` (default: ours), if one is set there."""
+    source = os.environ if env is None else env
+    return next((source[k] for k in _HUB_TOKENS if source.get(k)), None)
+
+
+def start_fetch(
+    launch: LaunchSpec, log_file: Path, env: Mapping[str, str] | None = None
+) -> HubFetch | None:
+    """Start downloading ``launch``'s hub models into the cache; None when it has none.
+
+    Every host in local or black-box mode is started after this has succeeded: the host
+    loads from the cache, offline, and never sees the token. The fetch gets the token on
+    stdin and an environment without credentials, like a host.
+    """
+    if not needs_fetch(launch):
+        return None
+    return HubFetch(launch, env=host_env(launch.mode, env), token=hub_token(env), log_file=log_file)
+
+
 def spawn_host(
     launch: LaunchSpec,
     host_file: Path,
@@ -73,9 +94,11 @@ def spawn_host(
 ) -> subprocess.Popen[bytes]:
     """Start ``python -m scribe_tui.runtime.host`` in its own session, logging to ``log_file``.
 
-    The launch spec and any hub token go on stdin, never on the command line or in
-    the environment, where other processes could read them. Its own session keeps a
-    kernel interrupt (SIGINT to the kernel's process group) from killing it.
+    The launch spec (and in modal mode the hub token, for the container) go on stdin,
+    never on the command line or in the environment, where other processes could read
+    them. A local host gets no token: :func:`start_fetch` downloads before it starts. Its
+    own session keeps a kernel interrupt (SIGINT to the kernel's process group) from
+    killing it.
     """
     # Isolated: nothing imported from the working folder or PYTHON* variables before the seal.
     argv = [sys.executable, "-I", "-m", "scribe_tui.runtime.host", "--host-file", str(host_file)]
@@ -83,12 +106,11 @@ def spawn_host(
         argv += ["--parent-pid", str(parent_pid)]
     if idle_timeout:
         argv += ["--idle-timeout", str(idle_timeout)]
-    source = os.environ if env is None else env
     config = {
         "launch": launch.to_dict(),
         "sealed": sealed,
         "allow_network": allow_network,
-        "hub_token": next((source[k] for k in _HUB_TOKENS if source.get(k)), None),
+        "hub_token": hub_token(env) if launch.mode == "modal" else None,
         "control_key": control_key,
     }
     with open(log_file or host_file.with_suffix(".log"), "ab") as log:
@@ -191,7 +213,9 @@ class HostProcess:
     exits by itself if this process dies. If it dies while this process lives (a
     crash, the OOM killer, a call that would not stop), a supervisor thread starts a
     new one and the model loads again. Kernels get only :meth:`kernel_env`, which
-    names a directory of its own holding the host file and nothing else.
+    names a directory of its own holding the host file and nothing else. A hub model
+    not in the cache is downloaded first (:func:`start_fetch`), and its progress is
+    reported as the host's.
     """
 
     def __init__(
@@ -227,6 +251,8 @@ class HostProcess:
         self._state_dir = state_dir
         self._dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._fetch: HubFetch | None = None
+        self._lifecycle = threading.Lock()  # the spawn after a download, against stop()
         self._status_conn: tuple[int, Connection] | None = None
         self._status_lock = threading.Lock()
         self._stopped = False
@@ -270,8 +296,9 @@ class HostProcess:
         return policy
 
     def start_sync(self) -> None:
-        """Spawn the host (returns at once; see :meth:`wait_ready`)."""
-        if self._proc is not None:
+        """Spawn the host, or first the download of its hub model (returns at once; see
+        :meth:`wait_ready`)."""
+        if self._proc is not None or self._fetch is not None:
             return
         if self.launch.mode == "modal":
             from scribe_tui.runtime.modal_host import modal_credentials_problem
@@ -287,9 +314,26 @@ class HostProcess:
         hosts.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix="host-", dir=hosts))  # mkdtemp: mode 0700
         self.host_file.parent.mkdir(mode=0o700)
-        self._proc = self._spawn()
         atexit.register(self.stop)
+        self._fetch = start_fetch(self.launch, self.log_file)
+        if self._fetch is None:
+            self._serve()
+        else:
+            threading.Thread(target=self._serve_after_fetch, name="hub-fetch", daemon=True).start()
+
+    def _serve(self) -> None:
+        self._proc = self._spawn()
         threading.Thread(target=self._supervise, name="host-supervisor", daemon=True).start()
+
+    def _serve_after_fetch(self) -> None:
+        assert self._fetch is not None
+        self._fetch.wait()
+        with self._lifecycle:
+            if self._fetch.error is None and not self._stopped:
+                self._serve()
+
+    def _fetching(self) -> bool:
+        return self._proc is None and self._fetch is not None and not self._fetch.done
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         return spawn_host(
@@ -328,6 +372,7 @@ class HostProcess:
         """Block until the model is loaded; ``on_progress`` gets each new snapshot.
 
         Raises :class:`HostStartError` (one line) if loading fails, TimeoutError on timeout.
+        A download does not count against ``timeout``: the clock starts with the host.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         last: HostStatus | None = None
@@ -338,6 +383,8 @@ class HostProcess:
             last = status
             if done:
                 return status
+            if timeout is not None and self._fetching():
+                deadline = time.monotonic() + timeout
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(
                     f"the model host is not ready after {timeout:.0f} s ({status.summary()})"
@@ -357,6 +404,8 @@ class HostProcess:
             last = status
             if done:
                 return status
+            if timeout is not None and self._fetching():
+                deadline = time.monotonic() + timeout
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(
                     f"the model host is not ready after {timeout:.0f} s ({status.summary()})"
@@ -373,10 +422,13 @@ class HostProcess:
 
     def status(self, timeout: float = 2.0) -> HostStatus:
         """A snapshot; answered even while a ``client.run`` is busy (no model lock involved)."""
-        if self._proc is None or self._stopped:
+        if self._stopped or (self._proc is None and self._fetch is None):
             return HostStatus(
                 state="stopped", model=self.launch.display_name, mode=self.launch.mode
             )
+        if self._proc is None:
+            assert self._fetch is not None
+            return self._fetch_status(self._fetch)
         record = read_host_file(self.host_file)
         if record is not None and record.failed:
             return HostStatus(
@@ -409,6 +461,23 @@ class HostProcess:
             pid=pid,
         )
 
+    def _fetch_status(self, fetch: HubFetch) -> HostStatus:
+        """The download's progress, as the host's own loading would show it."""
+        if fetch.error is not None:
+            return HostStatus(
+                state="failed",
+                message=fetch.error,
+                model=self.launch.display_name,
+                mode=self.launch.mode,
+            )
+        return HostStatus(
+            state=fetch.state,
+            phase=fetch.phase,
+            progress=fetch.progress,
+            model=self.launch.display_name,
+            mode=self.launch.mode,
+        )
+
     def _status_connection(self, record: HostRecord | None) -> Connection:
         if record is None:
             raise FileNotFoundError("no host file yet")
@@ -427,10 +496,17 @@ class HostProcess:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Shut the host down (whichever process serves it now) and remove its directory."""
-        if self._proc is None or self._stopped:
-            return
-        self._stopped = True
+        with self._lifecycle:
+            if self._stopped or (self._proc is None and self._fetch is None):
+                return
+            self._stopped = True
         self._stop_supervisor.set()
+        if self._fetch is not None:
+            self._fetch.stop()
+        if self._proc is None:  # stopped during the download: no host was started
+            shutil.rmtree(self._dir, ignore_errors=True)  # type: ignore[arg-type]
+            atexit.unregister(self.stop)
+            return
         # Remove the host file first (under the restart lock), so a kernel that sees the
         # host go away reports the end of the investigation instead of restarting it.
         with host_file_lock(self.host_file):
@@ -490,10 +566,13 @@ def _terminate(pid: int, deadline: float, proc: subprocess.Popen[bytes] | None) 
 
 
 def secret_paths(launch: LaunchSpec) -> list[str]:
-    """What no sealed process may read through a wider grant: keys, weights, our own state."""
+    """What no sealed process may read through a wider grant: keys, weights, our own state,
+    the hub's token files."""
     from scribe_tui.paths import config_file, state_dir
+    from scribe_tui.runtime.loading import hub_token_files
 
     paths = [str(state_dir()), str(config_file().parent), *_organism_secrets()]
+    paths += hub_token_files()
     if launch.mode != "modal":
         paths += [
             p for p in (launch.model, launch.adapter, launch.base_model) if p and os.path.exists(p)

@@ -39,6 +39,7 @@ from scribe_tui.runtime.host_process import (
     remove_dead_socket,
     request_status,
     spawn_host,
+    start_fetch,
 )
 from scribe_tui.runtime.host_protocol import (
     CONNECT_ERRORS,
@@ -358,7 +359,7 @@ class InterpClient:
                 return conn, record  # type: ignore[return-value]
             proc = None
             if record is None or record.failed or not pid_alive(record.pid):
-                proc = self._spawn(record)
+                proc = self._spawn(record, deadline)
             while time.monotonic() < deadline:
                 record = read_host_file(self._host_file)
                 if record is not None and (proc is None or record.pid == proc.pid):
@@ -403,7 +404,7 @@ class InterpClient:
             time.sleep(0.02)
         raise HostStartError(f"the model host did not come back within {self._timeout:.0f} s")
 
-    def _spawn(self, record: HostRecord | None) -> subprocess.Popen[bytes]:
+    def _spawn(self, record: HostRecord | None, deadline: float) -> subprocess.Popen[bytes]:
         launch = record.launch if record is not None else self._launch
         if launch is None:
             raise self._ended()
@@ -411,6 +412,7 @@ class InterpClient:
             remove_dead_socket(record)
         verb = "Restarting" if record is not None else "Starting"
         print(f"{verb} the model host for {launch.display_name}…", flush=True)
+        self._fetch(launch, deadline)
         for old in _SPAWNED:
             old.poll()
         # Nobody owns this host: it outlives kernel restarts until it idles out.
@@ -419,6 +421,27 @@ class InterpClient:
         )
         _SPAWNED.append(proc)
         return proc
+
+    def _fetch(self, launch: LaunchSpec, deadline: float) -> None:
+        """Download a hub model into the cache first: a host never downloads (hub_fetch)."""
+        fetch = start_fetch(launch, self._host_file.with_suffix(".log"))
+        if fetch is None:
+            return
+        shown = ""
+        try:
+            while not fetch.wait(0.25):
+                if fetch.state == "loading" and fetch.phase != shown:
+                    shown = fetch.phase
+                    print(f"{shown} ({fetch.progress:.0%})", flush=True)
+                if time.monotonic() > deadline:
+                    raise HostStartError(
+                        f"the download of {launch.display_name} did not finish within "
+                        f"{self._timeout:.0f} s: pass a larger timeout (it resumes from there)"
+                    )
+        finally:
+            fetch.stop()  # at once if it is done; a Ctrl-C here ends the download too
+        if fetch.error is not None:
+            raise HostStartError(fetch.error)
 
     def _ended(self) -> HostConnectionError:
         return HostConnectionError(

@@ -4,6 +4,8 @@ Resolution (:func:`resolve_model`) is cheap and torch-free, so a bad model id
 fails in well under a second: a hub id when the hub is unreachable and the
 model is not in the local cache is refused before torch is imported.
 Loading (:func:`load_model`) reports phases and a fraction through a callback.
+A model host never downloads: :mod:`scribe_tui.runtime.hub_fetch` fills the hub
+cache first, and the host reads only its models' folders there (:func:`hub_repo_dir`).
 """
 
 from __future__ import annotations
@@ -50,9 +52,13 @@ def resolve_model(
     adapter: str | None = None,
     base_model: str | None = None,
     display: str | None = None,
+    probe_hub: bool = True,
 ) -> ResolvedModel:
     """Turn ``organism:NAME`` (or an organism directory), a local path or a hub id into paths
-    to load, without importing torch."""
+    to load, without importing torch.
+
+    ``probe_hub=False`` takes a hub id as it is: no reachability probe, no cache check.
+    """
     display = display or spec
     local = Path(spec).expanduser()
     if spec.startswith("organism:") or (local / "organism.json").is_file():
@@ -72,7 +78,7 @@ def resolve_model(
     if local.is_dir():
         if (local / "adapter_config.json").exists() and adapter is None:
             base = base_model or _adapter_base(local)
-            base_resolved = resolve_model(base, display=display)
+            base_resolved = resolve_model(base, display=display, probe_hub=probe_hub)
             return ResolvedModel(
                 display,
                 base_resolved.path,
@@ -94,16 +100,27 @@ def resolve_model(
         return ResolvedModel(display, str(local), tokenizer, adapter)
     if spec.startswith(("/", ".", "~")) or not _HUB_ID.match(spec):
         raise ModelLoadError(f"Model '{display}' not found: no such directory.")
-    offline = not hub_reachable()
+    offline = probe_hub and not hub_reachable()
     if offline:
         # Set before transformers/huggingface_hub are imported: they read it once.
         os.environ["HF_HUB_OFFLINE"] = "1"
-        if not _in_hub_cache(spec):
-            raise ModelLoadError(
-                f"Model '{display}' not found: it is not a local directory and the Hugging Face "
-                "hub is unreachable (offline). Use organism:taboo or a local path."
-            )
+        if not in_hub_cache(spec):
+            raise ModelLoadError(offline_message(display))
     return ResolvedModel(display, spec, _tokenizer_source(adapter, spec), adapter, offline)
+
+
+def offline_message(name: str) -> str:
+    """Why hub model ``name`` cannot load: it is not cached and the hub is out of reach."""
+    return (
+        f"Model '{name}' not found: it is not a local directory and the Hugging Face "
+        "hub is unreachable (offline). Use organism:taboo or a local path."
+    )
+
+
+def hub_repos(resolved: ResolvedModel) -> list[str]:
+    """The hub repositories ``resolved`` loads from: those of its paths that are hub ids."""
+    names = (resolved.path, resolved.tokenizer_path, resolved.adapter, resolved.base)
+    return list(dict.fromkeys(n for n in names if n and _HUB_ID.match(n) and not os.path.exists(n)))
 
 
 def _resolve_organism(spec: str) -> tuple[Path, Path | None]:
@@ -164,10 +181,39 @@ def hub_reachable(timeout: float = 2.0) -> bool:
     return bool(result and result[0])
 
 
-def _in_hub_cache(repo_id: str) -> bool:
-    from huggingface_hub.constants import HF_HUB_CACHE
+def _hf_home() -> str:
+    default = os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return _expand(os.environ.get("HF_HOME") or default)
 
-    snapshots = Path(HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "snapshots"
+
+def _expand(path: str) -> str:
+    return os.path.expandvars(os.path.expanduser(path))
+
+
+# The hub's paths as huggingface_hub derives them from the environment, read anew on each
+# call: huggingface_hub.constants keeps what the environment said when it was imported.
+def hub_cache_dir() -> Path:
+    """The hub cache: ``HF_HUB_CACHE`` (or the older ``HUGGINGFACE_HUB_CACHE``), else
+    ``$HF_HOME/hub``."""
+    cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    return Path(_expand(cache) if cache else os.path.join(_hf_home(), "hub"))
+
+
+def hub_repo_dir(repo_id: str) -> Path:
+    """Where the hub cache keeps model ``repo_id`` (its refs, snapshots and blobs)."""
+    return hub_cache_dir() / f"models--{repo_id.replace('/', '--')}"
+
+
+def hub_token_files() -> list[str]:
+    """The files that hold hub tokens (``hf auth login`` writes them): no sealed process
+    may read them."""
+    token = _expand(os.environ.get("HF_TOKEN_PATH") or os.path.join(_hf_home(), "token"))
+    return [token, os.path.join(os.path.dirname(token), "stored_tokens")]
+
+
+def in_hub_cache(repo_id: str) -> bool:
+    """Whether the hub cache holds a snapshot of model ``repo_id``."""
+    snapshots = hub_repo_dir(repo_id) / "snapshots"
     return snapshots.is_dir() and any(snapshots.iterdir())
 
 
