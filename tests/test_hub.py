@@ -456,3 +456,22 @@ def test_only_what_from_pretrained_reads_is_downloaded() -> None:
     ]
     pickles = {"config.json": 1, "pytorch_model.bin": 10, "vocab.json": 1}
     assert sorted(wanted_files(pickles)) == ["config.json", "pytorch_model.bin", "vocab.json"]
+
+
+def test_a_plain_notebook_client_downloads_before_it_starts_a_host(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Outside an investigation InterpClient starts the host itself: the same fetch step."""
+    from scribe_tui.paths import state_dir
+
+    try:
+        with pytest.raises(HostStartError) as info:
+            InterpClient(model=GATED, device="cpu", timeout=180)
+        assert str(info.value).startswith(f"'{GATED}' is a gated model: accept its licence")
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
+        with InterpClient(model=GATED, device="cpu", timeout=180) as client:
+            assert client.run(shout, word="notebook")["layers"] == 2
+    finally:
+        for host_file in (state_dir() / "hosts").glob("*.json"):
+            host_fixtures.kill_host(host_file)
+    assert f"Starting the model host for {GATED}…" in capsys.readouterr().out

@@ -77,7 +77,11 @@ def start_fetch(
     """
     if not needs_fetch(launch):
         return None
-    return HubFetch(launch, env=host_env(launch.mode, env), token=hub_token(env), log_file=log_file)
+    fetch_env = host_env(launch.mode, env)
+    path = (os.environ if env is None else env).get("HF_TOKEN_PATH")
+    if path:  # where `hf auth login` keeps the token: a path, though its name looks secret
+        fetch_env["HF_TOKEN_PATH"] = path
+    return HubFetch(launch, env=fetch_env, token=hub_token(env), log_file=log_file)
 
 
 def spawn_host(
