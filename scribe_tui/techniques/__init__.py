@@ -14,13 +14,17 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from scribe_tui.techniques.ablation import ablate_components, ablation_scan
 from scribe_tui.techniques.activations import (
     attention_patterns,
     capture_activations,
     contrastive_direction,
 )
+from scribe_tui.techniques.attribution import attribution_patching, direct_logit_attribution
+from scribe_tui.techniques.components import Component, format_components, parse_component
 from scribe_tui.techniques.diffing import diff_activations, diff_next_token
 from scribe_tui.techniques.fit import phrase_fit
+from scribe_tui.techniques.heads import head_scores, pattern_scores
 from scribe_tui.techniques.info import get_model_info
 from scribe_tui.techniques.interventions import activation_patching, steer
 from scribe_tui.techniques.lens import lens_votes, logit_lens
@@ -32,6 +36,7 @@ from scribe_tui.techniques.probs import (
     response_logprobs,
     word_probs,
 )
+from scribe_tui.techniques.saes import sae_encode, sae_features, sae_stability, train_sae
 from scribe_tui.techniques.sampling import (
     generate_text,
     persona_sample,
@@ -46,6 +51,7 @@ from scribe_tui.techniques.text import (
     distinctive_words,
     share_saying,
 )
+from scribe_tui.techniques.tracing import causal_tracing, path_patching
 from scribe_tui.techniques.words import (
     lens_words,
     trigger_scan,
@@ -81,6 +87,18 @@ TECHNIQUES: tuple[Callable[..., Any], ...] = (
     trigger_scan,
     vocabulary_words,
 )
+# Causal techniques on heads and MLPs, named "L1H3" and "mlp2" (shown after the above).
+CAUSAL_TECHNIQUES: tuple[Callable[..., Any], ...] = (
+    head_scores,
+    direct_logit_attribution,
+    attribution_patching,
+    ablate_components,
+    ablation_scan,
+    path_patching,
+    causal_tracing,
+    train_sae,
+    sae_encode,
+)
 # Helpers for writing techniques of one's own (inside a function run by client.run),
 # and for reading samples in the notebook.
 HELPERS: tuple[Callable[..., Any], ...] = (
@@ -90,6 +108,9 @@ HELPERS: tuple[Callable[..., Any], ...] = (
     content_words,
     continuation_words,
     distinctive_words,
+    pattern_scores,
+    sae_features,
+    sae_stability,
 )
 
 
@@ -118,6 +139,8 @@ def describe() -> str:
         "`from scribe_tui.techniques import logit_lens`, then "
         "`client.run(logit_lens, prompt=...)` (`client.run_base` for the base model).",
         *(f"- {signature(fn)}: {summary(fn)}" for fn in TECHNIQUES),
+        "Causal techniques on components, named 'L1H3' (layer 1, head 3) and 'mlp2':",
+        *(f"- {signature(fn)}: {summary(fn)}" for fn in CAUSAL_TECHNIQUES),
         "Helpers, for your own fn(model, tokenizer) and for reading samples:",
         *(f"- {signature(fn, technique=False)}: {summary(fn)}" for fn in HELPERS),
     ]
@@ -125,15 +148,21 @@ def describe() -> str:
 
 
 __all__ = [
+    "CAUSAL_TECHNIQUES",
     "HELPERS",
     "STOPWORDS",
     "TECHNIQUES",
     "Anatomy",
+    "Component",
+    "ablate_components",
+    "ablation_scan",
     "activation_patching",
     "analyze_token_probs",
     "anatomy",
     "attention_patterns",
+    "attribution_patching",
     "capture_activations",
+    "causal_tracing",
     "content_words",
     "continuation_words",
     "contrastive_direction",
@@ -141,23 +170,33 @@ __all__ = [
     "describe",
     "diff_activations",
     "diff_next_token",
+    "direct_logit_attribution",
     "distinctive_words",
     "find_module",
+    "format_components",
     "generate_text",
     "get_model_info",
+    "head_scores",
     "lens_votes",
     "lens_words",
     "logit_lens",
     "next_token_logprobs",
     "next_token_probs",
+    "parse_component",
+    "path_patching",
+    "pattern_scores",
     "persona_sample",
     "phrase_fit",
     "prefill_attack",
     "reply_sample",
     "response_logprobs",
+    "sae_encode",
+    "sae_features",
+    "sae_stability",
     "sample_chat",
     "share_saying",
     "steer",
+    "train_sae",
     "trigger_scan",
     "vocabulary_words",
     "word_continuations",
