@@ -205,32 +205,25 @@ class _Tally:
                 self._report("loading", *sent)
 
     def bar_class(self) -> type:
-        """A tqdm stand-in whose bars feed this tally."""
+        """A tqdm whose bars feed this tally and draw nothing.
+
+        A real tqdm subclass, so whatever huggingface_hub version calls on its bar class
+        (locks, context managers, refresh) is there.
+        """
+        from tqdm.auto import tqdm
+
         tally = self
 
-        class Bar:
-            def __init__(
-                self, *_: object, total: float | None = None, initial: float = 0, **kw: Any
-            ) -> None:
-                self.n, self.total, self.unit = initial or 0, total, kw.get("unit", "it")
-                self.format_dict: dict[str, Any] = {}
+        class Bar(tqdm):  # type: ignore[misc, valid-type]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **{**kwargs, "disable": True})
+                self.unit = kwargs.get("unit", "it")
                 with tally._lock:
                     tally._bars.append(self)
 
             def update(self, n: float | None = 1) -> None:
                 self.n += n or 0
                 tally.update()
-
-            def __enter__(self) -> Bar:
-                return self
-
-            def __exit__(self, *exc: object) -> None:
-                return None
-
-            def _ignore(self, *args: object, **kwargs: object) -> None:
-                return None
-
-            refresh = close = set_description = set_description_str = set_postfix_str = _ignore
 
         return Bar
 
