@@ -475,3 +475,30 @@ def test_a_plain_notebook_client_downloads_before_it_starts_a_host(
         for host_file in (state_dir() / "hosts").glob("*.json"):
             host_fixtures.kill_host(host_file)
     assert f"Starting the model host for {GATED}…" in capsys.readouterr().out
+
+
+async def test_an_investigation_on_an_uncached_hub_model_receipts_the_downloaded_weights(
+    hub: Hub, hf_home: Path, tmp_path: Path
+) -> None:
+    """The weights are hashed once downloaded, not while the download is under way."""
+    from scribe_tui.agent.launch import RunSettings, Workbench
+    from scribe_tui.agent.loop import InvestigationConfig
+    from scribe_tui.agent.scripted import ScriptedProvider
+    from scribe_tui.runtime.receipt import directory_digest
+
+    settings = RunSettings(
+        task="find the secret",
+        agent="scripted",
+        model=REPO,
+        notebooks_dir=tmp_path / "notebooks",
+        device="cpu",
+        config=InvestigationConfig(checkpoint_every=0),
+    )
+    bench = await Workbench.open(settings, ScriptedProvider([]))
+    try:
+        weights = bench.receipt["weights"]
+    finally:
+        await bench.close()
+    snapshot = next((hf_home / "hub").glob(f"models--{REPO.replace('/', '--')}/snapshots/*"))
+    assert weights is not None and weights["revision"] == snapshot.name
+    assert weights["sha256"] == directory_digest(snapshot)["sha256"]

@@ -265,16 +265,22 @@ class Workbench:
             owns_host=host is None,
         )
         bench.sandbox = sandbox
-        # Weights are hashed here, outside every sandbox, while the host loads them.
-        digests = asyncio.ensure_future(asyncio.to_thread(weights_digests, settings.model))
+        # Weights are hashed here, outside every sandbox, while the host loads them; a hub
+        # model's once its download (before the host starts) has put all of it in the cache.
+        digests: asyncio.Future[dict[str, Any]] | None = None
+        if not _downloads(settings.model):
+            digests = asyncio.ensure_future(asyncio.to_thread(weights_digests, settings.model))
         try:
             status = await (
                 bench._start_host(on_host) if host is None else asyncio.to_thread(host.status)
             )
+            if digests is None:
+                digests = asyncio.ensure_future(asyncio.to_thread(weights_digests, settings.model))
             bench.receipt = bench._receipt(status, await digests)
             bench._build()
         except BaseException:
-            digests.cancel()
+            if digests is not None:
+                digests.cancel()
             await bench.close()
             raise
         return bench
@@ -407,3 +413,13 @@ class Workbench:
             await close()
         if self.owns_host:
             self.host.stop()
+
+
+def _downloads(model_spec: str) -> bool:
+    """Whether the model comes from the hub (and may be downloaded before its host starts)."""
+    from scribe_tui.runtime.loading import ModelLoadError, hub_repos, resolve_model
+
+    try:
+        return bool(hub_repos(resolve_model(model_spec, probe_hub=False)))
+    except ModelLoadError:
+        return False

@@ -124,13 +124,20 @@ def directory_digest(directory: Path, cache: _HashCache | None = None) -> dict[s
 
 
 def _hub_snapshot(repo_id: str) -> Path | None:
-    """The local hub cache's copy of ``repo_id``, if it is there (nothing is downloaded)."""
-    try:
-        from huggingface_hub import snapshot_download
+    """The local hub cache's copy of ``repo_id`` at ``main``, if it is there.
 
-        return Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception:  # not cached, or no hub library: the receipt says "unknown"
+    Read from the cache's layout (``refs/main`` names the snapshot) where the environment
+    puts it now, as the fetch step and the host find it; nothing is downloaded.
+    """
+    from scribe_tui.runtime.loading import hub_repo_dir
+
+    repo = hub_repo_dir(repo_id)
+    try:
+        commit = (repo / "refs" / "main").read_text(encoding="utf-8").strip()
+    except OSError:
         return None
+    snapshot = repo / "snapshots" / commit
+    return snapshot if commit and snapshot.is_dir() else None
 
 
 def weights_digests(model_spec: str) -> dict[str, Any]:
