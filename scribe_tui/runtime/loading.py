@@ -204,6 +204,20 @@ def hub_repo_dir(repo_id: str) -> Path:
     return hub_cache_dir() / f"models--{repo_id.replace('/', '--')}"
 
 
+def hub_snapshot(repo_id: str) -> Path | None:
+    """The hub cache's copy of ``repo_id`` at ``main``, if it is there (read from the cache's
+    layout where the environment puts it now; nothing is downloaded)."""
+    if not _HUB_ID.match(repo_id):
+        return None
+    repo = hub_repo_dir(repo_id)
+    try:
+        commit = (repo / "refs" / "main").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    snapshot = repo / "snapshots" / commit
+    return snapshot if commit and snapshot.is_dir() else None
+
+
 def hub_token_files() -> list[str]:
     """The files that hold hub tokens (``hf auth login`` writes them): no sealed process
     may read them."""
@@ -307,9 +321,12 @@ def load_model(
         **_dtype_kwargs(dtype, tf_version),
         "local_files_only": resolved.local_files_only,
     }
-    spread = device == "cuda" and torch.cuda.device_count() > 1 and _has_accelerate()
+    size = weights_size(resolved.path)
+    spread = device == "cuda" and _needs_several_gpus(size) and _has_accelerate()
     if spread:
         kwargs["device_map"] = "auto"
+    elif device != "cpu" and _accelerate_installed():
+        kwargs["device_map"] = {"": device}  # straight onto the GPU, not via CPU RAM first
     progress("loading weights", 0.5)
     try:
         with _weight_progress(progress, 0.5, 0.9):
@@ -326,33 +343,92 @@ def load_model(
                 f"'{resolved.display}' loaded an empty tokenizer from {resolved.tokenizer_path}: "
                 "give the model its tokenizer files (tokenizer.json or vocab files)."
             )
+        if "device_map" not in kwargs and device != "cpu":
+            progress(f"moving to {device}", 0.95)
+            model.to(device)
     except ModelLoadError:
         raise
+    except torch.cuda.OutOfMemoryError:
+        raise _too_big(resolved.display, device, size) from None
     except Exception as exc:
         raise ModelLoadError(f"Could not load '{resolved.display}': {_one_line(exc)}") from None
-    if not spread:
-        progress(f"moving to {device}", 0.95)
-        model.to(device)
     model.eval()
     return LoadedModel(model, tokenizer, "cuda" if spread else device, dtype)
 
 
+def weights_size(path: str) -> int:
+    """Bytes of a model folder's weight files (safetensors, else .bin); 0 when unknown."""
+    folder = Path(path) if os.path.isdir(path) else hub_snapshot(path)
+    if folder is None:
+        return 0
+    for pattern in ("*.safetensors", "*.bin"):
+        files = [f for f in folder.glob(pattern) if f.is_file()]
+        if files:
+            return sum(f.stat().st_size for f in files)
+    return 0
+
+
+def _needs_several_gpus(size: int) -> bool:
+    """Whether a model of ``size`` bytes of weights must be spread: only when it leaves no
+    room on one GPU (a 2B model split over eight is slower, not faster)."""
+    import torch
+
+    if torch.cuda.device_count() < 2:
+        return False
+    room = torch.cuda.get_device_properties(0).total_memory
+    return size == 0 or size > 0.8 * room  # unknown size: spread, as before
+
+
+def _too_big(display: str, device: str, size: int) -> ModelLoadError:
+    import torch
+
+    index = torch.device(device if device != "cuda" else "cuda:0").index or 0
+    total = torch.cuda.get_device_properties(index).total_memory
+    need = f" ({size / 2**30:.1f} GiB of weights)" if size else ""
+    return ModelLoadError(
+        f"'{display}'{need} does not fit in {device}'s {total / 2**30:.0f} GiB: "
+        "free the GPU, pick another (--device cuda:N), a smaller model, or --device cpu."
+    )
+
+
 def load_base(resolved: ResolvedModel, *, device: str, dtype: str) -> Any:
-    """The base checkpoint on the subject model's device and dtype (loaded on first use)."""
+    """The base checkpoint on the subject model's device and dtype (loaded on first use).
+
+    A second full copy: on a GPU without room for it, a one-line error before loading.
+    """
+    import torch
     from transformers import AutoModelForCausalLM
     from transformers import __version__ as tf_version
 
     if resolved.base is None:
         raise ModelLoadError(f"'{resolved.display}' has no base checkpoint to compare against.")
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            resolved.base,
-            **_dtype_kwargs(dtype, tf_version),
-            local_files_only=resolved.local_files_only,
+    size = weights_size(resolved.base)
+    kwargs: dict[str, Any] = {
+        **_dtype_kwargs(dtype, tf_version),
+        "local_files_only": resolved.local_files_only,
+    }
+    if device.startswith("cuda"):
+        free = sum(
+            torch.cuda.mem_get_info(i)[0]
+            for i in (range(torch.cuda.device_count()) if device == "cuda" else [device])
         )
+        if size > 0.95 * free:
+            raise ModelLoadError(
+                f"The base model ({size / 2**30:.1f} GiB of weights) does not fit beside the "
+                f"subject model on {device} ({free / 2**30:.1f} GiB free): compare against a "
+                "control prompt instead, or use a GPU with room for both."
+            )
+        if _accelerate_installed():
+            kwargs["device_map"] = "auto" if device == "cuda" else {"": device}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(resolved.base, **kwargs)
+        if "device_map" not in kwargs and device != "cpu":
+            model.to(device)
+    except torch.cuda.OutOfMemoryError:
+        raise _too_big("the base model", device, size) from None
     except Exception as exc:
         raise ModelLoadError(f"Could not load the base model: {_one_line(exc)}") from None
-    return model.to(device).eval()
+    return model.eval()
 
 
 def _dtype_kwargs(dtype: str, tf_version: str) -> dict[str, Any]:
@@ -363,13 +439,19 @@ def _dtype_kwargs(dtype: str, tf_version: str) -> dict[str, Any]:
     return {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": getattr(torch, dtype)}
 
 
-def _has_accelerate() -> bool:
+def _accelerate_installed() -> bool:
     try:
         import accelerate  # noqa: F401
     except ImportError:
-        print("several GPUs but accelerate is not installed: using one", file=sys.stderr)
         return False
     return True
+
+
+def _has_accelerate() -> bool:
+    if _accelerate_installed():
+        return True
+    print("several GPUs but accelerate is not installed: using one", file=sys.stderr)
+    return False
 
 
 def _apply_adapter(model: Any, adapter: str, local_files_only: bool) -> Any:

@@ -123,23 +123,6 @@ def directory_digest(directory: Path, cache: _HashCache | None = None) -> dict[s
     return {"sha256": combined.hexdigest(), "files": len(files), "bytes": size}
 
 
-def _hub_snapshot(repo_id: str) -> Path | None:
-    """The local hub cache's copy of ``repo_id`` at ``main``, if it is there.
-
-    Read from the cache's layout (``refs/main`` names the snapshot) where the environment
-    puts it now, as the fetch step and the host find it; nothing is downloaded.
-    """
-    from scribe_tui.runtime.loading import hub_repo_dir
-
-    repo = hub_repo_dir(repo_id)
-    try:
-        commit = (repo / "refs" / "main").read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    snapshot = repo / "snapshots" / commit
-    return snapshot if commit and snapshot.is_dir() else None
-
-
 def weights_digests(model_spec: str) -> dict[str, Any]:
     """Digests of the weights (``weights``, ``base_weights``) and the organism kind.
 
@@ -162,9 +145,11 @@ def weights_digests(model_spec: str) -> dict[str, Any]:
 
 
 def _digests(resolved: Any, cache: _HashCache) -> dict[str, Any]:
+    from scribe_tui.runtime.loading import hub_snapshot
+
     model_dir = Path(resolved.path)
     if not model_dir.is_dir():
-        model_dir = _hub_snapshot(resolved.path) or model_dir
+        model_dir = hub_snapshot(resolved.path) or model_dir
     weights = directory_digest(model_dir, cache) if model_dir.is_dir() else None
     if weights is not None and model_dir.parent.name == "snapshots":
         weights["revision"] = model_dir.name  # the hub commit the cache holds
