@@ -11,7 +11,7 @@ Checks, each printed as ``ok|FAIL  name  detail  (seconds)``:
    must not fall back to the CPU).
 3. techniques: the technique library through ``client.run`` on that host.
 4. memory: the status bar's device memory against ``torch.cuda.memory_allocated`` in the
-   host (the status adds the CUDA context and the allocator's cache, never less).
+   host (the status shows the allocator's reserve: what is allocated plus its cache, never less).
 5. one load: after every check the host has loaded the model exactly once.
 6. investigate: ``scribe-tui investigate --auto`` end to end on the model (sealed).
 
