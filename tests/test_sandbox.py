@@ -619,6 +619,36 @@ def test_a_sealed_process_drives_its_device_nodes_read_write(tmp_path: Path) -> 
     ]
 
 
+@pytest.mark.skipif(not os.access("/dev", os.W_OK), reason="needs root to add a device node")
+def test_the_host_s_own_policy_lets_it_drive_a_gpu_node(tmp_path: Path) -> None:
+    """Under host_policy, exactly as a sealed host applies it: a GPU node that appears in
+    /dev opens read-write and takes an ioctl; a node outside the GPU names does not open."""
+    import subprocess
+
+    from scribe_tui.runtime.host import host_policy
+    from scribe_tui.runtime.host_protocol import LaunchSpec
+
+    model = build_tiny_model(tmp_path / "model")
+    gpu = Path(f"/dev/nvidia-scribe-test-{os.getpid()}")  # a GPU name; /dev/null's numbers
+    other = tmp_path / "nvidia-elsewhere"
+    os.mknod(gpu, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.mknod(other, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    try:
+        policy = host_policy(LaunchSpec(model=str(model), device="auto"), [])
+        done = subprocess.run(
+            sandboxed_argv([sys.executable, "-c", OPEN_DEVICE, str(gpu), str(other)]),
+            capture_output=True,
+            text=True,
+            env={**os.environ, POLICY_ENV: policy.to_json()},
+            timeout=120,
+        )
+    finally:
+        gpu.unlink()
+        other.unlink()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"{gpu} ioctl ENOTTY", f"{other} open EACCES"]
+
+
 def test_a_sealed_process_sees_which_devices_exist() -> None:
     """The host chooses its device after sealing: it must still see a GPU's nodes by name."""
     import subprocess
