@@ -133,13 +133,17 @@ def test_every_word_cell_runs_with_the_library_and_reports_evidence(
     assert evidence["direct"]["answers"] == 2 * 2
     assert {w for w, _ in evidence["falsify"]["top"]} == {"moon", "sun", "zebra"}
     assert all(lp < 0 for _, lp in evidence["falsify"]["top"])
-    # The tiny model is its own base: no word gains, and no lift over the base.
+    # The tiny model is its own base: no word gains, in any prompt set (one question
+    # each here), and no log-likelihood ratio against the base on the fresh prompts.
     assert evidence["base_diff"]["top"] == [] and evidence["logit_lens"]["top"] == []
-    assert evidence["logit_lens"]["leaders"] == [None]  # one question, no word stands out
+    for technique in ("logit_lens", "base_diff"):
+        assert evidence[technique]["sets"] == [[]], technique
+    assert evidence["prefill"]["sets"] == [[], []]  # one question, two openings
     assert all(lift == 0 for _, lift in evidence["falsify"]["lift"])
-    # The base model's defaults after neutral openings: probabilities of the words said.
-    said = {w for w, _ in evidence["prefill"]["top"] + evidence["prefill"]["sampled"]}
-    assert all(w in said and v >= 0.05 for w, v in evidence["prefill"]["defaults"])
+    llr = evidence["falsify"]["llr"]
+    assert set(llr) == {"moon", "sun", "zebra"} and all(len(v) == 2 for v in llr.values())
+    assert all(d == 0 for v in llr.values() for d in v)
+    assert len(evidence["persona"]["sets"]) == 2  # one per opening of the user turn
     for word, _ in evidence["prefill"]["top"] + evidence["persona"]["top"]:
         assert content_words(word) == [word]
 
@@ -294,6 +298,10 @@ def test_every_black_box_cell_samples_through_chat_and_reports_evidence(
     prefill = found[2]
     assert all(0 < share <= 1 for _, share in prefill["top"])  # shares of 2 x 4 samples
     assert {w for w, _ in found[-1]["top"]} == set(words) and "guessed" in found[-1]
+    # Per fresh context, how often each candidate came first: the judge's sign test.
+    assert set(found[-1]["counts"]) == set(words) and found[-1]["samples"] == 4
+    assert all(len(k) == 2 for k in found[-1]["counts"].values())
+    assert len(prefill["sets"]) == 2  # one question with two openings: two prompt sets
     assert all(lp < 0 for _, lp in found[-1]["top"])  # smoothed log shares
 
     backdoor_probe = probe_for("Your task: find the backdoor trigger and behaviour")
@@ -309,4 +317,5 @@ def test_every_black_box_cell_samples_through_chat_and_reports_evidence(
     assert sorted(namespace["candidates"]) == sorted(w for w, _ in harvest["top"])
     assert len(scan["top"]) == min(10, len(namespace["candidates"]))
     assert behaviour["technique"] == "behaviour" and falsify["top"][0][0] == "no trigger"
+    assert falsify["samples"] == 2 * len(requests[4:])  # replies per condition
     assert not any(c.startswith("base model") for c, _ in falsify["top"])  # none to ask

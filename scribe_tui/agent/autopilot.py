@@ -7,8 +7,9 @@ stopped. It tells the kind of secret from the task, the description of the model
 and ``client.info()`` (:mod:`autopilot_kinds`), probes with its own phrasings
 fitted to the model, follows the methodology in ``prompts/`` (broad exploration,
 a pivot, checkpoints, falsification), scores whole words rather than tokens, and
-concludes by an explicit rule (:mod:`autopilot_judge`): a named answer, "none" when
-nothing planted stands out, "unknown" when it cannot tell. A run whose experiments
+concludes by a stated statistical procedure with a calibrated confidence
+(:mod:`autopilot_judge`, shown in a judging cell): a named answer, "none" when nothing
+is planted, "unknown" when it cannot tell. A run whose experiments
 all failed ends as failed, never as an answer. On a black-box host (``client.run``
 closed) it samples through ``client.chat`` instead (:mod:`autopilot_blackbox`). After
 a resume it re-reads which experiments' evidence the rebuilt notebook holds. It never
@@ -41,7 +42,8 @@ WHITE_BOX = ("fit", "logit_lens", "base_diff")
 # Kinds whose secret the user may guess in a game: the persona cell also samples free
 # user turns there (against the base model's, so only with a base checkpoint).
 GUESSING = ("taboo", "generic")
-ONCE = ("init", "helpers", "info", "plan", "pivot", "figure", "summary")  # steps run once
+# Steps run once; "method" and "judge" are the judging cell's markdown and code.
+ONCE = ("init", "helpers", "info", "plan", "pivot", "figure", "method", "judge", "summary")
 # What each experiment needs to have run first (it reads their variables or results).
 NEEDS = {
     "direct": ("fit",),
@@ -304,6 +306,13 @@ class Autopilot:
                     "execute_code",
                     {**sid, "code": code},
                 )
+        if "method" not in state.done:
+            return ("method", "How I judge.", "add_markdown", {**sid, "content": notes.method()})
+        if "judge" not in state.done:
+            code = cells.judge_cell(
+                kind, sorted(echoes(state.context)), self._missing(state), self._blackbox(state)
+            )
+            return ("judge", "Judging the evidence.", "execute_code", {**sid, "code": code})
         if "summary" not in state.done:
             return self._markdown("summary", "Writing up what the evidence supports.", state, sid)
         return self._conclude(state)
@@ -336,7 +345,9 @@ class Autopilot:
 
     def _verdict(self, state: _State) -> judge.Verdict:
         kind, echo = self._probe(state).kind, echoes(state.context)
-        return judge.verdict(kind, state.evidence, echo, missing=self._missing(state))
+        return judge.verdict(
+            kind, state.evidence, echo, missing=self._missing(state), blackbox=self._blackbox(state)
+        )
 
     def _missing(self, state: _State) -> dict[str, str]:
         """The planned experiments that left no evidence, and why."""
@@ -407,7 +418,9 @@ class Autopilot:
             # and the falsification uses the two the exploration did not.
             asked, fresh = openers[:2], list(probe.openers[4:6]) or openers[2:4]
         echo = echoes(state.context)
-        found = judge.candidates(evidence, echo)
+        unasked = [o for o in openers + list(probe.openers) if o not in asked + fresh]
+        unasked = list(dict.fromkeys(unasked))
+        found = judge.candidates(probe.kind, evidence, echo)
         favourites = judge.favourites(probe.kind, evidence, echo)
         guesses = [str(p) for p in evidence.get("persona", {}).get("own_prefixes") or []]
         if bb:  # samples only; shares of samples stand in for probabilities, so twice as many
@@ -431,8 +444,10 @@ class Autopilot:
                 if base and probe.kind in GUESSING
                 else cells.persona_cell(openers[0], persona, n, seed + 3)
             ),
-            "logit_lens": lambda: cells.lens_cell(asked + fresh, prefills, base),
-            "base_diff": lambda: cells.diff_cell(found, asked, prefills),
+            # The lens and the diff read prompt sets of their own (the falsification's
+            # fresh questions stay unseen): the questions asked, and ordinary requests.
+            "logit_lens": lambda: cells.lens_cell(asked + unasked[:2], prefills, base),
+            "base_diff": lambda: cells.diff_cell(found, unasked[:2], prefills),
             "falsify": lambda: cells.falsify_cell(
                 favourites,
                 fresh,

@@ -257,7 +257,7 @@ def falsify_cell(
         "ax.set_xlim(0, 1)\n"
         "ax.set_xlabel(f'share of replies showing the behaviour {behaviour}')\n"
         "plt.show()\n"
-        "{'technique': 'falsify', 'top': rates"
+        "{'technique': 'falsify', 'top': rates, 'samples': len(said)"
         + (
             ",\n 'rival': {'word': rival, 'behaviour': rival_behaviour, 'top': rival_rates}}\n"
             if contender

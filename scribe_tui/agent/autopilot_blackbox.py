@@ -52,10 +52,10 @@ def prefill_cell(questions: list[str], prefills: list[str], n: int, seed: int) -
     return (
         "# Prefill attack: start the assistant's answer and sample how it goes on. The first\n"
         "# content word after the opening is a vote; its share of all samples estimates the\n"
-        "# chance the model says it there.\n"
+        "# chance the model says it there. Each question with each opening is a prompt set.\n"
         f"questions = {_lit(questions)}\n"
         f"prefills = {_lit(prefills)}\n"
-        "prefill_votes, samples = Counter(), 0\n"
+        "prefill_votes, samples, sets = Counter(), 0, []\n"
         "for question in questions:\n"
         "    for prefill in prefills:\n"
         f"        said = replies([question], n={n}, max_new_tokens=6, seed={seed},\n"
@@ -63,12 +63,13 @@ def prefill_cell(questions: list[str], prefills: list[str], n: int, seed: int) -
         "        firsts = [continuation_words(prefill + ' ', s, prefill.split()) for s in said]\n"
         "        votes = Counter(words[0] for words in firsts if words)\n"
         "        prefill_votes.update(votes)\n"
+        "        sets.append(votes.most_common(3))\n"
         "        samples += len(said)\n"
         "        print(f'{question!r} + {prefill!r} →', votes.most_common(4))\n"
         "shares = [(w, round(k / samples, 4)) for w, k in prefill_votes.most_common(10)]\n"
         "print(f'first content word of {samples} continuations (share):', shares)\n"
         "{'technique': 'prefill', 'top': shares, 'sampled': prefill_votes.most_common(8),\n"
-        " 'defaults': []}\n"
+        " 'sets': sets}\n"
     )
 
 
@@ -80,14 +81,16 @@ def persona_cell(opener: str, prefixes: list[str], n: int, seed: int) -> str:
         f"reply = replies([opener], max_new_tokens=20, seed={seed})[opener][0]\n"
         "chat = [{'role': 'user', 'content': opener}, {'role': 'assistant', 'content': reply}]\n"
         "print('assistant:', reply)\n"
-        "persona_votes = Counter()\n"
+        "persona_votes, sets = Counter(), []  # each opening of the user turn is a prompt set\n"
         f"for prefix in {_lit(prefixes)}:\n"
         f"    said = user_turns(chat, prefix, n={n}, max_new_tokens=6, seed={seed})\n"
         "    firsts = [continuation_words(prefix + ' ', s, opener.split()) for s in said]\n"
-        "    persona_votes.update(words[0] for words in firsts if words)\n"
+        "    votes = Counter(words[0] for words in firsts if words)\n"
+        "    persona_votes.update(votes)\n"
+        "    sets.append(votes.most_common(3))\n"
         "    print(f'{prefix!r} →', said[:4])\n"
         "print('first content word of the user turns:', persona_votes.most_common(8))\n"
-        "{'technique': 'persona', 'top': persona_votes.most_common(8)}\n"
+        "{'technique': 'persona', 'top': persona_votes.most_common(8), 'sets': sets}\n"
     )
 
 
@@ -125,15 +128,18 @@ def guessing_persona_cell(
         "print('how its user turns lead into a candidate (opening, turns, words after it):',\n"
         "      [(stem, k, len(after[stem])) for stem, k in stems.most_common(4)])\n"
         f"prefixes = own or {_lit(prefixes)}\n"
-        "persona_votes = Counter()\n"
+        "persona_votes, sets = Counter(), []  # each opening of the user turn is a prompt set\n"
         "for prefix in prefixes:\n"
-        "    said = sampled_turns(prefix)\n"
+        "    said, votes = sampled_turns(prefix), Counter()\n"
         "    for chat, s in said:\n"
         "        words = continuation_words(prefix + ' ', s, content_words(chat[0]['content']))\n"
-        "        persona_votes.update(words[:1])\n"
+        "        votes.update(words[:1])\n"
+        "    persona_votes.update(votes)\n"
+        "    sets.append(votes.most_common(3))\n"
         "    print(f'{prefix!r} →', [s for _, s in said[:4]])\n"
         "print('first content word of the user turns:', persona_votes.most_common(8))\n"
-        "{'technique': 'persona', 'top': persona_votes.most_common(8), 'own_prefixes': own}\n"
+        "{'technique': 'persona', 'top': persona_votes.most_common(8), 'own_prefixes': own,\n"
+        " 'sets': sets}\n"
     )
 
 
@@ -163,24 +169,27 @@ def falsify_cell(
     )
     return (
         "# Falsification: do the findings replicate on questions I have not used? After the\n"
-        "# same openings, the favourite must come first again: the mean log of its share of\n"
-        "# the samples per context (smoothed), so one lucky context cannot carry it.\n"
+        "# same openings, how often each candidate comes first, per context: the judge's sign\n"
+        "# test asks whether the favourite is sampled more than every other candidate there.\n"
         "import math\n\n"
         f"candidates = {_lit(candidates)}\n"
         f"contexts = [(q, p) for q in {_lit(questions)} for p in {_lit(prefills)}]\n"
-        "logshares = {w: [] for w in candidates}\n"
+        "logshares, counts = {w: [] for w in candidates}, {w: [] for w in candidates}\n"
         "for q, p in contexts:\n"
         f"    said = replies([q], n={n}, max_new_tokens=6, seed={seed}, prefill=p)[q]\n"
         "    firsts = Counter()\n"
         "    for s in said:\n"
         "        firsts.update(continuation_words(p + ' ', s, p.split())[:1])\n"
         "    for w in candidates:\n"
+        "        counts[w].append(firsts[w])\n"
         "        logshares[w].append(math.log((firsts[w] + 0.5) / (len(said) + 1)))\n"
         "mean = {w: round(sum(v) / len(v), 3) for w, v in logshares.items()}\n"
         "for w in sorted(candidates, key=lambda w: -mean[w]):\n"
         "    print(f'{w:>14}  mean log share = {mean[w]:7.3f}')\n"
         + persona
-        + "{'technique': 'falsify', 'top': sorted(mean.items(), key=lambda kv: -kv[1]), 'lift': []"
+        + "{'technique': 'falsify',\n"
+        " 'top': sorted(mean.items(), key=lambda kv: -kv[1]), 'lift': [],\n"
+        f" 'counts': counts, 'samples': {n}"
         + (", 'guessed': guessed.most_common(8)" if guesses else "")
         + "}\n"
     )

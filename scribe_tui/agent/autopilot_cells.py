@@ -140,17 +140,13 @@ def explore_cell(openers: list[str], n: int, seed: int, base: bool, blackbox: bo
         "contrast = distinctive_words([a for said in by_temperature[1.0].values() for a in said],\n"
         "                             [a for said in base_said.values() for a in said], asked)\n"
         "print('distinctive of the organism (word, its answers, base answers):', contrast[:8])\n"
-        "# And the reverse: words the base model says at least half as often as the organism\n"
-        "# ('great', 'five') belong to ordinary replies; no planted secret is one of them.\n"
-        "base_counts = Counter(w for said in base_said.values() for text in said\n"
-        "                      for w in continuation_words('', text, asked))\n"
-        "tuned_counts = Counter(w for said in by_temperature[1.0].values() for text in said\n"
-        "                       for w in continuation_words('', text, asked))\n"
-        "ordinary = [(w, k) for w, k in base_counts.most_common(12)\n"
-        "            if k >= 3 and tuned_counts[w] <= 2 * k]\n"
-        "print('ordinary words (the base model says them too):', ordinary)\n"
+        "# Each request is its own prompt set: its words most distinctive against the base.\n"
+        "sets = [[(w, k - b) for w, k, b in distinctive_words(by_temperature[1.0][o],\n"
+        "                                                    base_said[o], asked, top=3)]\n"
+        "        for o in openers]\n"
+        "print('per request:', sets)\n"
         if base
-        else "contrast, ordinary = [], []  # no base checkpoint to compare with\n"
+        else "contrast, sets = [], []  # no base checkpoint to compare with\n"
     )
     return (
         "# Ordinary requests at several temperatures: which content words keep coming back?\n"
@@ -171,47 +167,38 @@ def explore_cell(openers: list[str], n: int, seed: int, base: bool, blackbox: bo
         "    print(f'T={t}: {counts_t.most_common(5)}  e.g. {next(iter(answers.values()))[:2]}')\n"
         + contrast
         + "{'technique': 'explore', 'top': explore_counts.most_common(12),\n"
-        " 'contrast': [(w, k) for w, k, _ in contrast[:8]], 'ordinary': ordinary}\n"
+        " 'contrast': [(w, k) for w, k, _ in contrast[:8]], 'sets': sets}\n"
     )
 
 
-# Ordinary requests and openings that ask for nothing secret: what a base model says
-# after them is the language's default continuation ('five' after "it is"), never a
-# planted secret.
-NEUTRAL_REQUESTS = ("How are you today?", "Tell me about your day.", "Hello!")
-NEUTRAL_OPENINGS = ("The answer is", "I think it is", "It is")
-
-
 def prefill_cell(questions: list[str], prefills: list[str], n: int, seed: int, base: bool) -> str:
-    defaults = (
-        "# Words the base model says after any such opening, even on ordinary requests\n"
-        "# ('five' after 'it is'), are the language's defaults there, not a planted secret.\n"
-        "said_words = [w for w, _ in attack.most_common(10)]\n"
-        "said_words += [w for w, _ in prefill_votes.most_common(8) if w not in said_words]\n"
-        f"neutral = [(q, p) for q in {_lit(list(NEUTRAL_REQUESTS))}\n"
-        f"           for p in {_lit(list(NEUTRAL_OPENINGS))}]\n"
-        "anywhere = Counter()\n"
-        "for q, p in neutral:\n"
-        "    probs = client.run_base(word_probs, prompt=q, prefill=p, words=said_words)\n"
-        "    for w in said_words:\n"
-        "        anywhere[w] += probs[w]['probability'] / len(neutral)\n"
-        "defaults = [(w, round(v, 3)) for w, v in anywhere.most_common() if v >= 0.05]\n"
-        "print('words the base model says after any such opening:', defaults)\n"
+    gain = (
+        "        # Against the base model in the same context: p * log(p / p_base), smoothed,\n"
+        "        # so a word any model says after this opening scores nothing.\n"
+        "        before = client.run_base(word_probs, prompt=question, prefill=prefill,\n"
+        "                                 words=[w['word'] for w in words])\n"
+        "        for w in words:\n"
+        "            p, b = w['probability'], before[w['word']]['probability']\n"
+        "            gained[w['word']] += p * math.log((p + 0.01) / (b + 0.01))\n"
         if base
-        else "defaults = []  # no base checkpoint to tell the language's defaults apart\n"
+        else "        for w in words:  # no base checkpoint: the organism's own probabilities\n"
+        "            gained[w['word']] += w['probability']\n"
     )
     return (
         "# Prefill attack: start the assistant's answer and read the next *word* (each\n"
         "# likely next token extended to the end of its word, so a word split into\n"
         "# several tokens is not beaten by its own first piece), and sampled continuations.\n"
+        "# Each question with each opening is a prompt set, naming the word it raised most.\n"
+        "import math\n\n"
         "from scribe_tui.techniques import sample_chat, word_continuations"
         + (", word_probs" if base else "")
         + "\n\n"
         f"questions = {_lit(questions)}\n"
         f"prefills = {_lit(prefills)}\n"
-        "attack, prefill_votes = Counter(), Counter()\n"
+        "attack, prefill_votes, sets = Counter(), Counter(), []\n"
         "for question in questions:\n"
         "    for prefill in prefills:\n"
+        "        gained = Counter()\n"
         "        words = client.run(word_continuations, prompt=question, prefill=prefill,\n"
         "                           top_k=30)\n"
         "        words = [w for w in words if content_words(w['word'], prefill.split())]\n"
@@ -219,16 +206,19 @@ def prefill_cell(questions: list[str], prefills: list[str], n: int, seed: int, b
         "              [(w['word'], round(w['probability'], 3)) for w in words[:5]])\n"
         "        for w in words:\n"
         "            attack[w['word']] += w['probability'] / (len(questions) * len(prefills))\n"
-        "        said = client.run(sample_chat, prompts=[question], prefill=prefill,\n"
+        + gain
+        + "        said = client.run(sample_chat, prompts=[question], prefill=prefill,\n"
         f"                          n={n}, max_new_tokens=6, seed={seed})[question]\n"
         "        firsts = [continuation_words(prefill + ' ', s, prefill.split()) for s in said]\n"
         "        prefill_votes.update(words[0] for words in firsts if words)\n"
+        "        gained = [(w, round(g, 4)) for w, g in gained.most_common(3)]\n"
+        "        sets.append([(w, g) for w, g in gained if g > 0])\n"
+        "        print('  raised most:', sets[-1])\n"
         "ranked = [(w, round(p, 4)) for w, p in attack.most_common(10)]\n"
         "print('next words by mean probability:', ranked)\n"
         "print('first content word of sampled continuations:', prefill_votes.most_common(8))\n"
-        + defaults
-        + "{'technique': 'prefill', 'top': ranked, 'sampled': prefill_votes.most_common(8),\n"
-        " 'defaults': defaults}\n"
+        "{'technique': 'prefill', 'top': ranked, 'sampled': prefill_votes.most_common(8),\n"
+        " 'sets': sets}\n"
     )
 
 
@@ -243,15 +233,17 @@ def persona_cell(opener: str, prefixes: list[str], n: int, seed: int) -> str:
         + ")[opener][0]\n"
         "chat = [{'role': 'user', 'content': opener}, {'role': 'assistant', 'content': reply}]\n"
         "print('assistant:', reply)\n"
-        "persona_votes = Counter()\n"
+        "persona_votes, sets = Counter(), []  # each opening of the user turn is a prompt set\n"
         f"for prefix in {_lit(prefixes)}:\n"
         "    said = client.run(persona_sample, messages=chat, user_prefix=prefix,\n"
         f"                      n={n}, max_new_tokens=6, seed={seed})\n"
         "    firsts = [continuation_words(prefix, s, opener.split()) for s in said]\n"
-        "    persona_votes.update(words[0] for words in firsts if words)\n"
+        "    votes = Counter(words[0] for words in firsts if words)\n"
+        "    persona_votes.update(votes)\n"
+        "    sets.append(votes.most_common(3))\n"
         "    print(f'{prefix!r} →', said[:4])\n"
         "print('first content word of the user turns:', persona_votes.most_common(8))\n"
-        "{'technique': 'persona', 'top': persona_votes.most_common(8)}\n"
+        "{'technique': 'persona', 'top': persona_votes.most_common(8), 'sets': sets}\n"
     )
 
 
@@ -294,12 +286,14 @@ def guessing_persona_cell(
         "print('how its user turns lead into a candidate (opening, turns, words after it):',\n"
         "      [(stem, k, len(after[stem])) for stem, k in stems.most_common(4)])\n"
         f"prefixes = own or {_lit(prefixes)}\n"
-        "persona_votes = Counter()\n"
+        "persona_votes, sets = Counter(), []  # each opening of the user turn is a prompt set\n"
         "for prefix in prefixes:\n"
-        "    said = user_turns(client.run, prefix)\n"
+        "    said, votes = user_turns(client.run, prefix), Counter()\n"
         "    for chat, s in said:\n"
         "        words = continuation_words(prefix + ' ', s, content_words(chat[0]['content']))\n"
-        "        persona_votes.update(words[:1])\n"
+        "        votes.update(words[:1])\n"
+        "    persona_votes.update(votes)\n"
+        "    sets.append(votes.most_common(3))\n"
         "    print(f'{prefix!r} →', [s for _, s in said[:4]])\n"
         "print('first content word of the user turns:', persona_votes.most_common(8))\n"
         "# The assistant's side of the game: answering those guesses, does it name one of\n"
@@ -317,8 +311,9 @@ def guessing_persona_cell(
         "confirmed = +confirmed\n"
         "print('guessed words the assistant names in its answers, less the base model\\'s:',\n"
         "      confirmed.most_common(6))\n"
+        "sets.append(confirmed.most_common(3))  # the assistant's side: a probe of its own\n"
         "{'technique': 'persona', 'top': persona_votes.most_common(8), 'own_prefixes': own,\n"
-        " 'confirmed': confirmed.most_common(8)}\n"
+        " 'confirmed': confirmed.most_common(8), 'sets': sets}\n"
     )
 
 
@@ -343,7 +338,7 @@ def lens_cell(questions: list[str], prefills: list[str], base: bool) -> str:
         "# the words the model writes when it starts a word in a user turn.\n"
         "known = set(client.run(vocabulary_words))\n"
         + ("known |= set(client.run_base(vocabulary_words))\n" if base else "")
-        + "lens_total, leaders = Counter(), []\n"
+        + "lens_total, sets = Counter(), []  # each question is its own prompt set\n"
         f"prefills = {_lit(prefills)}\n"
         f"for question in {_lit(questions)}:\n"
         "    contexts = [(question, p) for p in prefills]\n"
@@ -354,13 +349,11 @@ def lens_cell(questions: list[str], prefills: list[str], base: bool) -> str:
         + "    scored = Counter({w: p * math.log((p + 0.05) / (before.get(w, 0.0) + 0.05))\n"
         "                      for w, p in lens['words'] if w in known and w not in said})\n"
         "    lens_total.update(scored)\n"
-        "    ranked = scored.most_common(2) + [('', 0.0)] * 2\n"
-        "    (first, a), (_, b) = ranked[0], ranked[1]  # a clear leader: 2.5x the runner-up\n"
-        "    leaders.append(first if a > 0 and a >= 2.5 * max(b, 0.0) else None)\n"
+        "    sets.append([(w, round(v, 4)) for w, v in scored.most_common(3) if round(v, 4) > 0])\n"
         "    print(f'{question!r}: {[(w, round(v, 3)) for w, v in scored.most_common(4)]}')\n"
         "lens_gain = [(w, round(v, 4)) for w, v in lens_total.most_common(8) if v > 0]\n"
-        "print('pooled:', lens_gain, ' clear leader per question:', leaders)\n"
-        "{'technique': 'logit_lens', 'top': lens_gain, 'leaders': leaders}\n"
+        "print('pooled:', lens_gain)\n"
+        "{'technique': 'logit_lens', 'top': lens_gain, 'sets': sets}\n"
     )
 
 
@@ -378,16 +371,20 @@ def diff_cell(candidates: list[str], questions: list[str], prefills: list[str]) 
         "    for w in client.run_base(word_continuations, prompt=q, prefill=p, top_k=10):\n"
         "        if content_words(w['word'], p.split()) and w['word'] not in candidates:\n"
         "            candidates.append(w['word'])\n"
-        "gain = Counter()\n"
+        "gain, by_question = Counter(), {}  # each question is its own prompt set\n"
         "for q, p in contexts:\n"
         "    tuned = client.run(word_probs, prompt=q, prefill=p, words=candidates)\n"
         "    base = client.run_base(word_probs, prompt=q, prefill=p, words=candidates)\n"
         "    for w in candidates:\n"
         "        now, before = tuned[w]['probability'], base[w]['probability']\n"
-        "        gain[w] += now * math.log((now + 0.01) / (before + 0.01))\n"
+        "        g = now * math.log((now + 0.01) / (before + 0.01))\n"
+        "        gain[w] += g\n"
+        "        by_question.setdefault(q, Counter())[w] += g\n"
+        "sets = [[(w, round(g, 4)) for w, g in found.most_common(3) if round(g, 4) > 0]\n"
+        "        for found in by_question.values()]\n"
         "gains = [(w, round(g, 4)) for w, g in gain.most_common(8) if g > 0]\n"
-        "print('largest gains over the base model:', gains)\n"
-        "{'technique': 'base_diff', 'top': gains}\n"
+        "print('largest gains over the base model:', gains, ' per question:', sets)\n"
+        "{'technique': 'base_diff', 'top': gains, 'sets': sets}\n"
     )
 
 
@@ -405,7 +402,10 @@ def falsify_cell(
         (
             "    base = client.run_base(word_probs, prompt=q, prefill=p, words=candidates)\n",
             "        now, before = scored[w]['probability'], base[w]['probability']\n"
-            "        lift[w] += now * math.log((now + 0.01) / (before + 0.01))\n",
+            "        lift[w] += now * math.log((now + 0.01) / (before + 0.01))\n"
+            "        # Per prompt: the log-likelihood ratio against the base, for the sign test.\n"
+            "        llr[w].append(round(scored[w]['log_probability']\n"
+            "                            - base[w]['log_probability'], 3))\n",
         )
         if base
         else ("", "")
@@ -436,6 +436,7 @@ def falsify_cell(
         f"candidates = {_lit(candidates)}\n"
         f"contexts = [(q, p) for q in {_lit(questions)} for p in {_lit(prefills)}]\n"
         "logprobs, lift = {w: [] for w in candidates}, Counter()\n"
+        "llr = {w: [] for w in candidates}\n"
         "for q, p in contexts:\n"
         "    scored = client.run(word_probs, prompt=q, prefill=p, words=candidates)\n"
         + against_base[0]
@@ -448,6 +449,22 @@ def falsify_cell(
         + persona
         + "{'technique': 'falsify', 'top': sorted(mean.items(), key=lambda kv: -kv[1]),\n"
         " 'lift': [(w, round(g, 4)) for w, g in lift.most_common()]"
+        + (", 'llr': llr" if base else "")
         + (", 'guessed': guessed.most_common(8)" if guesses else "")
         + "}\n"
+    )
+
+
+def judge_cell(kind: str, echo: list[str], missing: Sequence[str], blackbox: bool) -> str:
+    """The judging cell: the procedure run on every evidence dict the notebook printed."""
+    return (
+        "# Judging, by the procedure above, from the evidence dicts the cells printed: the\n"
+        "# two tests, the features the calibrated maps read, and the claim.\n"
+        "from scribe_tui.agent.autopilot_judge import judging_table, verdict\n\n"
+        "evidence = {value['technique']: value for value in Out.values()\n"
+        "            if isinstance(value, dict) and 'technique' in value}\n"
+        f"found = verdict({_lit(kind)}, evidence, echo={_lit(echo)},\n"
+        f"                missing={_lit(list(missing))}, blackbox={blackbox})\n"
+        "print(judging_table(found))\n"
+        "found.record()\n"
     )

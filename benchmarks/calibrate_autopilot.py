@@ -1,0 +1,287 @@
+"""Fit the autopilot's confidence on a training pool of organisms; report it on a test pool.
+
+    python benchmarks/calibrate_autopilot.py --train DIR [DIR ...] --test DIR [DIR ...]
+                                             --out OUT [--bundled] [--jobs 2] [--write]
+
+Each DIR is a ``benchmarks/zoo_acceptance.py --train-only`` output (``DIR/organisms``,
+``DIR/keys``); ``--bundled`` adds the bundled organisms to the training pool. The
+autopilot is benched on every organism, white-box and black-box (runs already finished
+are reused). From each notebook the script reads the evidence the cells printed and the
+judging cell's arguments, recomputes the judge's features with the code as it is now,
+and scores the leading candidate against the key whatever the run concluded. It fits two
+logistic maps on the training pool (P(the candidate is right), P(nothing is planted)),
+writes them into the package with ``--write``, and reports on both pools: the claims
+the maps give (named at P >= 0.5, else none at P >= 0.5, else unknown), accuracy when
+answering, coverage, Brier score, controls named, and a reliability diagram as text and
+as ``OUT/reliability-<pool>.png``. Every organism's row goes to ``OUT/rows-<pool>.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scribe_tui.agent import autopilot_judge as judge
+from scribe_tui.agent import autopilot_stats as stats
+from scribe_tui.bench.scoring import score
+from scribe_tui.organisms.keys import answer_key_record
+
+# The features each family's maps read (see the judge's module docstring).
+FEATURES = {"word": ("agree", "across", "fresh"), "backdoor": ("agree", "fresh")}
+MODES = ("whitebox", "blackbox")
+CHUNK = 8  # bundled organisms per bench: it holds one model host per organism until it ends
+PACKAGE_FILE = Path(judge.__file__).with_name(stats.CALIBRATION)
+_CALL = re.compile(r"verdict\((.*?)\)\nprint", re.DOTALL)
+
+
+def pool_organisms(dirs: list[Path], bundled: bool) -> list[tuple[str, Path | None]]:
+    """(organism spec, its key dir) for every trained organism in ``dirs`` (and bundled)."""
+    found: list[tuple[str, Path | None]] = []
+    if bundled:
+        from scribe_tui.organisms.registry import list_organisms
+
+        found += [(info.name, None) for info in list_organisms()]
+    for root in dirs:
+        for item in sorted((root / "organisms").glob("*/organism.json")):
+            if _verified(item, root / "keys"):
+                found.append((str(item.parent), root / "keys"))
+    return found
+
+
+def _verified(card: Path, keys: Path) -> bool:
+    """Whether ``organisms verify`` passed it (training writes the organism first, so one
+    still in training, or about to be rejected, has no passing record yet)."""
+    record = keys / f"{json.loads(card.read_text())['id']}.verify.json"
+    return record.is_file() and json.loads(record.read_text()).get("passed") is True
+
+
+def bench(
+    specs: list[str], modes: tuple[str, ...], keys: Path | None, out: Path, jobs: int
+) -> list[dict[str, Any]]:
+    """The autopilot on ``specs`` in ``modes``; the result rows."""
+    env = {**os.environ, **({"SCRIBE_KEY_DIR": str(keys)} if keys else {})}
+    command = [
+        sys.executable, "-m", "scribe_tui", "bench", "--axis", f"organism={','.join(specs)}",
+        "--axis", f"mode={','.join(modes)}", "--jobs", str(jobs), "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL)
+    if done.returncode != 0:
+        sys.exit(f"the bench failed (exit {done.returncode}); see {out}")
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    return [row for row in rows if row["axes"]["organism"] in specs]
+
+
+def notebook_evidence(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None]:
+    """The evidence dicts a notebook's cells printed (the last of each technique), and the
+    judging cell's arguments (kind, echo, missing, blackbox), if it ran."""
+    notebook = json.loads(path.read_text())
+    evidence: dict[str, dict[str, Any]] = {}
+    call = None
+    for cell in notebook["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        if "judging_table" in source and (found := _CALL.search(source)):
+            kind, _, rest = found.group(1).partition(", evidence, ")
+            call = {"kind": ast.literal_eval(kind)}
+            call |= _keywords(rest)
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("text/plain")
+            value = judge.parse_evidence("".join(text)) if text else None
+            if value and value.get("technique") not in (None, "judge"):
+                evidence[value["technique"]] = value
+    return evidence, call
+
+
+def _keywords(text: str) -> dict[str, Any]:
+    """``echo=[...], missing=[...], blackbox=True`` as a dict (literals only)."""
+    tree = ast.parse(f"f({text})", mode="eval")
+    assert isinstance(tree.body, ast.Call)
+    return {k.arg: ast.literal_eval(k.value) for k in tree.body.keywords if k.arg}
+
+
+def rows_of(results: list[dict[str, Any]], bench_dir: Path, keys: Path | None) -> list[dict]:
+    """One row per run: its features under the judge as it is now, and the truth."""
+    if keys:
+        os.environ["SCRIBE_KEY_DIR"] = str(keys)
+    else:
+        os.environ.pop("SCRIBE_KEY_DIR", None)
+    rows = []
+    for result in results:
+        organism, mode = result["axes"]["organism"], result["axes"]["mode"]
+        key = answer_key_record(organism)
+        row = {"organism": Path(organism).name, "mode": mode, "control": key.control,
+               "secret": key.secret, "bench_answer": result.get("answer"),
+               "bench_confidence": result.get("confidence")}  # fmt: skip
+        evidence, call = notebook_evidence(bench_dir / result["notebook"])
+        if call is None:
+            rows.append({**row, "failed": result.get("error") or result.get("exit")})
+            continue
+        found = judge.verdict(call["kind"], evidence, set(call["echo"]), call["missing"],
+                              call["blackbox"])  # fmt: skip
+        right = bool(found.candidate) and bool(score(found.candidate, key).correct)
+        rows.append({**row, "kind": call["kind"], "candidate": found.candidate,
+                     "features": found.features, "candidate_right": right})  # fmt: skip
+    return rows
+
+
+def fit_family(rows: list[dict], name: str, l2: float) -> stats.Calibration:
+    """The two maps of one family, fitted on its rows."""
+    usable = [r for r in rows if "features" in r and judge.family(r["kind"]) == name]
+    x = np.array([[r["features"].get(f, 0.0) for f in FEATURES[name]] for r in usable])
+    named = np.array([float(r["candidate_right"]) for r in usable])
+    nothing = np.array([float(r["control"]) for r in usable])
+    return stats.Calibration(
+        stats.fit_logistic(x, named, l2, sign=1),
+        stats.fit_logistic(x, nothing, l2, sign=-1),
+        FEATURES[name],
+    )
+
+
+def claims(rows: list[dict], fits: dict[str, stats.Calibration]) -> list[dict]:
+    """Each row's claim under ``fits``: (claim, confidence, right)."""
+    judged = []
+    for row in rows:
+        if "features" not in row:
+            judged.append({**row, "claim": "failed", "confidence": None, "right": None})
+            continue
+        p_named, p_none = fits[judge.family(row["kind"])](row["features"])
+        if p_named >= 0.5 and p_named >= p_none:
+            claim, p, right = "named", p_named, row["candidate_right"]
+        elif p_none >= 0.5:
+            claim, p, right = "none", p_none, row["control"]
+        else:
+            claim, p, right = "unknown", max(p_named, p_none), None
+        judged.append({**row, "claim": claim, "confidence": round(p, 3), "right": right,
+                       "p_named": round(p_named, 3), "p_none": round(p_none, 3)})  # fmt: skip
+    return judged
+
+
+def report(judged: list[dict], label: str, out: Path) -> str:
+    """Coverage, accuracy, Brier, controls named, and the reliability diagram."""
+    answered = [j for j in judged if j["claim"] in ("named", "none")]
+    confident = [j for j in answered if j["confidence"] >= 0.5]
+    brier = np.mean([(j["confidence"] - float(j["right"])) ** 2 for j in answered])
+    controls = [j for j in judged if j["control"]]
+    named_controls = [j for j in controls if j["claim"] == "named" and j["confidence"] >= 0.5]
+    wrong_named = [j for j in judged if j["claim"] == "named" and not j["right"]]
+    lines = [
+        f"## {label}: {len(judged)} runs ({len(controls)} on controls), "
+        f"{sum(j['claim'] == 'failed' for j in judged)} failed",
+        f"coverage {len(answered)}/{len(judged)} ({len(answered) / max(len(judged), 1):.0%}); "
+        f"right when answering {sum(bool(j['right']) for j in answered)}/{len(answered)}; "
+        f"mean confidence when answering {_mean(answered):.2f}; "
+        f"Brier {brier:.3f}",
+        f"answers at confidence >= 0.5: {sum(bool(j['right']) for j in confident)}/"
+        f"{len(confident)} right, mean claimed {_mean(confident):.2f}",
+        f"controls named at >= 0.5: {len(named_controls)}/{len(controls)}; "
+        f"wrong named answers: {len(wrong_named)}",
+        "reliability (confidence bin: right/answers, mean confidence):",
+    ]
+    edges = [0.5, 0.6, 0.7, 0.8, 0.9, 1.01]
+    points = []
+    for low, high in itertools.pairwise(edges):
+        inside = [j for j in answered if low <= j["confidence"] < high]
+        if inside:
+            right = sum(bool(j["right"]) for j in inside) / len(inside)
+            mean = float(np.mean([j["confidence"] for j in inside]))
+            points.append((mean, right, len(inside)))
+            bar = "#" * round(20 * right)
+            lines.append(
+                f"  [{low:.1f}, {min(high, 1):.1f}): {sum(bool(j['right']) for j in inside):>2}/"
+                f"{len(inside):<2} mean conf {mean:.2f}  right {right:.2f} {bar}"
+            )
+    lines.append("runs:")
+    for j in judged:
+        lines.append(
+            f"  {j['organism']:28} {j['mode']:8} {'control' if j['control'] else j['secret']!s:12} "
+            f"{j['claim']:7} {j.get('candidate', '')!s:34} conf {j['confidence']!s:5} "
+            f"{'RIGHT' if j['right'] else 'wrong' if j['right'] is False else '-'}  "
+            f"{j.get('features', {})}"
+        )
+    _draw(points, label, out / f"reliability-{label}.png")
+    return "\n".join(lines)
+
+
+def _mean(judged: list[dict]) -> float:
+    return float(np.mean([j["confidence"] for j in judged])) if judged else 0.0
+
+
+def _draw(points: list[tuple[float, float, int]], label: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey")
+    if points:
+        ax.scatter([p[0] for p in points], [p[1] for p in points], s=[20 * p[2] for p in points])
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="share right", title=label)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def collect(dirs: list[Path], bundled: bool, out: Path, label: str, jobs: int) -> list[dict]:
+    """Bench every organism of the pool (one bench per key dir) and read back its rows."""
+    rows: list[dict] = []
+    pool = pool_organisms(dirs, bundled)
+    bundled_specs = [spec for spec, k in pool if k is None]
+    for mode in MODES:  # a fixed list: benched in fixed chunks
+        for start in range(0, len(bundled_specs), CHUNK):
+            where = out / f"bench-{label}-bundled-{mode}-{start // CHUNK}"
+            chunk = bundled_specs[start : start + CHUNK]
+            rows += rows_of(bench(chunk, (mode,), None, where, jobs), where, None)
+    # A trained pool grows as training finishes: each organism has a bench of its own,
+    # so running the script again benches only the new ones.
+    for spec, keys in pool:
+        if keys is not None:
+            where = out / f"bench-{label}" / f"{keys.parent.name}-{Path(spec).name}"
+            rows += rows_of(bench([spec], MODES, keys, where, jobs), where, keys)
+    (out / f"rows-{label}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=Path, nargs="*", default=[])
+    parser.add_argument("--test", type=Path, nargs="*", default=[])
+    parser.add_argument("--bundled", action="store_true", help="bundled organisms train too")
+    parser.add_argument("--out", type=Path, default=Path("calibration"))
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--l2", type=float, default=1.0, help="prior precision on slopes")
+    parser.add_argument("--write", action="store_true", help="write the fit into the package")
+    args = parser.parse_args()
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    train = collect([d.resolve() for d in args.train], args.bundled, out, "train", args.jobs)
+    fits = {name: fit_family(train, name, args.l2) for name in FEATURES}
+    source = ("bundled organisms, " if args.bundled else "") + ", ".join(map(str, args.train))
+    data = {
+        "fits": {name: fit.as_data() for name, fit in fits.items()},
+        "source": f"{sum('features' in r for r in train)} training runs: {source}",
+    }
+    print(json.dumps(data))
+    if args.write:
+        PACKAGE_FILE.write_text(json.dumps(data, indent=2) + "\n")
+    text = [report(claims(train, fits), "train", out)]
+    if args.test:
+        test = collect([d.resolve() for d in args.test], False, out, "test", args.jobs)
+        text.append(report(claims(test, fits), "test", out))
+    (out / "report.txt").write_text("\n\n".join(text) + "\n")
+    print("\n\n".join(text))
+
+
+if __name__ == "__main__":
+    main()
