@@ -80,9 +80,8 @@ def direct_logit_attribution(
         """Direct logit attribution of residual writes ``[n, dim]``."""
         return (final.apply(vectors) * direction).sum(-1)
 
-    unembedding_bias = getattr(parts.unembedding, "bias", None)
-    unembedding_bias = unembedding_bias.detach() if unembedding_bias is not None else None
     biases = float((final.bias * direction).sum())
+    unembedding_bias = getattr(parts.unembedding, "bias", None)
     if unembedding_bias is not None:
         biases += float(unembedding_bias[target_id]) - (
             float(unembedding_bias[foil_id]) if foil_id is not None else 0.0
