@@ -198,7 +198,7 @@ def path_patching(
     source = plan.resolve(sender)[0]
     names = [receivers] if isinstance(receivers, str) else list(receivers)
     to_logits = any(r.strip().lower() == "logits" for r in names)
-    targets = plan.resolve([r for r in names if r.strip().lower() != "logits"] or [])
+    targets = plan.resolve([r for r in names if r.strip().lower() != "logits"])
     if not targets and not to_logits:
         raise ValueError("no receivers")
     if any(t.layer <= source.layer for t in targets):
