@@ -37,7 +37,10 @@ from scribe_tui.bench.scoring import score
 from scribe_tui.organisms.keys import answer_key_record
 
 # The features each family's maps read (see the judge's module docstring).
-FEATURES = {"word": ("agree", "across", "fresh"), "backdoor": ("agree", "fresh")}
+FEATURES = {
+    "word": ("agree", "across", "fresh_base", "fresh_lead"),
+    "backdoor": ("agree", "fresh"),
+}
 MODES = ("whitebox", "blackbox")
 CHUNK = 8  # bundled organisms per bench: it holds one model host per organism until it ends
 PACKAGE_FILE = Path(judge.__file__).with_name(stats.CALIBRATION)

@@ -364,7 +364,7 @@ def test_a_consistent_word_is_named_and_a_wandering_control_never_is() -> None:
     planted = word_evidence([[("moon", 0.5), (w, 0.1)] for w in words], MOON_LLR)
     found = verdict("taboo", planted)
     assert found.answer == "moon" and found.confidence >= 0.5
-    assert found.features["agree"] > 3 and found.features["fresh"] > 2
+    assert found.features["agree"] > 3 and found.features["fresh_base"] > 2
     control = word_evidence(
         [[(w, 0.5), (v, 0.1)] for w, v in zip(words, words[1:] + words[:1], strict=True)],
         {"harp": [0.3, -0.2, 0.1, -0.4, 0.2, -0.1, -0.3, 0.1]},

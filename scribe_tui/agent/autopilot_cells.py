@@ -58,9 +58,9 @@ def reread_cell() -> str:
 def votes_figure_cell(words: list[str], votes: dict[str, dict[str, float]]) -> str:
     """A bar chart of the votes per family (``votes``: family -> word -> share)."""
     return (
-        "# The votes per family, as the cells above printed them: each family's share of its\n"
-        "# own top five, for the words that scored most. A planted secret leads in several\n"
-        "# independent families; one tall bar alone is one family's opinion.\n"
+        "# The votes per technique, as the cells above printed them: the share of its prompt\n"
+        "# sets that put each word first. A planted secret leads in several independent\n"
+        "# techniques; one tall bar alone is one technique's opinion.\n"
         "import matplotlib.pyplot as plt\n\n"
         f"words = {_lit(words)}\n"
         "votes = {\n"
@@ -72,7 +72,7 @@ def votes_figure_cell(words: list[str], votes: dict[str, dict[str, float]]) -> s
         "    ax.bar([x + i * width for x in range(len(words))],\n"
         "           [shares.get(w, 0.0) for w in words], width, label=family)\n"
         "ax.set_xticks([x + width * (len(votes) - 1) / 2 for x in range(len(words))], words)\n"
-        'ax.set_ylabel("share of the family\'s top five")\n'
+        'ax.set_ylabel("share of its prompt sets led")\n'
         "ax.legend(fontsize=8)\n"
         "plt.show()\n"
     )
@@ -428,9 +428,9 @@ def falsify_cell(
         else ""
     )
     return (
-        "# Falsification: do the findings replicate on questions I have not used? The\n"
-        "# favourite must lead again in what the model says: whole-word log-probability,\n"
-        "# and with a base model the same gain over it as in the diff.\n"
+        "# Falsification: do the findings replicate on questions I have not used? For each\n"
+        "# favourite, whole-word log-probability per prompt, and with a base model its\n"
+        "# log-likelihood ratio against the base per prompt (the judge's sign test).\n"
         "import math\n\n"
         "from scribe_tui.techniques import word_probs\n\n"
         f"candidates = {_lit(candidates)}\n"

@@ -173,17 +173,17 @@ def family_votes(
     return words, votes
 
 
-def fresh_test(word: str, found: dict[str, Any] | None) -> tuple[int, int, float, float, str]:
+def fresh_test(word: str, found: dict[str, Any] | None) -> tuple[int, int, float, float, str, str]:
     """The sign test on the fresh prompts for ``word``: (positive prompts, prompts, p,
-    mean difference, what was compared). With a base model the difference is the word's
-    log-likelihood ratio against it; without, the word's log share of the samples less
-    the best other candidate's."""
+    mean difference, what was compared, the feature's name). With a base model the
+    difference is the word's log-likelihood ratio against it ("fresh_base"); without,
+    the word's log share of the samples less the best other candidate's ("fresh_lead")."""
     found = found or {}
     llr = {str(w).lower(): v for w, v in (found.get("llr") or {}).items()}
     counts = {str(w).lower(): v for w, v in (found.get("counts") or {}).items()}
     if word in llr:
         diffs = [float(d) for d in llr[word]]
-        against = "its log-likelihood ratio against the base model"
+        against, name = "log-likelihood ratio over the base model", "fresh_base"
     elif word in counts:
         total = float(found.get("samples") or 1)
 
@@ -195,12 +195,12 @@ def fresh_test(word: str, found: dict[str, Any] | None) -> tuple[int, int, float
             log_share(k) - max((log_share(o[i]) for o in others), default=log_share(0))
             for i, k in enumerate(counts[word])
         ]
-        against = "its share of the samples over the next candidate's"
+        against, name = "share of samples over the next candidate's", "fresh_lead"
     else:
-        return 0, 0, 1.0, 0.0, "not measured on fresh prompts"
+        return 0, 0, 1.0, 0.0, "not measured on fresh prompts", "fresh_base"
     k, n, p = stats.sign_test(diffs)
     mean = sum(diffs) / len(diffs) if diffs else 0.0
-    return k, n, p, mean, against
+    return k, n, p, mean, against, name
 
 
 def word_features(
@@ -212,7 +212,7 @@ def word_features(
     # Techniques share no inputs with each other (prompt sets of one technique may share
     # its openings): the same test with one ranking per technique, its sets' leaders.
     across = stats.agreement(_by_technique(found), agreed.word)
-    k, n, p, mean, against = fresh_test(agreed.word, evidence.get("falsify"))
+    k, n, p, mean, against, fresh = fresh_test(agreed.word, evidence.get("falsify"))
     by = Counter(t for t, words in found if words[0] == agreed.word)
     of = Counter(t for t, _ in found)
     per = ", ".join(f"{t} {by[t]}/{of[t]}" for t in of)
@@ -225,7 +225,7 @@ def word_features(
     features = {
         "agree": round(stats.strength(agreed.p), 3),
         "across": round(stats.strength(across.p) if agreed.word else 0.0, 3),
-        "fresh": round(stats.strength(p) if agreed.word else 0.0, 3),
+        fresh: round(stats.strength(p) if agreed.word else 0.0, 3),
         "share": round(agreed.count / agreed.probes, 3) if agreed.probes else 0.0,
         "effect": round(max(-3.0, min(3.0, mean)), 3),
     }
@@ -270,8 +270,6 @@ def verdict(
             return Verdict("unknown", 0.1, f"too little measured to judge ({ran})", {}, leader)
     if not features:  # a backdoor not yet falsified, or nothing scanned
         return Verdict("unknown", 0.1, account, {"scan": leader} if leader else {}, leader)
-    features["blackbox"] = float(blackbox)
-    features["backdoor"] = float(kind == "backdoor")
     fit = stats.load_calibration()[family(kind)]
     p_named, p_none = (round(p, 2) for p in fit(features))
     lost = f"; not measured: {', '.join(sorted(missing))}" if missing else ""
