@@ -89,6 +89,11 @@ class RunSettings:
     """Keep TCP open for sealed processes (``--allow-network``); closed where Landlock can."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Limits given on the command line: a resumed run keeps its own config except these."""
+    brief: str = ""
+    """More for the agent after the task (an investigator's opening strategy, the
+    aggregator's claims); the notebook's ``task`` stays the task."""
+    notebook_meta: dict[str, Any] = field(default_factory=dict)
+    """Extra ``metadata.scribe`` fields (an investigator's id, an aggregate's members)."""
 
 
 def choose_agent(requested: str | None) -> tuple[str, str]:
@@ -212,6 +217,7 @@ def notebook_tools(
         "mode": s.mode,
         "agent": s.agent,
         "sandbox": sandbox.to_dict(),
+        **s.notebook_meta,
     }
     if receipt is not None:
         metadata["receipt"] = receipt
@@ -330,6 +336,8 @@ class Workbench:
             about = subject_briefing(s.model)
             if about:
                 task = f"{task}\n\nWhat you are told about the subject model: {about}"
+            if s.brief:
+                task = f"{task}\n\n{s.brief}"
             self.investigation = Investigation(task, self.provider, self._tools, config=config)
         self.investigation.sandbox = sandbox.label
         self.investigation.subscribe(self._note_stop)

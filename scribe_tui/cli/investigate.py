@@ -32,10 +32,12 @@ INVESTIGATE_EXAMPLES = """examples:
   scribe-tui investigate "find the secret" --auto               # headless, prints the answer
   scribe-tui investigate "find the secret belief" --model organism:belief --name belief-1
   scribe-tui investigate "find the secret" --agent claude --max-cost 2 --device cuda
+  scribe-tui investigate "find the secret" --auto --investigators 3   # one verdict from three
 """
 RESUME_EXAMPLES = """examples:
   scribe-tui resume notebooks/2026-11-21-06-00_find-the-secret.ipynb
   scribe-tui resume notebooks/2026-11-21-06-00_find-the-secret.ipynb --auto --max-turns 20
+  scribe-tui resume notebooks/2026-11-21-06-00_find-the-secret-x3 --auto   # an aggregate
 """
 
 
@@ -139,6 +141,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     investigate.add_argument(
         "--name", metavar="NAME", help="the notebook's name (default: from the task)"
     )
+    investigate.add_argument(
+        "--investigators",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N diversified investigations in parallel on one model host, then aggregate "
+        "their claims into one verdict (default 1; needs --auto)",
+    )
     add_run_options(investigate)
 
     resume = commands.add_parser(
@@ -148,7 +158,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         epilog=RESUME_EXAMPLES,
         formatter_class=formatter,
     )
-    resume.add_argument("notebook", type=Path, help="the notebook to continue")
+    resume.add_argument(
+        "notebook", type=Path, help="the notebook to continue (or an aggregate's folder)"
+    )
     resume.add_argument(
         "--model", metavar="ID", help="the subject model, if the notebook's was a local path"
     )
@@ -188,7 +200,14 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, config: Config) -> int:
     from scribe_tui.agent.launch import LaunchError, make_provider, sandbox_state
+    from scribe_tui.agent.parallel import find_manifest
 
+    investigators = getattr(args, "investigators", 1)
+    if investigators < 1:
+        raise UsageError(f"--investigators must be at least 1, got {investigators}")
+    manifest = find_manifest(args.notebook) if args.command == "resume" else None
+    if investigators > 1 or manifest is not None:
+        return _run_parallel(args, config, investigators, manifest)
     try:
         settings, reasons = build_settings(args, config)
     except LaunchError as exc:
@@ -225,6 +244,72 @@ def _run(args: argparse.Namespace, config: Config) -> int:
             return run_interactive(settings, provider)
         try:
             return asyncio.run(run_headless(settings, provider, json_events=args.json))
+        except LaunchError as exc:
+            print(f"scribe-tui: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+
+
+def _run_parallel(
+    args: argparse.Namespace, config: Config, investigators: int, manifest: Path | None
+) -> int:
+    """N investigators and an aggregator (``--investigators``), or an aggregate resumed."""
+    from scribe_tui.agent.launch import LaunchError, sandbox_state
+    from scribe_tui.agent.parallel import ParallelRun
+    from scribe_tui.cli.investigators import run_parallel_headless
+
+    if not args.auto:
+        raise UsageError(
+            "parallel investigators run headless for now: add --auto "
+            "(the TUI shows one investigation)"
+        )
+    if manifest is not None:
+        # The aggregate's task, model and agent come from its manifest; the flags give limits.
+        fresh = argparse.Namespace(
+            **{
+                **vars(args),
+                **{"command": "investigate", "task": "(aggregate)", "mode": None},
+                **{"notebooks_dir": None, "name": None},
+            }
+        )
+        settings, _ = build_settings(fresh, config)
+        try:
+            run = ParallelRun.reopen(manifest, settings, model=args.model)
+        except LaunchError as exc:
+            raise UsageError(str(exc)) from exc
+        settings = run.settings
+    else:
+        try:
+            settings, _ = build_settings(args, config)
+        except LaunchError as exc:
+            raise UsageError(str(exc)) from exc
+    from scribe_tui.paths import writable_folder
+
+    unwritable = writable_folder(settings.notebooks_dir, "notebooks", "choose another folder")
+    if unwritable:
+        raise UsageError(unwritable)
+    _check_local_model(settings.model)
+    if settings.agent == "claude":
+        from scribe_tui.agent.launch import make_provider
+
+        try:
+            make_provider(settings)  # fail fast on a missing API key
+        except LaunchError as exc:
+            raise UsageError(str(exc)) from exc
+    from scribe_tui.runtime.sandbox import set_non_dumpable
+
+    set_non_dumpable()
+    if manifest is None:
+        run = ParallelRun.create(settings, investigators)
+        manifest = run.folder / "aggregate.json"
+    print(
+        f"scribe-tui: {len(run.members)} investigators ({settings.agent}) on one host; "
+        f"model {settings.model}; mode {settings.mode}; "
+        f"{sandbox_state(settings.sandbox, settings.allow_network).label}; folder {run.folder}",
+        file=sys.stderr,
+    )
+    with _holding(manifest):
+        try:
+            return asyncio.run(run_parallel_headless(run, json_events=args.json))
         except LaunchError as exc:
             print(f"scribe-tui: {exc}", file=sys.stderr)
             return EXIT_FAILED

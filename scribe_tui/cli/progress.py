@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from typing import Any, TextIO
 
@@ -35,11 +36,24 @@ def _headline(source: str, width: int = 72) -> str:
 
 
 class ProgressPrinter:
-    """Turns events into terse progress lines; with ``json_out`` also writes every event."""
+    """Turns events into terse progress lines; with ``json_out`` also writes every event.
 
-    def __init__(self, err: TextIO, json_out: TextIO | None = None) -> None:
+    ``investigator`` (parallel investigators): its id prefixes every line and is an
+    ``investigator`` field of every JSON event; ``host_from`` is the printer that sees
+    the shared model host's snapshots.
+    """
+
+    def __init__(
+        self,
+        err: TextIO,
+        json_out: TextIO | None = None,
+        investigator: str | None = None,
+        host_from: ProgressPrinter | None = None,
+    ) -> None:
         self.err = err
         self.json_out = json_out
+        self.investigator = investigator
+        self.host_from = host_from
         self._started: dict[str, float] = {}
         self._sources: dict[str, str] = {}
         self._code_cells = 0
@@ -47,6 +61,8 @@ class ProgressPrinter:
         self._host: dict[str, object] = {}  # the host's fields, for the JSON status events
 
     def _say(self, text: str) -> None:
+        if self.investigator is not None:
+            text = f"[{self.investigator}] {text.lstrip()}"
         print(text, file=self.err, flush=True)
 
     def host(self, status: HostStatus) -> None:
@@ -62,8 +78,14 @@ class ProgressPrinter:
         if self.json_out is not None:
             # The loop knows the run, not the model host: its status events get the host's
             # state and device from the latest snapshot, as the TUI's status bar does.
-            shown = dataclasses.replace(event, **self._host) if isinstance(event, Status) else event
-            print(shown.to_json(), file=self.json_out, flush=True)
+            host = self.host_from._host if self.host_from is not None else self._host
+            shown = dataclasses.replace(event, **host) if isinstance(event, Status) else event
+            if self.investigator is None:
+                line = shown.to_json()
+            else:
+                fields = {"investigator": self.investigator, **shown.to_dict()}
+                line = json.dumps(fields, ensure_ascii=False, default=str)
+            print(line, file=self.json_out, flush=True)
         handler = getattr(self, f"_on_{event.type}", None)
         if handler is not None:
             handler(event)
