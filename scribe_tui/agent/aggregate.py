@@ -19,8 +19,9 @@ the autopilot aggregates by this rule, which its notebook states too:
        adjudication: the claims naming the other words are refuted and leave A(w).
     4. The verdict is the word w with S(w) > A(w), with confidence
        mean(p of the claims naming w) * S(w) / T, T the summed p of every vote.
-    5. Otherwise the verdict is `none` when most concluded investigators say `none`
-       (confidence mean(p of the none claims) * N / T, N their summed p), else `unknown`.
+    5. Otherwise the verdict is `none` when most votes (named or `none` claims) are
+       `none` (confidence mean(p of the none claims) * N / T, N their summed p), else
+       `unknown`.
 
 Why this confidence: investigators share the model, the techniques and often the
 same false lead, so their agreement is not independent evidence and must not
@@ -195,10 +196,9 @@ def decide(
                 f"(support {support:.2f} > against {against:.2f}){how}"
             )
             return Verdict(groups[word][0].answer or word, confidence, reason, tuple(words))
-    concluded = [c for c in claims if c.claim is not None]
-    if nones and len(nones) * 2 > len(concluded):
+    if nones and len(nones) * 2 > len(votes):
         confidence = round(none_mass / len(nones) * none_mass / total, 3)
-        reason = f"{len(nones)} of {len(concluded)} concluded investigators found nothing{how}"
+        reason = f"{len(nones)} of {len(votes)} votes found nothing planted{how}"
         return Verdict("none", confidence, reason, tuple(words))
     if not votes:
         reason = "no investigator concluded with a named answer or none"
