@@ -5,6 +5,7 @@
     organism = ["taboo", "belief", "organisms/*"]
     mode = ["whitebox"]
     methodology = ["on", "off"]
+    investigators = [1, 5]   # parallel investigators per run, aggregated into one verdict
 
     [run]
     repeat = 3
@@ -43,6 +44,7 @@ AXES = (
     "max_cost",
     "max_minutes",
     "seed",
+    "investigators",
 )
 DEFAULTS: dict[str, list[Any]] = {
     "agent": ["autopilot"],
@@ -51,9 +53,10 @@ DEFAULTS: dict[str, list[Any]] = {
     "methodology": ["on"],
     "checkpoint_every": [10],
     "seed": [0],
+    "investigators": [1],
 }
 RUN_KEYS = ("repeat", "jobs", "out", "backend", "gpu", "unscored")
-_INTS = ("checkpoint_every", "max_turns", "seed")
+_INTS = ("checkpoint_every", "max_turns", "seed", "investigators")
 _FLOATS = ("max_cost", "max_minutes")
 
 
@@ -80,8 +83,11 @@ class RunSpec:
         directory appears by its kind, never by its (possibly telling) name.
         """
         values = dict(self.axes)
+        # An axis added later enters the digest only off its default, so the runs of
+        # benches made before it keep their ids (and resume).
+        hashed = {k: v for k, v in values.items() if (k, v) != ("investigators", 1)}
         digest = hashlib.sha256(
-            json.dumps([values, self.repeat], sort_keys=True).encode()
+            json.dumps([hashed, self.repeat], sort_keys=True).encode()
         ).hexdigest()[:6]
         named = ("agent", "organism", "mode")  # values that say which axis they are
         parts = [values["agent"], organism_label(values["organism"]), values["mode"]]

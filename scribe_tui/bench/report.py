@@ -311,6 +311,32 @@ def _reliability_table(bins: list[ReliabilityBin]) -> list[str]:
     return lines
 
 
+def _cost_table(rows: Sequence[dict], by: Sequence[str]) -> list[str]:
+    """Cost and wall time per verdict in each cell: what N investigators cost against one."""
+    import statistics
+
+    cells: dict[tuple, list[dict]] = {}
+    for row in rows:
+        cells.setdefault(tuple(row["axes"].get(name) for name in by), []).append(row)
+    lines = [
+        "## Cost and time per verdict",
+        "",
+        "A verdict is one run's answer: with investigators > 1, the aggregate of all of them.",
+        "",
+        "| " + " | ".join([*by, "verdicts", "mean cost $", "median wall s"]) + " |",
+        "| " + " | ".join(["---"] * len(by) + ["---:"] * 3) + " |",
+    ]
+    for values in sorted(cells, key=lambda key: [str(v) for v in key]):
+        group = cells[values]
+        costs = [float(r.get("cost_usd") or 0.0) for r in group]
+        walls = [float(r["wall_s"]) for r in group if isinstance(r.get("wall_s"), (int, float))]
+        wall = f"{statistics.median(walls):.1f}" if walls else "-"
+        shown = [_md(value) for value in values]
+        shown += [str(len(group)), f"{statistics.mean(costs):.4f}", wall]
+        lines.append("| " + " | ".join(shown) + " |")
+    return [*lines, ""]
+
+
 def write_report(directory: Path, by: Sequence[str] | None = None) -> Path:
     """Write ``directory/report.md`` and ``report.png`` from the results; returns report.md.
 
@@ -364,6 +390,7 @@ def write_report(directory: Path, by: Sequence[str] | None = None) -> Path:
         "",
         *_reliability_table(bins),
         "",
+        *_cost_table(rows, by),
         "## Runs",
         "",
         *(_run_line(row, shown) for row in rows),

@@ -104,6 +104,18 @@ class BenchRunner:
         row: BenchEvent = {"run_id": run.run_id, "axes": run.to_dict(), "error": None}
         try:
             host = await self._host_for(run)
+            if (run["investigators"] or 1) > 1:
+                from scribe_tui.bench.parallel_runs import aggregate_fields
+
+                folder = self.out / "runs" / run.run_id
+                found = await aggregate_fields(
+                    self._settings(run), run["investigators"], folder, self.out, host
+                )
+                if found is None:
+                    return None
+                row.update(found)
+                row["wall_s"] = round(time.monotonic() - started, 2)
+                return score_row(run, row, scored=self.scored)
             bench = await Workbench.open(self._settings(run), host=host)
             try:
                 assert bench.investigation is not None and bench.sandbox is not None
