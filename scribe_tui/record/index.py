@@ -52,6 +52,8 @@ class NotebookEntry:
     forked_from: str = ""
     forked_at: int | None = None
     mode: str = "local"
+    investigator: str = ""
+    """Its id when it is one of an aggregate's parallel investigators (listed under it)."""
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "path": str(self.path)}
@@ -112,6 +114,7 @@ def read_entry(path: Path, scores: dict[Path, str] | None = None) -> NotebookEnt
     conclusion = scribe.get("conclusion") if isinstance(scribe.get("conclusion"), dict) else {}
     confidence = conclusion.get("confidence")
     task = str(scribe.get("task", ""))
+    member = scribe.get("investigator")
     return NotebookEntry(
         path=path,
         title=str(scribe.get("experiment") or task or path.stem),
@@ -130,6 +133,7 @@ def read_entry(path: Path, scores: dict[Path, str] | None = None) -> NotebookEnt
         forked_from=str(scribe.get("forked_from", "")),
         forked_at=scribe.get("forked_at") if isinstance(scribe.get("forked_at"), int) else None,
         mode=str(scribe.get("mode") or "local"),
+        investigator=str(member.get("id", "")) if isinstance(member, dict) else "",
     )
 
 
@@ -227,7 +231,30 @@ def read_entries(
             continue
         entries.append(entry)
     entries.sort(key=lambda e: (e.created, str(e.path)), reverse=True)
-    return entries, sorted(unreadable)
+    return _nested(entries), sorted(unreadable)
+
+
+def _nested(entries: list[NotebookEntry]) -> list[NotebookEntry]:
+    """Each aggregate's investigators right under it (``folder/iN/*.ipynb`` under
+    ``folder/*.ipynb``), in investigator order; the rest as they were."""
+    members: dict[Path, list[NotebookEntry]] = {}
+    for entry in entries:
+        if entry.investigator:
+            members.setdefault(entry.path.parent.parent.resolve(), []).append(entry)
+    ordered: list[NotebookEntry] = []
+    for entry in entries:
+        if entry.investigator and entry.path.parent.parent.resolve() in _aggregates(entries):
+            continue  # listed under its aggregate
+        ordered.append(entry)
+        if not entry.investigator:
+            found = members.get(entry.path.parent.resolve(), [])
+            ordered += sorted(found, key=lambda e: (len(e.investigator), e.investigator))
+    return ordered
+
+
+def _aggregates(entries: list[NotebookEntry]) -> set[Path]:
+    """The folders of the listed aggregate notebooks (those with investigators below)."""
+    return {e.path.parent.resolve() for e in entries if not e.investigator}
 
 
 def format_line(entry: NotebookEntry) -> str:
@@ -235,7 +262,8 @@ def format_line(entry: NotebookEntry) -> str:
     answer = f" → {entry.answer}" if entry.answer else ""
     score = f" ({entry.score})" if entry.score else ""
     mode = "" if entry.mode == "local" else f" · {entry.mode}"
-    return (
+    nested = f"  └ {entry.investigator}: " if entry.investigator else ""
+    return nested + (
         f"{entry.path}  [{entry.status}] {entry.task!r} · {entry.model}{mode} · {entry.agent} · "
         f"{entry.cells} cells{answer}{score}"
     )
@@ -256,9 +284,10 @@ def index_markdown(folder: Path, entries: Iterable[NotebookEntry]) -> str:
         if entry.forked_from:
             at = f" at [{entry.forked_at}]" if entry.forked_at else ""
             investigation += f" · fork of {Path(entry.forked_from).name}{at}"
-        rows.append(
-            f"| [{_cell(entry.title)}]({link}) | {_cell(investigation)} | {_cell(entry.finding)} |"
-        )
+        title = f"[{_cell(entry.title)}]({link})"
+        if entry.investigator:
+            title = f"↳ {entry.investigator}: {title}"
+        rows.append(f"| {title} | {_cell(investigation)} | {_cell(entry.finding)} |")
     body = "\n".join(rows) if rows else "| (none yet) | | |"
     return (
         "# Notebook index\n\n"
