@@ -151,3 +151,27 @@ def test_find_manifest_names_an_aggregate_not_its_investigators(tmp_path: Path) 
     assert find_manifest(tmp_path) == tmp_path / "aggregate.json"
     assert find_manifest(top) == tmp_path / "aggregate.json"
     assert find_manifest(sub) is None
+
+
+def test_list_nests_the_investigators_under_their_aggregate(tmp_path: Path) -> None:
+    from scribe_tui.record.index import format_line, index_markdown, read_entries
+
+    def notebook(path: Path, created: str, **scribe: Any) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"task": "find it", "model": "organism:taboo", "status": "concluded"}
+        path.write_text(
+            json.dumps({"metadata": {"scribe": {**meta, **scribe, "created": created}}})
+        )
+
+    folder = tmp_path / "run-x2"
+    notebook(tmp_path / "older.ipynb", "2026-01-01T00:00")
+    notebook(folder / "i2" / "b.ipynb", "2026-01-02T00:01", investigator={"id": "i2"})
+    notebook(folder / "i1" / "a.ipynb", "2026-01-02T00:02", investigator={"id": "i1"})
+    notebook(folder / "agg.ipynb", "2026-01-02T00:03", aggregate={"investigators": {}})
+    notebook(tmp_path / "newest.ipynb", "2026-01-03T00:00")
+    entries, _ = read_entries(tmp_path)
+    assert [e.path.name for e in entries] == [
+        "newest.ipynb", "agg.ipynb", "a.ipynb", "b.ipynb", "older.ipynb",
+    ]  # fmt: skip
+    assert format_line(entries[2]).startswith("  └ i1: ")
+    assert "| ↳ i2: [" in index_markdown(tmp_path, entries)
