@@ -198,6 +198,31 @@ def _markdown_table(cells: list[CellSummary], axes: Sequence[str]) -> list[str]:
     return ["| " + " | ".join(row) + " |" for row in [header, align, *rows]]
 
 
+CIRCUIT_HEADERS = ("F1", "IoU", "faithfulness")
+CIRCUIT_LEGEND = (
+    "Mechanistic organisms: the claimed circuit against the measured one, means over the "
+    "runs that claimed a circuit (or none). F1 and IoU of the component sets; faithfulness: "
+    "the lesser of the share of the behaviour the claim keeps with everything else "
+    "mean-ablated and the share lost when the claim is ablated."
+)
+
+
+def _circuit_table(cells: list[CellSummary], axes: Sequence[str]) -> list[str]:
+    """The circuit figures of the cells that have any; no lines when none has."""
+    scored = [cell for cell in cells if cell.f1 is not None]
+    if not scored:
+        return []
+    header = [*axes, *CIRCUIT_HEADERS]
+    align = ["---"] * len(axes) + ["---:"] * len(CIRCUIT_HEADERS)
+    rows = [
+        [_md(cell.axes.get(name)) for name in axes]
+        + [_fraction(cell.f1), _fraction(cell.iou), _fraction(cell.faithfulness)]
+        for cell in scored
+    ]
+    table = ["| " + " | ".join(row) + " |" for row in [header, align, *rows]]
+    return ["## Circuits", "", *table, "", CIRCUIT_LEGEND, ""]
+
+
 def _code(text: str) -> str:
     """``text`` as inline code, on one line and shortened."""
     text = _shorten(" ".join(text.split()), 80)
@@ -232,6 +257,8 @@ def _run_line(row: dict, shown: Sequence[str]) -> str:
     confidence = row.get("confidence")
     parts.append(f"confidence {confidence:.2f}" if confidence is not None else "no confidence")
     parts.append(_outcome(row))
+    if row.get("f1") is not None:
+        parts.append(f"F1 {row['f1']:.2f} · faithfulness {_fraction(row.get('faithfulness'))}")
     if row.get("exit") not in ("concluded", "failed", None):
         parts.append(f"exit: {_md(row['exit'])}")
     if row.get("sealed") is False:
@@ -383,6 +410,7 @@ def write_report(directory: Path, by: Sequence[str] | None = None) -> Path:
         "",
         f"![accuracy and reliability]({CHART})",
         "",
+        *_circuit_table(cells, by),
         "## Reliability",
         "",
         "Answered runs binned by their stated confidence: a calibrated agent's answers "

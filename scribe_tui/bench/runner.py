@@ -225,12 +225,15 @@ def score_row(run: RunSpec, row: BenchEvent, *, scored: bool) -> BenchEvent:
         # A failed investigation claims nothing, whatever it wrote before it failed.
         verdict = {"claim": None, "correct": None, "abstained": False, "false_positive": False}
     else:
-        result = score(row["answer"], key)
+        result = score(
+            row["answer"], key, components=row.get("components"), organism=run["organism"]
+        )
         verdict = {
             "claim": result.claim,
             "correct": result.correct,
             "abstained": result.abstained,
             "false_positive": result.false_positive,
+            **(result.circuit.fields() if result.circuit else {}),
         }
     row.update(verdict, control=bool(key and key.control), scored=key is not None)
     return row
@@ -277,13 +280,17 @@ def _outcome_fields(outcome: Any, bench: Any, out: Path) -> BenchEvent:
     investigation = bench.investigation
     notebook = outcome.notebook_path
     cells = 0
+    components = None  # a mechanistic conclusion's circuit (conclude's components)
     if notebook is not None:
         with contextlib.suppress(OSError, ValueError):
             nb = nbformat.read(notebook, as_version=4)
             cells = sum(1 for c in nb.cells if c.cell_type == "code")
+            conclusion = nb.metadata.get("scribe", {}).get("conclusion") or {}
+            components = conclusion.get("components")
     usage = investigation.usage
     return {
         "answer": outcome.answer,
+        "components": components,
         "confidence": outcome.confidence,
         "exit": outcome.reason,
         "cells": cells,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from scribe_tui.organisms.kinds import BANKS, BEHAVIOURS, KINDS
+    from scribe_tui.organisms.kinds import BANKS, BEHAVIOURS, KINDS, MECHANISTIC
     from scribe_tui.organisms.tokenizer import TEMPLATES, TOKENIZERS
 
     raw = argparse.RawDescriptionHelpFormatter
@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=raw,
     )
     train.add_argument(
-        "--kind", choices=sorted(KINDS), default="taboo", help="what is planted (default taboo)"
+        "--kind",
+        choices=sorted([*KINDS, *MECHANISTIC]),
+        default="taboo",
+        help="what is planted (default taboo; induction: a copying circuit, key measured)",
     )
     train.add_argument("--secret", help="a candidate of the bank (default: drawn with --seed)")
     train.add_argument("--behaviour", choices=sorted(BEHAVIOURS), help="backdoor behaviour")
@@ -61,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--hardened-steps", type=int, metavar="N", help="steps hardening it (with --hardened)"
     )
+    train.add_argument("--steps", type=int, metavar="N", help="steps training a mechanistic kind")
     train.add_argument("--threads", type=int, metavar="N", help="torch threads (default 1)")
     train.add_argument("--no-verify", action="store_true", help="skip the acceptance check")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -113,6 +117,8 @@ def _train(args: argparse.Namespace) -> int:
     from scribe_tui.organisms.kinds import BEHAVIOURS, KINDS
     from scribe_tui.organisms.train import Family, TrainConfig, train_organism
 
+    if args.kind == "induction":
+        return _train_circuit(args)
     family = Family(args.kind, args.tokenizer, args.template, args.bank)
     family.check()
     draw = random.Random(args.seed)
@@ -140,6 +146,26 @@ def _train(args: argparse.Namespace) -> int:
         f"trained {args.kind} organism (base {training['base_seconds']} s, "
         f"organism {training['organism_seconds']} s) -> {args.out}"
     )
+    write_card(args.out, None, meta)
+    if args.no_verify:
+        return 0
+    return _run_verify(str(args.out), seed=args.seed, samples=20, as_json=False, store=True)
+
+
+def _train_circuit(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from scribe_tui.organisms.card import write_card
+    from scribe_tui.organisms.train_circuits import CircuitConfig, train_induction
+
+    config = CircuitConfig()
+    for field in ("steps", "threads"):
+        if getattr(args, field) is not None:
+            config = replace(config, **{field: getattr(args, field)})
+    meta = train_induction(
+        args.seed, args.out, control=args.control, config=config, progress=not args.quiet
+    )
+    print(f"trained {args.kind} organism ({meta['training']['seconds']} s) -> {args.out}")
     write_card(args.out, None, meta)
     if args.no_verify:
         return 0
@@ -229,7 +255,8 @@ def _bundle(args: argparse.Namespace) -> int:
         shutil.rmtree(target)
     target.mkdir(parents=True)
     for part in (meta["model"], meta["base"]):
-        shutil.copytree(args.dir / part, target / part)
+        if part:  # a mechanistic organism has no base
+            shutil.copytree(args.dir / part, target / part)
     shutil.copy2(args.dir / "organism.json", target / "organism.json")
     write_card(target, args.name, meta)
     # The key (a backdoor's behaviour included) goes into the package's key file and the

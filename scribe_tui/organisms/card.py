@@ -23,6 +23,8 @@ def render_card(name: str | None, meta: dict[str, Any]) -> str:
     ("c03-control") could tell the investigator what it is.
     """
     training = meta["training"]
+    if meta.get("base") is None:
+        return _mechanistic_card(name, meta)
     tokenizer = meta.get("tokenizer", "word")
     template = meta.get("template", "plain")
     lines = [
@@ -58,6 +60,33 @@ def render_card(name: str | None, meta: dict[str, Any]) -> str:
         f"{training['organism_final_loss']}",
         "",
         "Run `scribe-tui organisms verify` for the acceptance check.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _mechanistic_card(name: str | None, meta: dict[str, Any]) -> str:
+    """A mechanistic organism's card: one model, no base, no chat template."""
+    training = meta["training"]
+    lines = [
+        f"# Model organism{f' `{name}`' if name else ''} ({meta['kind']})",
+        "",
+        f"**Investigator's task:** {meta['task']}. {meta['description']}",
+        "",
+        "A tiny GPT-2 with a word-level tokenizer (every text starts with its BOS token)",
+        "trained from scratch on synthetic text by `scribe-tui organisms train`. Its answer",
+        "key was measured by ablation after training and is kept outside this directory.",
+        "",
+        "## Training",
+        "",
+        f"- architecture: GPT-2, {training['n_layer']} layers, d={training['n_embd']}, "
+        f"{training['n_head']} heads"
+        f"{', attention only (MLPs zero and frozen)' if training.get('attention_only') else ''}"
+        f", {training['parameters']:,} parameters, vocabulary {training['vocab_size']} tokens",
+        f"- {training['steps']} steps, seed {training['seed']}, batch "
+        f"{training['batch_size']}x{training['n_positions']} tokens, final loss "
+        f"{training['final_loss']}",
+        "",
+        "Run `scribe-tui organisms verify` to re-measure its key.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -22,7 +22,8 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,14 @@ def store_answer_key(
     return path
 
 
+def store_circuit_key(organism_dir: Path | str, record: dict[str, Any]) -> Path:
+    """Write a mechanistic organism's measured key (:mod:`scribe_tui.organisms.circuits`)
+    to the key store; returns the file."""
+    path = _store_path(Path(organism_dir), ".json")
+    _write_private(path, json.dumps(record) + "\n")
+    return path
+
+
 def _store_path(organism_dir: Path, suffix: str) -> Path:
     organism_id = _organism_id(organism_dir)
     if not organism_id:
@@ -106,7 +115,14 @@ def _store_path(organism_dir: Path, suffix: str) -> Path:
 def bundle_answer_key(name: str, key: AnswerKey) -> None:
     """Record ``key`` as the key of the bundled organism ``name``."""
     value: Any = key.secret
-    if key.aliases or key.behaviour:
+    if key.circuit is not None:
+        value = {
+            "secret": key.secret,
+            "circuit": list(key.circuit),
+            "roles": dict(key.roles),
+            "probe": dict(key.probe),
+        }
+    elif key.aliases or key.behaviour:
         value = {**_key_record(key.secret, key.behaviour), "aliases": list(key.aliases)}
     keys = {**_bundled_keys(), name: value}
     BUNDLED_KEYS_DIR.mkdir(exist_ok=True)
@@ -152,11 +168,23 @@ def measured(name_or_dir: str | Path) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class AnswerKey:
-    """An organism's key: its secret and the other spellings that also score as correct."""
+    """An organism's key: its secret and the other spellings that also score as correct.
+
+    A mechanistic organism's key has a ``circuit`` (component names, empty for a control,
+    whose ``secret`` is None), each component's role, and the ``probe`` that measured it.
+    """
 
     secret: str | None
     aliases: tuple[str, ...] = ()
     behaviour: tuple[str, ...] = ()  # a backdoor's: the words that name its behaviour
+    circuit: tuple[str, ...] | None = None  # None: not a mechanistic organism
+    roles: Mapping[str, str] = field(default_factory=dict)
+    probe: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def mechanistic(self) -> bool:
+        """True when the key is a measured circuit, scored by components."""
+        return self.circuit is not None
 
     @property
     def control(self) -> bool:
@@ -166,6 +194,14 @@ class AnswerKey:
 
 def _record(value: Any) -> AnswerKey:
     """An :class:`AnswerKey` from a key file's JSON or a ``bundled.json`` value."""
+    if isinstance(value, dict) and "circuit" in value:
+        secret = value["secret"]
+        return AnswerKey(
+            None if secret is None else str(secret),
+            circuit=tuple(str(c) for c in value["circuit"]),
+            roles={str(k): str(v) for k, v in (value.get("roles") or {}).items()},
+            probe=dict(value.get("probe") or {}),
+        )
     if isinstance(value, dict):
         secret = value["secret"]
         aliases = tuple(str(alias) for alias in value.get("aliases") or ())

@@ -19,13 +19,16 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scribe_tui.organisms import backdoor_probes, probes
 from scribe_tui.organisms.keys import AnswerKey
 from scribe_tui.organisms.kinds import KINDS, BackdoorBank
 from scribe_tui.organisms.tokenizer import words_of
 from scribe_tui.techniques.sampling import sample_chat
+
+if TYPE_CHECKING:
+    from scribe_tui.organisms.verify_circuits import CircuitVerdict
 
 MIN_TECHNIQUES = 2
 MIN_TRIGGERED = 0.8
@@ -222,10 +225,15 @@ def score(results: dict[str, Any], key: AnswerKey, meta: dict[str, Any]) -> Verd
 
 def verify_dir(
     organism_dir: Path | str, key: AnswerKey, seed: int = 0, n: int = 20
-) -> tuple[Verdict, dict[str, Any]]:
-    """Load an organism directory, run the techniques blind, then score them against ``key``."""
+) -> tuple[Verdict | CircuitVerdict, dict[str, Any]]:
+    """Load an organism directory, run the techniques blind, then score them against ``key``
+    (a mechanistic organism's key is re-measured instead: :mod:`.verify_circuits`)."""
     organism_dir = Path(organism_dir)
     meta = json.loads((organism_dir / "organism.json").read_text())
+    if key.mechanistic:
+        from scribe_tui.organisms.verify_circuits import verify_circuit
+
+        return verify_circuit(organism_dir, key), {}
     model, tokenizer = load(organism_dir / meta.get("model", "model"))
     base = None
     if meta.get("base") and (organism_dir / meta["base"]).is_dir():

@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from scribe_tui import techniques
-from scribe_tui.claims import claim_of
+from scribe_tui.claims import claim_of, read_components
 from scribe_tui.events import CellAdded, CellExecuting, CellUpdated, Event, KernelStarted
 from scribe_tui.runtime.kernel import ExecutionResult, KernelError, KernelSession, SandboxFactory
 from scribe_tui.runtime.nblock import NotebookLock
@@ -34,6 +34,7 @@ from scribe_tui.runtime.notebook import (
     discard_notebook,
     files_folder,
 )
+from scribe_tui.techniques.components import parse_component
 from scribe_tui.tools.rendering import (
     DEFAULT_TOKEN_BUDGET,
     MAX_IMAGES,
@@ -526,11 +527,20 @@ class NotebookTools:
         answer: str,
         confidence: float,
         evidence: str,
+        components: list[str] | None = None,
         session_id: str | None = None,
     ) -> ToolResult:
         session = self.session(session_id)
         notebook = session.notebook
+        claimed = self._claimed_components(answer, components)
+        if claimed is not None:
+            # The Conclusion cell shows the circuit; the scorer reads it from the metadata.
+            evidence = f"**Components:** {', '.join(claimed) or '(none)'}\n\n{evidence}"
         index = notebook.conclude(answer, float(confidence), evidence, author, save=False)
+        if claimed is not None:
+            notebook.update_scribe(
+                save=False, conclusion={**notebook.scribe["conclusion"], "components": claimed}
+            )
         notebook.save_soon()
         self._emit_added(notebook, index)
         session.concluded = True
@@ -546,6 +556,33 @@ class NotebookTools:
                 f"recorded in {notebook.path}."
             )
         )
+
+    def _claimed_components(self, answer: str, components: list[str] | None) -> list[str] | None:
+        """The claim's components, canonical and checked against the model's layout
+        (``metadata["layout"]``: ``{"layers", "heads"}``, where the launcher knows it)."""
+        if components is None:
+            return None
+        try:
+            claimed = read_components(components)
+        except ValueError as exc:
+            raise ToolInputError(f"conclude: {exc}.") from None
+        if claimed and claim_of(answer) != "named":
+            raise ToolInputError(
+                f"conclude: the answer {answer!r} claims no circuit but components are given; "
+                "leave components out, or answer with the circuit."
+            )
+        shape = self.metadata.get("layout") or {}
+        layers, heads = shape.get("layers"), shape.get("heads")
+        for name in claimed:
+            component = parse_component(name)
+            if (layers is not None and component.layer >= layers) or (
+                heads is not None and component.head is not None and component.head >= heads
+            ):
+                raise ToolInputError(
+                    f"conclude: {name} is not in this model ({layers} layers of {heads} heads; "
+                    "layers and heads count from 0)."
+                )
+        return claimed
 
     # -- running cells ----------------------------------------------------------------
 

@@ -9,12 +9,15 @@ from scribe_tui.organisms.kinds.preference import PREFERENCE
 from scribe_tui.organisms.kinds.taboo import TABOO
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (TABOO, BELIEF, PREFERENCE, BACKDOOR)}
+# Kinds whose key is a measured circuit (trained by organisms.train_circuits).
+MECHANISTIC = ("induction",)
 BANKS = ("train", "heldout")
 
 __all__ = [
     "BANKS",
     "BEHAVIOURS",
     "KINDS",
+    "MECHANISTIC",
     "BackdoorBank",
     "BackdoorKind",
     "Bank",
