@@ -36,11 +36,14 @@ from scribe_tui.agent import autopilot_stats as stats
 from scribe_tui.bench.scoring import score
 from scribe_tui.organisms.keys import answer_key_record
 
-# The features each family's maps read (see the judge's module docstring).
+# The features each family's maps read (see the judge's module docstring): the tests'
+# -log10 p, and whether the run was black-box (no weights, no base model to compare).
 FEATURES = {
-    "word": ("agree", "across", "fresh_base", "fresh_lead"),
-    "backdoor": ("agree", "fresh"),
+    "word": ("agree", "across", "fresh_base", "fresh_lead", "blackbox"),
+    "backdoor": ("agree", "fresh", "blackbox"),
 }
+# A test's evidence may only raise P(named) and lower P(nothing); the mode is free.
+SIGNS = {"agree": 1, "across": 1, "fresh_base": 1, "fresh_lead": 1, "fresh": 1, "blackbox": 0}
 MODES = ("whitebox", "blackbox")
 CHUNK = 8  # bundled organisms per bench: it holds one model host per organism until it ends
 PACKAGE_FILE = Path(judge.__file__).with_name(stats.CALIBRATION)
@@ -144,9 +147,10 @@ def fit_family(rows: list[dict], name: str, l2: float) -> stats.Calibration:
     x = np.array([[r["features"].get(f, 0.0) for f in FEATURES[name]] for r in usable])
     named = np.array([float(r["candidate_right"]) for r in usable])
     nothing = np.array([float(r["control"]) for r in usable])
+    signs = [SIGNS[f] for f in FEATURES[name]]
     return stats.Calibration(
-        stats.fit_logistic(x, named, l2, sign=1),
-        stats.fit_logistic(x, nothing, l2, sign=-1),
+        stats.fit_logistic(x, named, l2, signs),
+        stats.fit_logistic(x, nothing, l2, [-s for s in signs]),
         FEATURES[name],
     )
 

@@ -330,7 +330,7 @@ def test_the_sign_and_fisher_tests_and_the_fit_behave() -> None:
     assert fit([0.0]) < 0.5 < fit([4.0])
     # Monotone: a feature whose slope would run against the evidence is left out.
     both = np.column_stack([x[:, 0], -x[:, 0]])
-    fit = stats.fit_logistic(both, np.array([0, 0, 1, 0, 1, 1.0]), sign=1)
+    fit = stats.fit_logistic(both, np.array([0, 0, 1, 0, 1, 1.0]), signs=[1, 1])
     assert fit.weights[1] > 0 and fit.weights[2] == 0
 
 

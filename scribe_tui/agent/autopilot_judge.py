@@ -270,6 +270,7 @@ def verdict(
             return Verdict("unknown", 0.1, f"too little measured to judge ({ran})", {}, leader)
     if not features:  # a backdoor not yet falsified, or nothing scanned
         return Verdict("unknown", 0.1, account, {"scan": leader} if leader else {}, leader)
+    features["blackbox"] = float(blackbox)
     fit = stats.load_calibration()[family(kind)]
     p_named, p_none = (round(p, 2) for p in fit(features))
     lost = f"; not measured: {', '.join(sorted(missing))}" if missing else ""

@@ -114,19 +114,19 @@ class Logistic:
 
 
 def fit_logistic(
-    x: np.ndarray, y: np.ndarray, l2: float = 1.0, sign: int = 0, steps: int = 50
+    x: np.ndarray, y: np.ndarray, l2: float = 1.0, signs: Sequence[int] = (), steps: int = 50
 ) -> Logistic:
     """Maximum a posteriori logistic regression (Newton's method, a Gaussian prior of
     precision ``l2`` on the slopes, not the intercept): few organisms, so the prior keeps
-    a feature that separates the pool perfectly from an infinite slope. With ``sign``
-    (+1 or -1) every slope keeps that sign: evidence against a null may only raise the
-    probability of a finding (or only lower that of nothing); a feature whose fitted
-    slope would turn the other way is left out (slope 0) and the rest refitted."""
+    a feature that separates the pool perfectly from an infinite slope. ``signs`` (+1,
+    -1 or 0 per feature) keep slopes to a sign: evidence against a null may only raise
+    the probability of a finding (or only lower that of nothing); a feature whose
+    fitted slope would turn the other way is left out (slope 0) and the rest refitted."""
     x = np.asarray(x, dtype=float).reshape(len(y), -1)
     kept = list(range(x.shape[1]))
     while True:
         w = _newton(x[:, kept], np.asarray(y, dtype=float), l2, steps)
-        wrong = [i for i, v in zip(kept, w[1:], strict=True) if sign and v * sign < 0]
+        wrong = [i for i, v in zip(kept, w[1:], strict=True) if signs and v * signs[i] < 0]
         if not wrong:
             break
         kept.remove(wrong[0])
