@@ -1,5 +1,5 @@
 """Command-line entry point: the top-level parser and dispatch to one module per command family
-(investigate/resume/fork, record, bench, organisms, mcp/watch).
+(investigate/resume/fork, record, sweep, bench, organisms, mcp/watch).
 
 Start-up stays fast: torch, transformers, anthropic and textual are imported only
 inside the command that needs them.
@@ -29,10 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"scribe-tui {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    from scribe_tui.cli import investigate, record
+    from scribe_tui.cli import investigate, record, sweep
 
     investigate.add_commands(commands)  # investigate, resume
     record.add_commands(commands, investigate.add_run_options)  # list … export, fork
+    sweep.add_command(commands)
 
     organisms = commands.add_parser(
         "organisms", help="train, verify and list the bundled model organisms", add_help=False
@@ -85,6 +86,10 @@ def _dispatch(argv: list[str]) -> int:
             from scribe_tui.cli.record import run
 
             return run(args)
+        if args.command == "sweep":
+            from scribe_tui.cli.sweep import run as sweep
+
+            return sweep(args)
         from scribe_tui.cli.investigate import run_command
 
         return run_command(args)

@@ -6,7 +6,8 @@ their original's row) has a status:
 - ``running``: a scribe-tui process has it open now;
 - ``paused``: stopped before the end (Ctrl-C, quit, a crash): ``scribe-tui resume`` goes on;
 - ``concluded``, ``failed``, ``budget-spent``: how the run ended;
-- ``reproduced``, ``drifted``: what the latest ``scribe-tui reproduce`` found.
+- ``reproduced``, ``drifted``: what the latest ``scribe-tui reproduce`` found;
+- ``completed``: a ``scribe-tui sweep`` run that executed every cell (``failed``: one raised).
 
 A bench's score is shown where a ``results.jsonl`` beside or above the notebook has
 its row.
@@ -27,7 +28,16 @@ from scribe_tui.integrity import verified
 
 __all__ = ["STATUSES", "NotebookEntry", "parse_since", "read_entries", "read_entry", "write_index"]
 
-STATUSES = ("running", "paused", "concluded", "failed", "budget-spent", "reproduced", "drifted")
+STATUSES = (
+    "running",
+    "paused",
+    "concluded",
+    "failed",
+    "budget-spent",
+    "reproduced",
+    "drifted",
+    "completed",
+)
 # What older or lower-level writers recorded, in this index's words.
 _ALIASES = {"stopped": "paused", "interrupted": "paused", "budget": "budget-spent"}
 _RELATIVE = re.compile(r"^(\d+)([hdw])$")
@@ -65,6 +75,8 @@ class NotebookEntry:
             confidence = f" ({self.confidence:.2f})" if self.confidence is not None else ""
             score = f", {self.score}" if self.score else ""
             return f"{self.status}: {self.answer}{confidence}{score}"
+        if self.status == "completed":  # a sweep's run: it concludes nothing
+            return f"completed, {self.cells} code cells"
         return f"{self.status}: no conclusion yet, {self.cells} code cells"
 
 
