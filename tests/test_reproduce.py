@@ -177,3 +177,74 @@ def test_a_new_error_and_a_dead_kernel_are_reported(investigated: tuple[Path, Pa
     copy = nbformat.read(broken.with_name("broken.reproduced.ipynb"), as_version=4)
     nbformat.validate(copy)
     assert copy.metadata["scribe"]["status"] == "drifted"
+
+
+def test_reproduced_cells_write_only_the_copy_s_files_folder(
+    investigated: tuple[Path, Path, Path],
+) -> None:
+    """The copy works in a files folder of its own, seeded with the original's files: the
+    folder of records (notebooks, transcripts) and the original's files are not its to write."""
+    root, organism, notebook = investigated
+    probe = fresh_copy(root, notebook, "writes")
+    (root / "notebooks" / "writes.files").mkdir(exist_ok=True)
+    (root / "notebooks" / "writes.files" / "data.txt").write_text("left by the run")
+    nb = nbformat.read(probe, as_version=4)
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "import os\n"
+            "print('reads', open('data.txt').read())\n"
+            "open('data.txt', 'w').write('changed')\n"
+            "for target in ('../writes.ipynb', '../neighbour.ipynb'):\n"
+            "    try:\n"
+            "        open(target, 'a').write('forged')\n"
+            "        print('WROTE', target)\n"
+            "    except OSError as exc:\n"
+            "        print('refused', type(exc).__name__)\n"
+        )
+    )
+    nbformat.write(nb, probe)
+    run = scribe("reproduce", str(probe), "--model", str(organism), cwd=root)
+    copy = nbformat.read(probe.with_name("writes.reproduced.ipynb"), as_version=4)
+    printed = "".join(o.get("text", "") for o in copy.cells[-1].get("outputs", []))
+    assert "reads left by the run" in printed, run.stderr[-2000:]
+    assert "WROTE" not in printed and printed.count("refused PermissionError") == 2, printed
+    assert (root / "notebooks" / "writes.files" / "data.txt").read_text() == "left by the run"
+    assert (root / "notebooks" / "writes.reproduced.files" / "data.txt").read_text() == "changed"
+    assert not (root / "notebooks" / "neighbour.ipynb").exists()
+
+
+def test_ctrl_c_stops_a_reproduction_and_leaves_the_original(
+    investigated: tuple[Path, Path, Path],
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_investigate_e2e import cli_env
+
+    root, organism, notebook = investigated
+    slow = fresh_copy(root, notebook, "slow")
+    nb = nbformat.read(slow, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import time\nprint('sleeping')\ntime.sleep(600)"))
+    nbformat.write(nb, slow)
+    before = slow.read_bytes()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scribe_tui", "reproduce", str(slow), "--model", str(organism)],
+        cwd=root,
+        env=cli_env(root),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    cells = len([c for c in nb.cells if c.cell_type == "code"])
+    for line in proc.stderr:  # interrupt once the last (sleeping) cell runs
+        if re.match(rf"^  cell \[{cells - 1}\]", line):
+            time.sleep(1)
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, rest
+    assert f"stopped; {slow} is unchanged" in rest
+    assert slow.read_bytes() == before
+    assert not slow.with_name("slow.reproduced.ipynb").exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +23,8 @@ from typing import Any
 from scribe_tui.record.drift import DEFAULT_TOLERANCE, CellDrift, compare_outputs
 from scribe_tui.record.source import RecordError, open_record
 from scribe_tui.runtime.nblock import NotebookLock
-from scribe_tui.runtime.notebook import Notebook, NotebookError, cap_outputs
-from scribe_tui.runtime.receipt import build_receipt, differences, weights_digests
+from scribe_tui.runtime.notebook import Notebook, NotebookError, cap_outputs, files_folder
+from scribe_tui.runtime.receipt import differences
 
 __all__ = ["Reproduction", "copy_path", "reproduce"]
 
@@ -127,7 +128,14 @@ async def reproduce(
     try:
         started = time.monotonic()
         nb, receipt, verdicts = await _execute(
-            original, spec, sandbox, cell_timeout, tolerance, on_cell, on_host
+            original,
+            spec,
+            _workdir(path, target),
+            sandbox,
+            cell_timeout,
+            tolerance,
+            on_cell,
+            on_host,
         )
         result = Reproduction(path, target, [])
         result.cells = [
@@ -145,9 +153,25 @@ async def reproduce(
     return result
 
 
+def _workdir(original: Path, copy: Path) -> Path:
+    """The copy's own files folder, seeded with the original's files: the cells find what
+    they read where they left it, and neither the original's files nor the folder of
+    records is theirs to write."""
+    workdir = files_folder(copy)
+    if workdir.exists():
+        shutil.rmtree(workdir)  # a previous reproduction's
+    source = files_folder(original)
+    if source.is_dir():
+        shutil.copytree(source, workdir, symlinks=True)
+    else:
+        workdir.mkdir(parents=True)
+    return workdir
+
+
 async def _execute(
     original: Notebook,
     spec: str,
+    workdir: Path,
     sandbox_wanted: bool,
     cell_timeout: float,
     tolerance: float,
@@ -157,39 +181,24 @@ async def _execute(
     """Run every code cell with nbclient: the executed document, the new receipt, and the
     verdicts of the cells that ran (by position)."""
     import nbformat
-    from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
-    from scribe_tui.runtime.host_process import HostProcess
-    from scribe_tui.runtime.sealed import sandbox_state, sealed_kernel, start_host
-
-    scribe = original.scribe
-    requested = (scribe.get("receipt") or {}).get("requested") or {}
-    sandbox = sandbox_state(sandbox_wanted)
-    host = HostProcess(
-        spec,
-        mode=str(scribe.get("mode", "local")),
-        device=str(requested.get("device", "auto")),
-        dtype=str(requested.get("dtype", "auto")),
-        sealed=sandbox.sealed,
+    from scribe_tui.record.replay import (
+        SealedNotebookClient,
+        execute,
+        host_for,
+        receipt_for,
+        start_hashed,
     )
+    from scribe_tui.runtime.sealed import sandbox_state, sealed_kernel
+
+    sandbox = sandbox_state(sandbox_wanted)
+    host = host_for(original, spec, sandbox)
     kernel = None
     try:
-        digests, status = await asyncio.gather(
-            asyncio.to_thread(weights_digests, spec), start_host(host, on_host)
-        )
-        receipt = build_receipt(
-            display_name=host.launch.display_name,
-            host=status,
-            digests=digests,
-            requested={
-                "mode": host.launch.mode,
-                "device": host.launch.device,
-                "dtype": host.launch.dtype,
-            },
-            sandbox=sandbox.to_dict(),
-        )
-        kernel = sealed_kernel(host, sandbox, original.path.parent)
+        status, digests = await start_hashed(host, spec, on_host)
+        receipt = receipt_for(host, status, digests, sandbox)
+        kernel = sealed_kernel(host, sandbox, workdir)
         await kernel.start()
         nb = nbformat.from_dict(copy.deepcopy(original.nb))
         code = original.code_indices()
@@ -207,7 +216,7 @@ async def _execute(
             if on_cell is not None:
                 on_cell(drift, time.monotonic() - began.get(cell_index, time.monotonic()))
 
-        client = NotebookClient(
+        client = SealedNotebookClient(
             nb,
             km=kernel.manager,
             timeout=cell_timeout,
@@ -218,15 +227,12 @@ async def _execute(
             on_cell_executed=cell_done,
         )
         try:
-            await client.async_execute()
+            await execute(client)
         except DeadKernelError:
             # The cells after this one stay unexecuted and are reported as not run.
             dying = max(began, key=began.__getitem__)
             number = code.index(dying) + 1
             verdicts[dying] = CellDrift(number, "new error", "the kernel died running it")
-        finally:
-            if client.kc is not None:
-                client.kc.stop_channels()
         return nb, receipt, verdicts
     finally:
         if kernel is not None:

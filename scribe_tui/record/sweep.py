@@ -16,13 +16,12 @@ so a sweep stopped half-way leaves the runs it finished and their table.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import csv
 import io
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -257,27 +256,16 @@ async def run_sweep(
     awaited; on cancellation (Ctrl-C) the runs in flight are dropped and the kernels
     and host stopped.
     """
-    from scribe_tui.runtime.host_process import HostProcess
-    from scribe_tui.runtime.receipt import weights_digests
-    from scribe_tui.runtime.sealed import sandbox_state, start_host
+    from scribe_tui.record.replay import host_for, start_hashed
+    from scribe_tui.runtime.sealed import sandbox_state
 
-    scribe = plan.notebook.scribe
-    requested = (scribe.get("receipt") or {}).get("requested") or {}
     state = sandbox_state(sandbox)
-    host = HostProcess(
-        plan.model,
-        mode=str(scribe.get("mode", "local")),
-        device=str(requested.get("device", "auto")),
-        dtype=str(requested.get("dtype", "auto")),
-        sealed=state.sealed,
-    )
+    host = host_for(plan.notebook, plan.model, state)
     sweep = Sweep(plan)
     plan.folder.mkdir(parents=True, exist_ok=True)
     sweep.write_tables()
     try:
-        digests, status = await asyncio.gather(
-            asyncio.to_thread(weights_digests, plan.model), start_host(host, on_host)
-        )
+        status, digests = await start_hashed(host, plan.model, on_host)
         slots = asyncio.Semaphore(plan.jobs)
 
         async def one(number: int) -> None:
@@ -312,24 +300,14 @@ async def _execute(
     """Run ``number`` in a fresh sealed kernel; write its executed notebook."""
     import nbformat
 
-    from scribe_tui.runtime.receipt import build_receipt
+    from scribe_tui.record.replay import receipt_for
     from scribe_tui.runtime.sealed import sealed_kernel
 
     parameters = plan.runs[number - 1]
     run = SweepRun(number, parameters, plan.run_path(number))
     document = inject(plan.notebook.nb, parameters)
     created = datetime.now().astimezone().isoformat(timespec="seconds")
-    receipt = build_receipt(
-        display_name=host.launch.display_name,
-        host=host_status,
-        digests=digests,
-        requested={
-            "mode": host.launch.mode,
-            "device": host.launch.device,
-            "dtype": host.launch.dtype,
-        },
-        sandbox=sandbox.to_dict(),
-    )
+    receipt = receipt_for(host, host_status, digests, sandbox)
     receipt["parameters"] = parameters
     files = files_folder(run.path)
     files.mkdir(parents=True, exist_ok=True)  # the run's kernel works (and writes) here alone
@@ -363,8 +341,9 @@ async def _execute(
 async def _drive(nb: Any, kernel: KernelSession, cell_timeout: float) -> str:
     """Execute ``nb`` top to bottom, stopping at the first error; the error in one line
     ("" if every cell ran)."""
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    from scribe_tui.record.replay import SealedNotebookClient, execute
 
     running = 0
 
@@ -372,17 +351,7 @@ async def _drive(nb: Any, kernel: KernelSession, cell_timeout: float) -> str:
         nonlocal running
         running = cell_index
 
-    class SealedClient(NotebookClient):
-        @contextlib.asynccontextmanager
-        async def async_setup_kernel(self, **kwargs: Any) -> AsyncIterator[None]:
-            # The kernel is started and stopped by the sweep. nbclient's own setup would
-            # also take SIGINT and shut the kernel down on it, while Ctrl-C belongs to
-            # the sweep (which stops every run, and keeps the finished ones).
-            if self.kc is None:
-                await self.async_start_new_kernel_client()
-            yield
-
-    client = SealedClient(
+    client = SealedNotebookClient(
         nb,
         km=kernel.manager,
         timeout=cell_timeout,
@@ -394,24 +363,14 @@ async def _drive(nb: Any, kernel: KernelSession, cell_timeout: float) -> str:
     def where() -> str:
         return f"cell [{sum(1 for c in nb.cells[: running + 1] if c.cell_type == 'code')}]"
 
-    execution = asyncio.ensure_future(client.async_execute())
     try:
-        await asyncio.shield(execution)
-    except asyncio.CancelledError:
-        # nbclient reads any cancellation as a dead kernel and returns; a sweep stopped
-        # (Ctrl-C) must stay stopped, so the cancellation is kept from it and re-raised.
-        execution.cancel()
-        await asyncio.gather(execution, return_exceptions=True)
-        raise
+        await execute(client)
     except CellTimeoutError:
         return f"{where()} ran past {cell_timeout:g} s"
     except CellExecutionError as exc:
         return f"{where()} raised {exc.ename}: {exc.evalue}"[:300]
     except DeadKernelError:
         return f"the kernel died running {where()}"
-    finally:
-        if client.kc is not None:
-            client.kc.stop_channels()
     return ""
 
 

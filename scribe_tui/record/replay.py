@@ -1,0 +1,102 @@
+"""Re-executing a saved notebook, sealed: what ``reproduce`` and ``sweep`` share.
+
+The model host the notebook's own metadata asks for, started with its weights hashed
+for the receipt, and nbclient driving a kernel scribe-tui started and will stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from nbclient import NotebookClient
+
+from scribe_tui.runtime.host_process import HostProcess
+from scribe_tui.runtime.notebook import Notebook
+from scribe_tui.runtime.receipt import build_receipt, weights_digests
+from scribe_tui.runtime.sandbox import SandboxState
+from scribe_tui.runtime.sealed import start_host
+from scribe_tui.runtime.status import HostStatus
+
+__all__ = ["SealedNotebookClient", "execute", "host_for", "receipt_for", "start_hashed"]
+
+
+def host_for(notebook: Notebook, spec: str, sandbox: SandboxState) -> HostProcess:
+    """A host for ``spec`` in the mode, device and dtype the notebook's run asked for."""
+    scribe = notebook.scribe
+    requested = (scribe.get("receipt") or {}).get("requested") or {}
+    return HostProcess(
+        spec,
+        mode=str(scribe.get("mode", "local")),
+        device=str(requested.get("device", "auto")),
+        dtype=str(requested.get("dtype", "auto")),
+        sealed=sandbox.sealed,
+    )
+
+
+async def start_hashed(
+    host: HostProcess, spec: str, on_host: Callable[[HostStatus], None] | None = None
+) -> tuple[HostStatus, dict[str, Any]]:
+    """Start ``host`` and hash its weights here, outside every sandbox: while it loads, or
+    for a hub model once its download (before the host starts) is complete."""
+    from scribe_tui.runtime.loading import ModelLoadError, hub_repos, resolve_model
+
+    try:
+        downloads = bool(hub_repos(resolve_model(spec, probe_hub=False)))
+    except ModelLoadError:
+        downloads = False
+    if downloads:
+        status = await start_host(host, on_host)
+        return status, await asyncio.to_thread(weights_digests, spec)
+    digests, status = await asyncio.gather(
+        asyncio.to_thread(weights_digests, spec), start_host(host, on_host)
+    )
+    return status, digests
+
+
+def receipt_for(
+    host: HostProcess, status: HostStatus, digests: dict[str, Any], sandbox: SandboxState
+) -> dict[str, Any]:
+    """The receipt of a re-execution on ``host``."""
+    launch = host.launch
+    return build_receipt(
+        display_name=launch.display_name,
+        host=status,
+        digests=digests,
+        requested={"mode": launch.mode, "device": launch.device, "dtype": launch.dtype},
+        sandbox=sandbox.to_dict(),
+    )
+
+
+class SealedNotebookClient(NotebookClient):
+    """nbclient on a kernel scribe-tui started (sealed) and will stop.
+
+    nbclient's own kernel setup would also take SIGINT and shut the kernel down on it,
+    while Ctrl-C belongs to the command, which stops cleanly and keeps what finished.
+    """
+
+    @contextlib.asynccontextmanager
+    async def async_setup_kernel(self, **kwargs: Any) -> AsyncIterator[None]:
+        if self.kc is None:
+            await self.async_start_new_kernel_client()
+        yield
+
+
+async def execute(client: NotebookClient) -> None:
+    """``client.async_execute()``, with a cancellation (Ctrl-C) kept a cancellation.
+
+    nbclient reads any cancellation as a dead kernel and returns normally; shielded, the
+    execution is cancelled on our side and the CancelledError re-raised.
+    """
+    execution = asyncio.ensure_future(client.async_execute())
+    try:
+        await asyncio.shield(execution)
+    except asyncio.CancelledError:
+        execution.cancel()
+        await asyncio.gather(execution, return_exceptions=True)
+        raise
+    finally:
+        if client.kc is not None:
+            client.kc.stop_channels()
