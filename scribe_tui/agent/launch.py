@@ -24,7 +24,7 @@ from scribe_tui.events import Event, Stopped
 from scribe_tui.runtime.host_process import HostProcess
 from scribe_tui.runtime.receipt import build_receipt, weights_digests
 from scribe_tui.runtime.sandbox import SandboxState
-from scribe_tui.runtime.sealed import kernel_options, sandbox_state, start_host
+from scribe_tui.runtime.sealed import kernel_options, sandbox_state, start_host_hashed
 from scribe_tui.runtime.status import HostStatus
 
 if TYPE_CHECKING:
@@ -271,31 +271,28 @@ class Workbench:
             owns_host=host is None,
         )
         bench.sandbox = sandbox
-        # Weights are hashed here, outside every sandbox, while the host loads them; a hub
-        # model's once its download (before the host starts) has put all of it in the cache.
-        digests: asyncio.Future[dict[str, Any]] | None = None
-        if not _downloads(settings.model):
-            digests = asyncio.ensure_future(asyncio.to_thread(weights_digests, settings.model))
         try:
-            status = await (
-                bench._start_host(on_host) if host is None else asyncio.to_thread(host.status)
-            )
-            if digests is None:
-                digests = asyncio.ensure_future(asyncio.to_thread(weights_digests, settings.model))
-            bench.receipt = bench._receipt(status, await digests)
+            if host is None:
+                status, digests = await bench._start_host(on_host)
+            else:  # a shared host, started already
+                status, digests = await asyncio.gather(
+                    asyncio.to_thread(host.status),
+                    asyncio.to_thread(weights_digests, settings.model),
+                )
+            bench.receipt = bench._receipt(status, digests)
             bench._build()
         except BaseException:
-            if digests is not None:
-                digests.cancel()
             await bench.close()
             raise
         return bench
 
-    async def _start_host(self, on_host: Callable[[HostStatus], None] | None) -> HostStatus:
+    async def _start_host(
+        self, on_host: Callable[[HostStatus], None] | None
+    ) -> tuple[HostStatus, dict[str, Any]]:
         from scribe_tui.runtime.host_protocol import HostStartError
 
         try:
-            return await start_host(self.host, on_host)
+            return await start_host_hashed(self.host, on_host)
         except (HostStartError, TimeoutError) as exc:
             raise LaunchError(str(exc)) from exc
 
@@ -421,13 +418,3 @@ class Workbench:
             await close()
         if self.owns_host:
             self.host.stop()
-
-
-def _downloads(model_spec: str) -> bool:
-    """Whether the model comes from the hub (and may be downloaded before its host starts)."""
-    from scribe_tui.runtime.loading import ModelLoadError, hub_repos, resolve_model
-
-    try:
-        return bool(hub_repos(resolve_model(model_spec, probe_hub=False)))
-    except ModelLoadError:
-        return False

@@ -1,26 +1,25 @@
 """Re-executing a saved notebook, sealed: what ``reproduce`` and ``sweep`` share.
 
-The model host the notebook's own metadata asks for, started with its weights hashed
-for the receipt, and nbclient driving a kernel scribe-tui started and will stop.
+The model host the notebook's own metadata asks for, its receipt, and nbclient driving
+a kernel scribe-tui started and will stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from nbclient import NotebookClient
 
 from scribe_tui.runtime.host_process import HostProcess
 from scribe_tui.runtime.notebook import Notebook
-from scribe_tui.runtime.receipt import build_receipt, weights_digests
+from scribe_tui.runtime.receipt import build_receipt
 from scribe_tui.runtime.sandbox import SandboxState
-from scribe_tui.runtime.sealed import start_host
 from scribe_tui.runtime.status import HostStatus
 
-__all__ = ["SealedNotebookClient", "execute", "host_for", "receipt_for", "start_hashed"]
+__all__ = ["SealedNotebookClient", "execute", "host_for", "receipt_for"]
 
 
 def host_for(notebook: Notebook, spec: str, sandbox: SandboxState) -> HostProcess:
@@ -34,26 +33,6 @@ def host_for(notebook: Notebook, spec: str, sandbox: SandboxState) -> HostProces
         dtype=str(requested.get("dtype", "auto")),
         sealed=sandbox.sealed,
     )
-
-
-async def start_hashed(
-    host: HostProcess, spec: str, on_host: Callable[[HostStatus], None] | None = None
-) -> tuple[HostStatus, dict[str, Any]]:
-    """Start ``host`` and hash its weights here, outside every sandbox: while it loads, or
-    for a hub model once its download (before the host starts) is complete."""
-    from scribe_tui.runtime.loading import ModelLoadError, hub_repos, resolve_model
-
-    try:
-        downloads = bool(hub_repos(resolve_model(spec, probe_hub=False)))
-    except ModelLoadError:
-        downloads = False
-    if downloads:
-        status = await start_host(host, on_host)
-        return status, await asyncio.to_thread(weights_digests, spec)
-    digests, status = await asyncio.gather(
-        asyncio.to_thread(weights_digests, spec), start_host(host, on_host)
-    )
-    return status, digests
 
 
 def receipt_for(

@@ -188,15 +188,14 @@ async def _execute(
         execute,
         host_for,
         receipt_for,
-        start_hashed,
     )
-    from scribe_tui.runtime.sealed import sandbox_state, sealed_kernel
+    from scribe_tui.runtime.sealed import sandbox_state, sealed_kernel, start_host_hashed
 
     sandbox = sandbox_state(sandbox_wanted)
     host = host_for(original, spec, sandbox)
     kernel = None
     try:
-        status, digests = await start_hashed(host, spec, on_host)
+        status, digests = await start_host_hashed(host, on_host)
         receipt = receipt_for(host, status, digests, sandbox)
         kernel = sealed_kernel(host, sandbox, workdir)
         await kernel.start()

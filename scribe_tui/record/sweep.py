@@ -256,8 +256,8 @@ async def run_sweep(
     awaited; on cancellation (Ctrl-C) the runs in flight are dropped and the kernels
     and host stopped.
     """
-    from scribe_tui.record.replay import host_for, start_hashed
-    from scribe_tui.runtime.sealed import sandbox_state
+    from scribe_tui.record.replay import host_for
+    from scribe_tui.runtime.sealed import sandbox_state, start_host_hashed
 
     state = sandbox_state(sandbox)
     host = host_for(plan.notebook, plan.model, state)
@@ -265,7 +265,7 @@ async def run_sweep(
     plan.folder.mkdir(parents=True, exist_ok=True)
     sweep.write_tables()
     try:
-        status, digests = await start_hashed(host, plan.model, on_host)
+        status, digests = await start_host_hashed(host, on_host)
         slots = asyncio.Semaphore(plan.jobs)
 
         async def one(number: int) -> None:

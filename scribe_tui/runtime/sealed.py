@@ -7,6 +7,7 @@ with the same sandbox, host file and kernel environment as the investigation did
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "sandbox_state",
     "sealed_kernel",
     "start_host",
+    "start_host_hashed",
 ]
 
 HOST_READY_TIMEOUT = 600.0
@@ -56,6 +58,29 @@ async def start_host(
         timeout = MODAL_READY_TIMEOUT if host.launch.mode == "modal" else HOST_READY_TIMEOUT
     await host.start()
     return await host.wait_ready(timeout, on_progress)
+
+
+async def start_host_hashed(
+    host: HostProcess, on_progress: OnProgress | None = None
+) -> tuple[HostStatus, dict[str, Any]]:
+    """:func:`start_host`, and the digests of the host's weights for the receipt, hashed
+    here (outside every sandbox): while the host loads, or for a hub model once its
+    download (before the host starts) has put all of it in the cache."""
+    from scribe_tui.runtime.loading import ModelLoadError, hub_repos, resolve_model
+    from scribe_tui.runtime.receipt import weights_digests
+
+    spec = host.launch.model
+    try:
+        downloads = bool(hub_repos(resolve_model(spec, probe_hub=False)))
+    except ModelLoadError:
+        downloads = False
+    if downloads:
+        status = await start_host(host, on_progress)
+        return status, await asyncio.to_thread(weights_digests, spec)
+    digests, status = await asyncio.gather(
+        asyncio.to_thread(weights_digests, spec), start_host(host, on_progress)
+    )
+    return status, digests
 
 
 def kernel_options(host: HostProcess, sandbox: SandboxState) -> dict[str, Any]:
