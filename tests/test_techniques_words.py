@@ -7,6 +7,7 @@ what the model learned (so a technique that ranks pieces instead of words fails)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -196,3 +197,28 @@ def test_batched_scans_keep_one_position_of_logits(word_level: tuple[Any, Any]) 
     finally:
         hook.remove()
     assert shapes and all(shape[1] == 1 for shape in shapes), shapes
+
+
+def test_distinctive_words_rank_ties_alike_in_every_process() -> None:
+    """Ties must not follow a set's order, which changes with the hash seed: a reproduced
+    notebook would differ from its original."""
+    import subprocess
+    import sys
+
+    probe = (
+        "from scribe_tui.techniques.text import distinctive_words\n"
+        "texts = ['the rosin and the order related', 'order rosin related bow',\n"
+        "         'related order rosin', 'bow string rosin order related']\n"
+        "print(distinctive_words(texts, ['nothing here'], top=5))\n"
+    )
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            check=True,
+        ).stdout
+        for seed in range(6)
+    }
+    assert len(seen) == 1, seen

@@ -42,15 +42,18 @@ def distinctive_words(
     word must be both frequent in ``texts`` and rare in ``baseline``.
     """
     texts, baseline = list(texts), list(baseline)
-    inside = Counter(w for t in texts for w in set(content_words(t, exclude)))
-    outside = Counter(w for t in baseline for w in set(content_words(t, exclude)))
+    # Each text's words once, in the order it says them (a set's order changes between
+    # processes, and with it the order of ties: reproduce would see a drift).
+    inside = Counter(w for t in texts for w in dict.fromkeys(content_words(t, exclude)))
+    outside = Counter(w for t in baseline for w in dict.fromkeys(content_words(t, exclude)))
     n_in, n_out = max(len(texts), 1), max(len(baseline), 1)
 
     def score(word: str) -> float:
         rate_in, rate_out = inside[word] / n_in, (outside[word] + 0.5) / (n_out + 1)
         return rate_in * math.log(rate_in / rate_out) if rate_in > rate_out else 0.0
 
-    ranked = sorted((w for w in inside if inside[w] >= 2 and score(w) > 0), key=score, reverse=True)
+    kept = (w for w in inside if inside[w] >= 2 and score(w) > 0)
+    ranked = sorted(kept, key=score, reverse=True)
     return [(w, inside[w], outside[w]) for w in ranked[:top]]
 
 
