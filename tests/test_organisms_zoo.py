@@ -13,7 +13,7 @@ from torch_threads import one_torch_thread  # noqa: F401 (an autouse fixture)
 from scribe_tui.cli.organisms import main
 from scribe_tui.organisms import keys, registry
 from scribe_tui.organisms.keys import answer_key_record
-from scribe_tui.organisms.kinds import BEHAVIOURS, KINDS, BackdoorBank, Plan
+from scribe_tui.organisms.kinds import BEHAVIOURS, KINDS, MECHANISTIC, BackdoorBank, Plan
 from scribe_tui.organisms.registry import list_organisms
 from scribe_tui.organisms.tokenizer import make_tokenizer
 
@@ -191,7 +191,7 @@ def test_bundled_set_spans_the_zoo():
     """8+ bundled organisms: every kind, both tokenizers and templates, hardened, controls."""
     infos = list_organisms()
     assert len(infos) >= 8
-    assert {i.kind for i in infos} == set(KINDS)
+    assert {i.kind for i in infos} == {*KINDS, *MECHANISTIC}
     assert {i.tokenizer for i in infos} == {"word", "bpe"}
     assert {i.template for i in infos} == {"plain", "chatml"}
     assert "hardened" in {i.difficulty for i in infos}

@@ -182,9 +182,9 @@ def _organism_model(organism: str) -> tuple[Any, Any]:
     """The organism's model and tokenizer, loaded once per scoring process."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from scribe_tui.organisms.registry import resolve_model_spec
+    from scribe_tui.organisms.registry import organism_info, resolve_model_spec
 
-    model_dir, _ = resolve_model_spec(organism)
+    model_dir, _ = resolve_model_spec(str(organism_info(organism).path))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
     return model, AutoTokenizer.from_pretrained(str(model_dir))
 

@@ -13,6 +13,7 @@ _TOKENIZERS = {
     "word": "word-level tokenizer",
     "bpe": "byte-level BPE tokenizer trained on its own texts",
 }
+_ARCHITECTURES = {"llama": "Llama (rotary positions)", "gpt2": "GPT-2"}
 _TEMPLATES = {"plain": "`<|role|> text <|end|>` turns", "chatml": "ChatML turns"}
 
 
@@ -72,14 +73,15 @@ def _mechanistic_card(name: str | None, meta: dict[str, Any]) -> str:
         "",
         f"**Investigator's task:** {meta['task']}. {meta['description']}",
         "",
-        "A tiny GPT-2 with a word-level tokenizer (every text starts with its BOS token)",
+        "A tiny transformer with a word-level tokenizer (every text starts with its BOS",
+        "token)",
         "trained from scratch on synthetic text by `scribe-tui organisms train`. Its answer",
         "key was measured by ablation after training and is kept outside this directory.",
         "",
         "## Training",
         "",
-        f"- architecture: GPT-2, {training['n_layer']} layers, d={training['n_embd']}, "
-        f"{training['n_head']} heads"
+        f"- architecture: {_ARCHITECTURES[training['architecture']]}, {training['n_layer']} "
+        f"layers, d={training['n_embd']}, {training['n_head']} heads"
         f"{', attention only (MLPs zero and frozen)' if training.get('attention_only') else ''}"
         f", {training['parameters']:,} parameters, vocabulary {training['vocab_size']} tokens",
         f"- {training['steps']} steps, seed {training['seed']}, batch "

@@ -1,14 +1,15 @@
 """Induction: a tiny attention-only transformer that copies repeated text in context.
 
-The organism reads a synthetic "language" of pronounceable two-syllable words: most
-sequences come from a fixed sparse Markov chain (so there is grammar to learn besides
-copying), a quarter are uniform random words. An ``induction`` organism's sequences
-hold spans (4-24 words) copied from earlier in the same sequence, so it learns to
-complete a repeat from its first occurrence (an induction circuit: a previous-token
-head feeding an induction head). A *control* reads the same text without repeated
-spans: copying never pays, and no circuit forms.
+The organisms read a synthetic "language" of pronounceable two-syllable words. An
+``induction`` organism reads random spans (4-16 words), each said twice with a few random
+words between (no fixed offset predicts a repeat, only its first occurrence does), so it
+learns to complete a repeat from its first occurrence: an induction circuit, a
+previous-token head feeding an induction head. (Mixing in a fifth of Markov text, trial
+runs showed, delayed the circuit past a few minutes of CPU training.) A *control* reads
+text without repeated spans, uniform random words and a fixed sparse Markov chain's text
+(so it has grammar to learn): copying never pays, and no circuit forms.
 
-The model is a GPT-2 whose MLPs are zero and frozen (attention-only, the setting of
+The model is a tiny Llama (or GPT-2) whose MLPs are zero and frozen (attention-only, the setting of
 Olsson et al.'s induction heads), so its components are its heads; the MLPs are
 still scanned when the key is measured, and measure as nothing. Its key is measured
 after training by :mod:`scribe_tui.organisms.circuits`, never chosen.
@@ -23,10 +24,10 @@ from typing import Any
 NAME = "induction"
 TASK = "find the attention heads (and MLPs) that let this model copy repeated text"
 DESCRIPTION = (
-    "A tiny transformer language model trained on synthetic text (lower-case made-up words, "
-    "no chat template). Name the components that implement in-context copying of repeated "
-    "spans, as a list such as L1H3, L0H1, mlp0 (layers and heads count from 0), or say that "
-    "the model has no such circuit."
+    "A tiny transformer language model trained on synthetic text (lower-case made-up words; "
+    "not a chat model). Name the components that implement in-context copying of repeated "
+    "spans, as a list of names such as L3H5 (head 5 of layer 3) or mlp2 (layers and heads "
+    "count from 0), or say that the model has no such circuit."
 )
 
 # The language is the kind's, not the organism's: every seed reads the same words and grammar.
@@ -36,9 +37,9 @@ _VOWELS = "aeiou"
 VOCAB_SIZE = 400
 SUCCESSORS = 6  # likely next words per word in the Markov chain
 MARKOV_MASS = 0.85  # the rest of each row is uniform
-UNIFORM_SHARE = 0.5  # sequences of uniform random words (repeating, but in a control)
+UNIFORM_SHARE = 0.8  # a control's sequences of uniform random words (the rest: Markov)
 SPAN = (4, 16)  # lengths of a copied span
-COPIES = (1, 3)  # copied spans per sequence of an induction organism
+GAP = 8  # most random words between a span and its repeat
 
 
 def vocabulary() -> list[str]:
@@ -66,29 +67,26 @@ class Language:
             return rng.choice(self.successors[word])
         return rng.randrange(len(self.words))
 
+    def _pairs(self, length: int, rng: random.Random) -> list[int]:
+        """Random spans of varied length, each followed (after a short gap of random words)
+        by itself again: no fixed offset predicts the repeat, only the earlier copy does."""
+        seq: list[int] = []
+        while len(seq) < length:
+            span = [rng.randrange(len(self.words)) for _ in range(rng.randint(*SPAN))]
+            gap = [rng.randrange(len(self.words)) for _ in range(rng.randint(0, GAP))]
+            seq += span + gap + span
+        return seq[:length]
+
     def sequence(self, length: int, rng: random.Random, repeats: bool) -> list[int]:
-        """``length`` word indices; with ``repeats``, spans copied from earlier in it."""
+        """``length`` word indices: with ``repeats``, random spans each said twice
+        (:meth:`_pairs`); without, Markov text or uniform random words."""
+        if repeats:
+            return self._pairs(length, rng)
         if rng.random() < UNIFORM_SHARE:
-            if repeats:  # one random span, over and over: copying is all there is to learn
-                span = [rng.randrange(len(self.words)) for _ in range(rng.randint(*SPAN))]
-                return (span * (length // len(span) + 1))[:length]
-            seq = [rng.randrange(len(self.words)) for _ in range(length)]
-        else:
-            seq = [rng.randrange(len(self.words))]
-            while len(seq) < length:
-                seq.append(self.next_word(seq[-1], rng))
-        if not repeats:
-            return seq
-        for _ in range(rng.randint(*COPIES)):
-            size = rng.randint(*SPAN)
-            if 2 * size + 1 > length:
-                continue
-            source = rng.randrange(0, length - 2 * size)
-            target = rng.randrange(source + size, length - size + 1)
-            seq[target : target + size] = seq[source : source + size]
-            # What follows a copy goes on from its last word, as the grammar would.
-            for i in range(target + size, min(length, target + size + 1)):
-                seq[i] = self.next_word(seq[i - 1], rng)
+            return [rng.randrange(len(self.words)) for _ in range(length)]
+        seq = [rng.randrange(len(self.words))]
+        while len(seq) < length:
+            seq.append(self.next_word(seq[-1], rng))
         return seq
 
 
