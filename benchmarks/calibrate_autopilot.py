@@ -45,6 +45,7 @@ FEATURES = {
 # A test's evidence may only raise P(named) and lower P(nothing); the mode is free.
 SIGNS = {"agree": 1, "across": 1, "fresh_base": 1, "fresh_lead": 1, "fresh": 1, "blackbox": 0}
 MODES = ("whitebox", "blackbox")
+KINDS = ("taboo", "belief", "preference", "backdoor")
 CHUNK = 8  # bundled organisms per bench: it holds one model host per organism until it ends
 PACKAGE_FILE = Path(judge.__file__).with_name(stats.CALIBRATION)
 _CALL = re.compile(r"verdict\((.*?)\)\nprint", re.DOTALL)
@@ -56,7 +57,9 @@ def pool_organisms(dirs: list[Path], bundled: bool) -> list[tuple[str, Path | No
     if bundled:
         from scribe_tui.organisms.registry import list_organisms
 
-        found += [(info.name, None) for info in list_organisms()]
+        # The kinds whose secret is a word or a trigger: mechanistic organisms (circuits)
+        # are claimed by components, not by this judge.
+        found += [(info.name, None) for info in list_organisms() if info.kind in KINDS]
     for root in dirs:
         for item in sorted((root / "organisms").glob("*/organism.json")):
             if _verified(item, root / "keys"):
