@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import stat
 import sys
@@ -553,6 +554,76 @@ def test_the_launcher_refuses_to_run_unsealed(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "refusing to run unsealed" in done.stderr
     assert shutil.which("true")
+
+
+STARTER = """
+import json, subprocess, sys, time
+launcher = subprocess.Popen(json.loads(sys.stdin.readline()))  # argv not in our command line
+print(launcher.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _sleeping(token: str) -> bool:
+    """Whether the sealed sleeper itself runs, not just a command line naming it (the
+    launcher's): then the launcher has armed its death signal and forked."""
+    for pid in _running(token):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[1:2] == [b"-c"] and argv[2].startswith(b"import time"):
+            return True
+    return False
+
+
+def _gone(token: str) -> bool:
+    import time
+
+    deadline = time.monotonic() + 60
+    while _running(token) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not _running(token)
+
+
+@pytest.mark.parametrize("ending", ["starter killed", "launcher terminated"])
+def test_a_sealed_process_ends_when_its_starter_dies_or_it_is_terminated(
+    tmp_path: Path, ending: str
+) -> None:
+    """A closed terminal takes scribe-tui down without a shutdown; a TERM is what a person
+    sends. Either way the launcher and the kernel under it must end, not linger."""
+    import subprocess
+    import time
+
+    token = f"scribe-sleeper-{os.getpid()}-{ending.replace(' ', '-')}"
+    sleeper = [sys.executable, "-c", f"import time; time.sleep(600)  # {token}"]
+    policy = base_policy(read=[], write=[str(tmp_path)])
+    starter = subprocess.Popen(
+        [sys.executable, "-c", STARTER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, POLICY_ENV: policy.to_json()},
+    )
+    try:
+        assert starter.stdin is not None and starter.stdout is not None
+        starter.stdin.write(json.dumps(sandboxed_argv(sleeper)) + "\n")
+        starter.stdin.flush()
+        launcher = int(starter.stdout.readline())
+        deadline = time.monotonic() + 60
+        while not _sleeping(token) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _sleeping(token), "the sealed process never started"
+        if ending == "starter killed":
+            starter.kill()
+        else:
+            os.kill(launcher, signal.SIGTERM)
+        # The token is in the launcher's command line too: both must be gone.
+        assert _gone(token), f"the sealed process outlived its {ending}"
+    finally:
+        starter.kill()
+        starter.wait()
 
 
 def test_gpu_device_nodes_are_found_whatever_the_machine_has(tmp_path: Path) -> None:

@@ -405,6 +405,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         connection_file = command[command.index("-f") + 1]
         policy.read.append(connection_file)
         policy.bind_ports += kernel_ports(connection_file)
+    parent = os.getppid()
+    # The launcher dies with whoever started it (a closed terminal takes scribe-tui with
+    # it, and no shutdown comes), and the kernel dies with the launcher.
+    _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        sys.exit("scribe-tui sandbox: the process that started the kernel is gone")
     if _own_pid_namespace():
         child = os.fork()
         if child:
@@ -442,10 +448,13 @@ def _stand_by(child: int) -> int:
     """The launcher waits for the namespace's first process, the kernel, and exits as it did.
 
     Jupyter interrupts the whole process group (the kernel gets it directly), and kills it
-    the same way; a TERM meant for the kernel is passed on.
+    the same way. A TERM or HUP ends the kernel with KILL: as the first process of its
+    namespace it ignores any signal it has no handler for, and the agent's code may have
+    installed handlers of its own.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(child, signum))
+    for ending in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(ending, lambda signum, frame: os.kill(child, signal.SIGKILL))
     while True:
         try:
             _pid, status = os.waitpid(child, 0)
