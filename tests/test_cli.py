@@ -59,6 +59,7 @@ def test_version_and_help_do_not_import_heavy_packages() -> None:
         (["investigate", "find it", "--auto", "--confirm-checkpoints"], "drop --confirm-"),
         (["resume", "run.ipynb", "--auto", "--confirm-checkpoints"], "drop --confirm-"),
         (["investigate", "find it", "--auto", "--gpu", "H100"], "--gpu is for --mode modal"),
+        (["investigate", "find it", "--auto", "--device", "gpu0"], "--device must be auto, cpu"),
         (
             ["investigate", "x", "--auto", "--mode", "modal", "--modal-timeout", "0"],
             "--modal-timeout must be positive",
@@ -196,6 +197,22 @@ def test_resume_refuses_a_damaged_transcript_before_loading_anything(tmp_path) -
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 2 and len(lines) == 1, run.stderr
     assert "not a JSON line" in lines[0] and "host" not in run.stderr
+
+
+def test_resume_of_a_concluded_run_says_to_fork_it(tmp_path) -> None:
+    notebook = tmp_path / "run.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["scribe"] = {
+        "task": "find the secret",
+        "model": "organism:taboo",
+        "conclusion": {"answer": "piano", "confidence": 0.6},
+    }
+    nbformat.write(nb, notebook)
+    notebook.with_suffix(".jsonl").write_text("", encoding="utf-8")
+    run = run_cli("resume", str(notebook), "--auto", cwd=tmp_path)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1, run.stderr
+    assert "has concluded" in lines[0] and "scribe-tui fork" in lines[0]
 
 
 def test_resume_refuses_budgets_and_mode_forged_into_a_finished_run(tmp_path) -> None:

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import re
 import signal
 import sys
 import time
@@ -87,7 +88,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
         metavar="DEV",
-        help="where the subject model runs: auto (default), cpu, cuda, cuda:1, mps",
+        help="where the subject model runs: auto (default), cpu, cuda, cuda:1",
     )
     parser.add_argument(
         "--gpu",
@@ -229,6 +230,8 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     set_non_dumpable()  # this process holds the API key: no same-user process may read it
     with _holding(settings.resume_from):
         if settings.resume_from is not None:
+            if args.command == "resume":
+                _check_unfinished(settings.resume_from)
             _check_resumable(settings.resume_from, headless=args.auto)
         try:
             provider = make_provider(settings)  # fail fast on a missing API key
@@ -346,6 +349,8 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
             raise UsageError(f"--{flag.replace('_', '-')} must be positive, got {value}")
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise UsageError("--checkpoint-every must be 0 (off) or a positive number of cells")
+    if args.device is not None and not re.fullmatch(r"auto|cpu|cuda(:\d+)?", args.device):
+        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, not {args.device!r}")
     if args.modal_timeout is not None and args.modal_timeout <= 0:
         raise UsageError(f"--modal-timeout must be positive, got {args.modal_timeout}")
 
@@ -427,6 +432,17 @@ def _check_local_model(spec: str) -> None:
         resolve_model(spec)
     except ModelLoadError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _check_unfinished(notebook: Path) -> None:
+    """UsageError for a run that concluded: a second conclusion would muddle its record."""
+    from scribe_tui.agent.launch import notebook_settings
+
+    if notebook_settings(notebook).get("conclusion"):
+        raise UsageError(
+            f"{notebook} has concluded; to go on from it, fork it: scribe-tui fork {notebook} "
+            '--message "what to look at next"'
+        )
 
 
 def _check_resumable(notebook: Path, *, headless: bool) -> None:

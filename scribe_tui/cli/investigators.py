@@ -121,9 +121,9 @@ def _report(outcome: AggregateOutcome, json_out: TextIO | None, out: TextIO) -> 
         return
     verdict = outcome.verdict
     if verdict.reason == "concluded":
-        print(f"Verdict: {verdict.answer}", file=out)
+        print(f"Answer: {verdict.answer}", file=out)
         print(f"Confidence: {verdict.confidence:.2f}", file=out)
         print(f"Evidence: {verdict.evidence}", file=out)
     else:
-        print(f"Verdict: none reached ({verdict.reason})", file=out)
+        print(f"Answer: none reached ({verdict.reason})", file=out)
     print(f"Notebook: {verdict.notebook_path}", file=out)

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["local", "modal", "blackbox"],
         help="local (default), modal (a Modal GPU), blackbox (generate and chat only)",
     )
-    parser.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:1")
     parser.add_argument(
         "--checkpoint-every",
         type=int,
