@@ -85,8 +85,7 @@ def _mechanistic_card(name: str | None, meta: dict[str, Any]) -> str:
         f"{', attention only (MLPs zero and frozen)' if training.get('attention_only') else ''}"
         f", {training['parameters']:,} parameters, vocabulary {training['vocab_size']} tokens",
         f"- {training['steps']} steps, seed {training['seed']}, batch "
-        f"{training['batch_size']}x{training['n_positions']} tokens, final loss "
-        f"{training['final_loss']}",
+        f"{training['batch_size']}x{training['n_positions']} tokens",
         "",
         "Run `scribe-tui organisms verify` to re-measure its key.",
     ]

@@ -133,13 +133,11 @@ def train_induction(
         )
         model = _new_model(tokenizer, shape)
     _attention_only(model)
-    started = time.monotonic()
     batches = _batches(tokenizer, induction.Language.make(), random.Random(seed), cfg, not control)
     params = [p for p in model.parameters() if p.requires_grad]
-    loss = _run_phase(
+    _run_phase(
         model, params, batches, cfg.steps, cfg.lr, _progress(cfg.steps, "training", progress)
     )
-    seconds = round(time.monotonic() - started, 1)
     out = Path(out)
     _save(model, tokenizer, out / "model")
     meta = {
@@ -158,8 +156,8 @@ def train_induction(
             "attention_only": True,
             "parameters": sum(p.numel() for p in model.parameters()),
             "vocab_size": len(tokenizer),
-            "final_loss": round(loss, 4),
-            "seconds": seconds,
+            # No final loss or time: a control, trained on text without repeats, ends at
+            # a much higher loss, and the investigator reads this file.
         },
     }
     (out / "organism.json").write_text(json.dumps(meta, indent=2) + "\n")
