@@ -89,6 +89,7 @@ class HostServer:
         self._last_call_s: float | None = None
         self._last_activity = time.monotonic()
         self._counters = threading.Lock()
+        self._watched: set[str] = set()  # cancelled calls a watchdog is timing
         self._settled = threading.Event()  # loading finished, either way
         self._shutdown = threading.Event()
         # Under the temp dir, not beside the host file: AF_UNIX paths are limited to ~100 bytes.
@@ -308,7 +309,10 @@ class HostServer:
     def _cancel(self, call_id: str) -> bool:
         """Stop call ``call_id``; if it ignores that, the watchdog stops the host."""
         cancelled = self.backend is not None and self.backend.cancel(call_id)
-        if cancelled:
+        with self._counters:
+            watched = call_id in self._watched
+            self._watched.add(call_id)
+        if cancelled and not watched:  # one watchdog per call, however often it is cancelled
             threading.Thread(
                 target=self._watch_cancel, args=(call_id,), name="cancel-watchdog", daemon=True
             ).start()
@@ -341,6 +345,8 @@ class HostServer:
         so the supervisor or the next client call starts a new host from it.
         """
         if self.backend.wait_stopped(call_id, CANCEL_GRACE):
+            with self._counters:
+                self._watched.discard(call_id)
             return
         reason = f"a cancelled call did not stop within {CANCEL_GRACE:g} s"
         # Every other call in flight was waiting for the model lock and never started: the

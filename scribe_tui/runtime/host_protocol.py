@@ -183,9 +183,11 @@ def write_exit_note(host_file: Path, reason: str, stuck_call: str | None = None)
 
     Its log may be out of a sealed kernel's reach; the note names no path.
     """
+    from scribe_tui.runtime.nbfiles import atomic_write
+
     note = {"pid": os.getpid(), "reason": reason, "stuck_call": stuck_call}
-    with contextlib.suppress(OSError):
-        host_file.with_suffix(".exit").write_text(json.dumps(note), encoding="utf-8")
+    with contextlib.suppress(OSError):  # atomic: a client reads it the moment the host is gone
+        atomic_write(host_file.with_suffix(".exit"), json.dumps(note).encode())
 
 
 def read_exit_note(host_file: Path, pid: int) -> ExitNote | None:
