@@ -48,7 +48,7 @@ from scribe_tui.agent.launch import (
 from scribe_tui.agent.loop import Investigation, InvestigationConfig
 from scribe_tui.agent.provider import Provider
 from scribe_tui.agent.run_config import Outcome
-from scribe_tui.agent.transcript import transcript_path_for
+from scribe_tui.agent.transcript import started_notebook, transcript_path_for
 from scribe_tui.events import Event
 from scribe_tui.runtime.host_process import HostProcess
 from scribe_tui.runtime.status import HostStatus
@@ -218,16 +218,6 @@ def find_manifest(path: Path) -> Path | None:
     return manifest if isinstance(scribe, dict) and "aggregate" in scribe else None
 
 
-def _notebook_in(folder: Path) -> Path | None:
-    """The investigation notebook (with a transcript) in ``folder``, if one was started."""
-    if not folder.is_dir():
-        return None
-    for notebook in sorted(folder.glob("*.ipynb")):
-        if transcript_path_for(notebook).exists():
-            return notebook
-    return None
-
-
 def _status(notebook: Path | None) -> str:
     if notebook is None:
         return "not started"
@@ -367,11 +357,11 @@ class ParallelRun:
     def claims(self) -> list[InvestigatorClaim]:
         """Every investigator's claim as its notebook records it now."""
         return [
-            read_claim(m.id, m.strategy, _notebook_in(self.folder / m.id)) for m in self.members
+            read_claim(m.id, m.strategy, started_notebook(self.folder / m.id)) for m in self.members
         ]
 
     def aggregate_notebook(self) -> Path | None:
-        return _notebook_in(self.folder)
+        return started_notebook(self.folder)
 
     async def run(self) -> AggregateOutcome:
         """Run the unfinished investigators, then the aggregator (unless interrupted)."""
@@ -396,7 +386,7 @@ class ParallelRun:
         return outcome
 
     def _member_notebook(self, member: Member) -> Path | None:
-        return _notebook_in(self.folder / member.id)
+        return started_notebook(self.folder / member.id)
 
     async def _start_host(self) -> HostProcess:
         from scribe_tui.runtime.host_protocol import HostStartError

@@ -72,6 +72,16 @@ def transcript_path_for(notebook: Path | str) -> Path:
     return Path(notebook).with_suffix(".jsonl")
 
 
+def started_notebook(folder: Path) -> Path | None:
+    """The investigation notebook (one with a transcript) in ``folder``, if one was started."""
+    if not folder.is_dir():
+        return None
+    for notebook in sorted(folder.glob("*.ipynb")):
+        if transcript_path_for(notebook).exists():
+            return notebook
+    return None
+
+
 @dataclass
 class ResumePoint:
     """Where a recorded run stopped, as the loop needs it to go on."""

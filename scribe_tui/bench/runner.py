@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from scribe_tui.agent.transcript import started_notebook
 from scribe_tui.bench.grid import RunSpec, model_spec, organism_label
 from scribe_tui.bench.report import load_results
 from scribe_tui.bench.scoring import is_failed, score
@@ -160,7 +161,7 @@ class BenchRunner:
             experiment_name="bench",
             seed=run["seed"],
             config=config,
-            resume_from=_unfinished_notebook(folder),
+            resume_from=started_notebook(folder),  # an interrupted attempt's, to resume
             sandbox=self.sandbox,
             allow_network=self.allow_network,
         )
@@ -260,18 +261,6 @@ def _ends_with_newline(path: Path) -> bool:
     with open(path, "rb") as fh:
         fh.seek(-1, os.SEEK_END)
         return fh.read(1) == b"\n"
-
-
-def _unfinished_notebook(folder: Path) -> Path | None:
-    """A notebook an interrupted earlier attempt left (with its transcript), to resume."""
-    from scribe_tui.agent.transcript import transcript_path_for
-
-    if not folder.is_dir():
-        return None
-    for notebook in sorted(folder.glob("*.ipynb")):
-        if transcript_path_for(notebook).exists():
-            return notebook
-    return None
 
 
 def _outcome_fields(outcome: Any, bench: Any, out: Path) -> BenchEvent:
