@@ -128,7 +128,7 @@ def test_kill_9_then_resume_redoes_no_finished_investigator(tmp_path: Path) -> N
 
     run = scribe("resume", str(folder.relative_to(tmp_path)), "--auto", cwd=tmp_path, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "Verdict:" in run.stdout
+    assert "Answer:" in run.stdout
     after = _notebooks(folder)
     for ident, digest in finished.items():
         assert hashlib.sha256(after[ident].read_bytes()).hexdigest() == digest, ident
