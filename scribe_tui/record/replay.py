@@ -19,7 +19,7 @@ from scribe_tui.runtime.receipt import build_receipt
 from scribe_tui.runtime.sandbox import SandboxState
 from scribe_tui.runtime.status import HostStatus
 
-__all__ = ["SealedNotebookClient", "execute", "host_for", "receipt_for"]
+__all__ = ["SealedNotebookClient", "execute", "host_for", "receipt_for", "sealed_client"]
 
 
 def host_for(notebook: Notebook, spec: str, sandbox: SandboxState) -> HostProcess:
@@ -61,6 +61,19 @@ class SealedNotebookClient(NotebookClient):
         if self.kc is None:
             await self.async_start_new_kernel_client()
         yield
+
+
+def sealed_client(nb: Any, kernel: Any, timeout: float, **options: Any) -> SealedNotebookClient:
+    """nbclient on ``kernel`` (a started KernelSession): a cell past ``timeout`` s is
+    interrupted, and no timing metadata is written (a re-run would differ by it alone)."""
+    return SealedNotebookClient(
+        nb,
+        km=kernel.manager,
+        timeout=timeout,
+        interrupt_on_timeout=True,
+        record_timing=False,
+        **options,
+    )
 
 
 async def execute(client: NotebookClient) -> None:

@@ -184,10 +184,10 @@ async def _execute(
     from nbclient.exceptions import DeadKernelError
 
     from scribe_tui.record.replay import (
-        SealedNotebookClient,
         execute,
         host_for,
         receipt_for,
+        sealed_client,
     )
     from scribe_tui.runtime.sealed import sandbox_state, sealed_kernel, start_host_hashed
 
@@ -215,13 +215,11 @@ async def _execute(
             if on_cell is not None:
                 on_cell(drift, time.monotonic() - began.get(cell_index, time.monotonic()))
 
-        client = SealedNotebookClient(
+        client = sealed_client(
             nb,
-            km=kernel.manager,
-            timeout=cell_timeout,
+            kernel,
+            cell_timeout,
             allow_errors=True,
-            interrupt_on_timeout=True,
-            record_timing=False,
             on_cell_execute=cell_started,
             on_cell_executed=cell_done,
         )

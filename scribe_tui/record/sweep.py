@@ -343,7 +343,7 @@ async def _drive(nb: Any, kernel: KernelSession, cell_timeout: float) -> str:
     ("" if every cell ran)."""
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-    from scribe_tui.record.replay import SealedNotebookClient, execute
+    from scribe_tui.record.replay import execute, sealed_client
 
     running = 0
 
@@ -351,14 +351,7 @@ async def _drive(nb: Any, kernel: KernelSession, cell_timeout: float) -> str:
         nonlocal running
         running = cell_index
 
-    client = SealedNotebookClient(
-        nb,
-        km=kernel.manager,
-        timeout=cell_timeout,
-        interrupt_on_timeout=True,
-        record_timing=False,
-        on_cell_execute=cell_started,
-    )
+    client = sealed_client(nb, kernel, cell_timeout, on_cell_execute=cell_started)
 
     def where() -> str:
         return f"cell [{sum(1 for c in nb.cells[: running + 1] if c.cell_type == 'code')}]"
