@@ -31,8 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from scribe_tui.agent import autopilot_judge as judge
-from scribe_tui.agent import autopilot_stats as stats
+from scribe_tui.autopilot import judge, stats
 from scribe_tui.bench.scoring import score
 from scribe_tui.organisms.keys import answer_key_record
 

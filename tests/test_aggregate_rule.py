@@ -132,7 +132,7 @@ def test_read_claim_reads_metadata_only_and_bounds_the_evidence(tmp_path: Path) 
 
 
 def test_autopilot_strategies_reorder_the_plan_and_keep_falsification_last() -> None:
-    from scribe_tui.agent.autopilot import WORD_PLAN
+    from scribe_tui.autopilot.investigator import WORD_PLAN
 
     state = SimpleNamespace(evidence={}, context="'base_model': True", blackbox=False)
     plans = {VariedAutopilot(variant=v)._plan(state) for v in range(5)}

@@ -17,11 +17,9 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 import scribe_tui.techniques
-from scribe_tui.agent import autopilot_backdoor as backdoor
-from scribe_tui.agent import autopilot_blackbox as blackbox
-from scribe_tui.agent import autopilot_cells as cells
-from scribe_tui.agent.autopilot_judge import parse_evidence
-from scribe_tui.agent.autopilot_kinds import probe_for
+from scribe_tui.autopilot import backdoor, blackbox, cells
+from scribe_tui.autopilot.judge import parse_evidence
+from scribe_tui.autopilot.kinds import probe_for
 from scribe_tui.runtime.executor import ModelExecutor
 from scribe_tui.runtime.host_protocol import BLACKBOX_REFUSAL, BlackBoxError
 from scribe_tui.techniques import content_words

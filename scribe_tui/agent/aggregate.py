@@ -235,7 +235,7 @@ def claims_table(claims: Sequence[InvestigatorClaim], folder: Path) -> str:
 def adjudication_cell(words: Sequence[str], context: str, *, blackbox: bool, seed: int) -> str:
     """Code that compares the competing ``words`` on the subject model; it prints one
     ``ADJUDICATION {json}`` line (the winner, or None) and a table."""
-    from scribe_tui.agent.autopilot_kinds import probe_for
+    from scribe_tui.autopilot.kinds import probe_for
 
     probe = probe_for(context)
     prompts, prefills = list(probe.direct[:2]), list(probe.prefills[:3])

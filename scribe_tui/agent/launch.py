@@ -108,7 +108,7 @@ def choose_agent(requested: str | None) -> tuple[str, str]:
 def make_provider(settings: RunSettings) -> Provider:
     """Build the agent; raises :class:`LaunchError` (one line) when it cannot be used."""
     if settings.agent == "autopilot":
-        from scribe_tui.agent.autopilot import Autopilot
+        from scribe_tui.autopilot.investigator import Autopilot
 
         return Autopilot(seed=settings.seed)
     if settings.agent == "claude":

@@ -33,8 +33,6 @@ from scribe_tui.agent.aggregate import (
     claude_brief,
     read_claim,
 )
-from scribe_tui.agent.autopilot import Autopilot
-from scribe_tui.agent.autopilot_kinds import Probe
 from scribe_tui.agent.launch import (
     LaunchError,
     RunSettings,
@@ -49,6 +47,8 @@ from scribe_tui.agent.loop import Investigation, InvestigationConfig
 from scribe_tui.agent.provider import Provider
 from scribe_tui.agent.run_config import Outcome
 from scribe_tui.agent.transcript import started_notebook, transcript_path_for
+from scribe_tui.autopilot.investigator import Autopilot
+from scribe_tui.autopilot.kinds import Probe
 from scribe_tui.events import Event
 from scribe_tui.runtime.host_process import HostProcess
 from scribe_tui.runtime.status import HostStatus

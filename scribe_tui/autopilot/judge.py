@@ -1,24 +1,6 @@
-"""How the autopilot weighs its evidence: tests against nulls from the data, then a fit.
+"""The autopilot's verdict: the tests, their features and the calibrated claim.
 
-Each technique probes the model on several independent prompt sets (different questions
-or openings), and each set ranks its three leading words: with the weights, the words
-whose probability the fine-tuning raised most over the base model on those prompts (so a
-word any model says there scores nothing); without them, the words sampled most often. A
-planted secret leads set after set and technique after technique; a model without one
-leads with whatever each prompt suggests. Agreement is tested against a permutation null
-built from the data: if no word were special, which of a set's three words comes first
-would be chance, so each set's leader is redrawn uniformly from its own three, 4000
-times, and the p-value is the share of redraws in which some word leads as many sets as
-the leading word does; the same test is run with one ranking per technique (techniques
-share no inputs). Replication is tested on fresh prompts no set used: a sign test over
-prompts that the word's log-likelihood ratio against the base model is positive (black-box:
-that it is sampled more than any other candidate). A backdoor's trigger is tested
-by Fisher's exact test of its behaviour on fresh requests against the same requests
-without it, and against the base model given the word (black-box: given the other words
-tried). The p-values, as -log10 p, go through two logistic maps fitted on a training
-pool of organisms and controls (benchmarks/calibrate_autopilot.py): P(the leading word
-is right) and P(nothing is planted). The answer is the word when the first is at least
-0.5, 'none' when the second is, and 'unknown' otherwise.
+The procedure is stated in the package docstring (:mod:`scribe_tui.autopilot`).
 """
 
 from __future__ import annotations
@@ -31,10 +13,11 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from scribe_tui.agent import autopilot_stats as stats
+import scribe_tui.autopilot as autopilot
+from scribe_tui.autopilot import stats
 
-# The paragraph above, for the notebook's judging cell.
-PROCEDURE = " ".join((__doc__ or "").split("\n\n", 1)[-1].split())
+# The package's statement of the procedure, for the notebook's judging cell.
+PROCEDURE = " ".join((autopilot.__doc__ or "").split("\n\n")[1].split())
 
 # The techniques whose prompt sets vote, by kind. A taboo model's ordinary replies hint
 # at its word and never say it, so its exploration does not vote; a backdoor is judged

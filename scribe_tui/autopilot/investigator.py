@@ -4,14 +4,14 @@ It is a provider like Claude: each turn it reads the conversation (its own
 earlier tool calls and their results) and answers with one tool call. All its
 state is derived from the messages, so a resumed run continues exactly where it
 stopped. It tells the kind of secret from the task, the description of the model
-and ``client.info()`` (:mod:`autopilot_kinds`), probes with its own phrasings
+and ``client.info()`` (:mod:`kinds`), probes with its own phrasings
 fitted to the model, follows the methodology in ``prompts/`` (broad exploration,
 a pivot, checkpoints, falsification), scores whole words rather than tokens, and
 concludes by a stated statistical procedure with a calibrated confidence
-(:mod:`autopilot_judge`, shown in a judging cell): a named answer, "none" when nothing
+(:mod:`judge`, shown in a judging cell): a named answer, "none" when nothing
 is planted, "unknown" when it cannot tell. A run whose experiments
 all failed ends as failed, never as an answer. On a black-box host (``client.run``
-closed) it samples through ``client.chat`` instead (:mod:`autopilot_blackbox`). After
+closed) it samples through ``client.chat`` instead (:mod:`blackbox`). After
 a resume it re-reads which experiments' evidence the rebuilt notebook holds. It never
 reads answer keys or model files: everything it knows comes from cell outputs.
 """
@@ -23,14 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from scribe_tui.agent import autopilot_backdoor as backdoor
-from scribe_tui.agent import autopilot_blackbox as blackbox
-from scribe_tui.agent import autopilot_cells as cells
-from scribe_tui.agent import autopilot_judge as judge
-from scribe_tui.agent import autopilot_notes as notes
-from scribe_tui.agent.autopilot_kinds import Probe, echoes, probe_for
-from scribe_tui.agent.autopilot_person import acknowledgement, requested
 from scribe_tui.agent.provider import ProviderError, TurnRequest, TurnResult, Usage
+from scribe_tui.autopilot import backdoor, blackbox, cells, judge, notes
+from scribe_tui.autopilot.kinds import Probe, echoes, probe_for
+from scribe_tui.autopilot.person import acknowledgement, requested
 from scribe_tui.events import Event, TextDelta
 
 # The experiments in their default order; a person's message can move one forward.

@@ -460,7 +460,7 @@ def judge_cell(kind: str, echo: list[str], missing: Sequence[str], blackbox: boo
     return (
         "# Judging, by the procedure above, from the evidence dicts the cells printed: the\n"
         "# two tests, the features the calibrated maps read, and the claim.\n"
-        "from scribe_tui.agent.autopilot_judge import judging_table, verdict\n\n"
+        "from scribe_tui.autopilot.judge import judging_table, verdict\n\n"
         "evidence = {value['technique']: value for value in Out.values()\n"
         "            if isinstance(value, dict) and 'technique' in value}\n"
         f"found = verdict({_lit(kind)}, evidence, echo={_lit(echo)},\n"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from scribe_tui.agent.autopilot_cells import sampling
+from scribe_tui.autopilot.cells import sampling
 
 
 def _lit(value: object) -> str:

@@ -3,7 +3,7 @@
 Nothing here knows about organisms or words' meanings: a sign test over prompts, a
 one-sided Fisher test of two rates, the agreement a word-wandering model would show
 (resampled), and a small L2-regularised logistic fit (Newton's method) with the
-fitted parameters stored as data beside this module (``autopilot_calibration.json``,
+fitted parameters stored as data beside this module (``calibration.json``,
 written by ``benchmarks/calibrate_autopilot.py``).
 """
 
@@ -18,7 +18,7 @@ from importlib import resources
 
 import numpy as np
 
-CALIBRATION = "autopilot_calibration.json"
+CALIBRATION = "calibration.json"
 DRAWS = 4000  # resamples of the agreement null: p-values down to 1/4001
 CLIP = 4.0  # evidence in -log10(p) is capped: beyond 1e-4, more zeros say nothing new
 
@@ -178,7 +178,7 @@ class Calibration:
 def load_calibration() -> dict[str, Calibration]:
     """The parameters ``benchmarks/calibrate_autopilot.py`` wrote into the package, by
     family ("word", "backdoor")."""
-    text = resources.files("scribe_tui.agent").joinpath(CALIBRATION).read_text()
+    text = resources.files("scribe_tui.autopilot").joinpath(CALIBRATION).read_text()
     return {
         family: Calibration(
             Logistic(tuple(fit["named"])), Logistic(tuple(fit["nothing"])), tuple(fit["features"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scribe_tui.agent import autopilot_judge as judge
+from scribe_tui.autopilot import judge
 
 FAMILY_OF = {
     "fit": "phrasing check (which questions the model can read)",
