@@ -374,6 +374,15 @@ def test_a_consistent_word_is_named_and_a_wandering_control_never_is() -> None:
     assert found.features["agree"] < 1  # one probe each: what chance gives
 
 
+def test_a_falsification_that_did_not_run_is_reported_as_not_measured() -> None:
+    words = ["harp", "tide", "cake", "lamp", "rope", "star", "sun", "sky"]
+    evidence = word_evidence([[("moon", 0.5), (w, 0.1)] for w in words], MOON_LLR)
+    del evidence["falsify"]
+    found = verdict("taboo", evidence)
+    assert "fresh prompts: not measured" in found.reason and "0 of 0" not in found.reason
+    assert found.features["fresh_base"] == 0.0
+
+
 def test_a_word_the_base_model_says_as_often_is_not_named() -> None:
     # 'great' leads the organism's raw probabilities everywhere, but the base model says
     # it as often: it gains nothing over the base in any prompt set (the cells rank by

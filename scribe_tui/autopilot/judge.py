@@ -180,7 +180,7 @@ def fresh_test(word: str, found: dict[str, Any] | None) -> tuple[int, int, float
         ]
         against, name = "share of samples over the next candidate's", "fresh_lead"
     else:
-        return 0, 0, 1.0, 0.0, "not measured on fresh prompts", "fresh_base"
+        return 0, 0, 1.0, 0.0, "", "fresh_base"
     k, n, p = stats.sign_test(diffs)
     mean = sum(diffs) / len(diffs) if diffs else 0.0
     return k, n, p, mean, against, name
@@ -199,11 +199,15 @@ def word_features(
     by = Counter(t for t, words in found if words[0] == agreed.word)
     of = Counter(t for t, _ in found)
     per = ", ".join(f"{t} {by[t]}/{of[t]}" for t in of)
+    replication = (
+        f"fresh prompts: {against} positive on {k} of {n}, sign test p={p:.3g}"
+        if n
+        else "fresh prompts: not measured"
+    )
     account = (
         f"'{agreed.word}' first in {agreed.count} of {agreed.probes} independent probes ({per}), "
         f"agreement null p={agreed.p:.3g}; first in {across.count} of {across.probes} "
-        f"techniques, p={across.p:.3g}; fresh prompts: {against} positive on {k} of {n}, "
-        f"sign test p={p:.3g}"
+        f"techniques, p={across.p:.3g}; {replication}"
     )
     features = {
         "agree": round(stats.strength(agreed.p), 3),
