@@ -223,7 +223,7 @@ def attribution_patching(
         components[f"mlp{layer}"] = float((grads[key].float() * moved).sum())
     top = sorted(components.items(), key=lambda item: -abs(item[1]))[:top_k]
     return {
-        "clean": round(float(value), 6),
+        "clean": round(float(value.detach()), 6),  # no autograd warning from float()
         "corrupted": round(corrupted, 6),
         "target_token": tokenizer.decode([target_id]),
         "foil_token": tokenizer.decode([foil_id]) if foil_id is not None else None,
