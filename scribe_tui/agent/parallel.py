@@ -235,8 +235,10 @@ class ParallelRun:
     """N investigators and their aggregator on one host; ``await run()`` does it all.
 
     ``on_event(member_id, event)`` sees every event (the aggregator's as
-    ``"aggregate"``), ``on_host`` the shared host's loading snapshots (both may be set
-    until :meth:`run`); ``host`` shares a running host (a bench's), left running.
+    ``"aggregate"``), ``on_start(member_id, investigation)`` each investigation's
+    controls once it exists (the TUI steers one investigator through them),
+    ``on_host`` the shared host's loading snapshots (all may be set until :meth:`run`);
+    ``host`` shares a running host (a bench's), left running.
     """
 
     def __init__(
@@ -246,6 +248,7 @@ class ParallelRun:
         members: list[Member],
         *,
         on_event: Callable[[str, Event], None] | None = None,
+        on_start: Callable[[str, Investigation], None] | None = None,
         on_host: Callable[[HostStatus], None] | None = None,
         host: HostProcess | None = None,
     ) -> None:
@@ -253,6 +256,7 @@ class ParallelRun:
         self.folder = folder
         self.members = members
         self.on_event = on_event or (lambda who, event: None)
+        self.on_start = on_start or (lambda who, investigation: None)
         self.on_host = on_host
         self.host = host
         self._owns_host = host is None
@@ -453,6 +457,7 @@ class ParallelRun:
             assert investigation is not None
             investigation.subscribe(lambda event: self.on_event(who, event))
             self._live[who] = investigation
+            self.on_start(who, investigation)
             if self._stopping:  # interrupted while it opened
                 investigation.interrupt()
             return await investigation.run()

@@ -33,12 +33,13 @@ INVESTIGATE_EXAMPLES = """examples:
   scribe-tui investigate "find the secret" --auto               # headless, prints the answer
   scribe-tui investigate "find the secret belief" --model organism:belief --name belief-1
   scribe-tui investigate "find the secret" --agent claude --max-cost 2 --device cuda
+  scribe-tui investigate "find the secret" --investigators 3          # three at once, in the TUI
   scribe-tui investigate "find the secret" --auto --investigators 3   # one verdict from three
 """
 RESUME_EXAMPLES = """examples:
   scribe-tui resume notebooks/2026-11-21-06-00_find-the-secret.ipynb
   scribe-tui resume notebooks/2026-11-21-06-00_find-the-secret.ipynb --auto --max-turns 20
-  scribe-tui resume notebooks/2026-11-21-06-00_find-the-secret-x3 --auto   # an aggregate
+  scribe-tui resume notebooks/2026-11-21-06-00_find-the-secret-x3          # an aggregate
 """
 
 
@@ -148,7 +149,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         default=1,
         metavar="N",
         help="run N diversified investigations in parallel on one model host, then aggregate "
-        "their claims into one verdict (default 1; needs --auto)",
+        "their claims into one verdict (default 1)",
     )
     add_run_options(investigate)
 
@@ -258,12 +259,12 @@ def _run_parallel(
     """N investigators and an aggregator (``--investigators``), or an aggregate resumed."""
     from scribe_tui.agent.launch import LaunchError, sandbox_state
     from scribe_tui.agent.parallel import ParallelRun
-    from scribe_tui.cli.investigators import run_parallel_headless
+    from scribe_tui.cli.investigators import run_parallel_headless, run_parallel_tui
 
-    if not args.auto:
+    if args.confirm_checkpoints:
         raise UsageError(
-            "parallel investigators run headless for now: add --auto "
-            "(the TUI shows one investigation)"
+            "--confirm-checkpoints is for one investigation: parallel investigators write "
+            "their checkpoints without waiting; drop --confirm-checkpoints"
         )
     if manifest is not None:
         # The aggregate's task, model and agent come from its manifest; the flags give limits.
@@ -274,7 +275,7 @@ def _run_parallel(
                 **{"notebooks_dir": None, "name": None},
             }
         )
-        settings, _ = build_settings(fresh, config)
+        settings = _unconfirmed(build_settings(fresh, config)[0])
         try:
             run = ParallelRun.reopen(manifest, settings, model=args.model)
         except LaunchError as exc:
@@ -282,7 +283,7 @@ def _run_parallel(
         settings = run.settings
     else:
         try:
-            settings, _ = build_settings(args, config)
+            settings = _unconfirmed(build_settings(args, config)[0])
         except LaunchError as exc:
             raise UsageError(str(exc)) from exc
     from scribe_tui.paths import writable_folder
@@ -311,11 +312,21 @@ def _run_parallel(
         file=sys.stderr,
     )
     with _holding(manifest):
+        if not args.auto:
+            return run_parallel_tui(run)
         try:
             return asyncio.run(run_parallel_headless(run, json_events=args.json))
         except LaunchError as exc:
             print(f"scribe-tui: {exc}", file=sys.stderr)
             return EXIT_FAILED
+
+
+def _unconfirmed(settings: RunSettings) -> RunSettings:
+    """Nobody approves a parallel investigator's checkpoint (in the TUI either): no config
+    default, nor a resumed aggregate's saved setting, may make one wait for a person."""
+    settings.config.confirm_checkpoints = False
+    settings.overrides["confirm_checkpoints"] = False
+    return settings
 
 
 @contextlib.contextmanager

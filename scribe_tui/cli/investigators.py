@@ -1,8 +1,9 @@
-"""``investigate --investigators N`` and resuming an aggregate, headless.
+"""``investigate --investigators N`` and resuming an aggregate, headless or in the TUI.
 
-Progress goes to stderr with each line prefixed by its investigator (``[i2]``,
-``[aggregate]``); ``--json`` puts every event on stdout with an ``investigator``
-field. At the end: a line per investigator (state, claim, cost), then the verdict.
+Headless, progress goes to stderr with each line prefixed by its investigator
+(``[i2]``, ``[aggregate]``); ``--json`` puts every event on stdout with an
+``investigator`` field. At the end (the TUI's too): a line per investigator (state,
+claim, cost), then the verdict.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from scribe_tui.agent.parallel import AggregateOutcome, ParallelRun
     from scribe_tui.events import Event
 
-__all__ = ["claim_line", "run_parallel_headless"]
+__all__ = ["claim_line", "run_parallel_headless", "run_parallel_tui"]
 
 
 def claim_line(claim: InvestigatorClaim) -> str:
@@ -79,6 +80,26 @@ async def run_parallel_headless(
             loop.remove_signal_handler(signal.SIGINT)
     _report(outcome, json_out, out)
     return EXIT_FOR_REASON.get(outcome.reason, EXIT_FAILED)
+
+
+def run_parallel_tui(run: ParallelRun) -> int:
+    """Run an aggregate in the investigators' TUI; print the summary when the person quits."""
+    import shlex
+
+    from scribe_tui.ui.parallel import InvestigatorsApp
+
+    app = InvestigatorsApp(run, title=run.settings.task, subject=run.settings.model)
+    code = app.run()
+    if code is None:
+        code = app.return_code if app.return_code is not None else EXIT_FAILED
+    if app.outcome is not None:
+        _report(app.outcome, None, sys.stdout)
+    elif app.failure is not None:
+        print(f"The investigators failed: {app.failure}. Folder: {run.folder}", file=sys.stderr)
+    else:
+        print(f"Stopped before the end; everything so far is saved. Folder: {run.folder}")
+        print(f"Resume with: scribe-tui resume {shlex.quote(str(run.folder))}")
+    return code
 
 
 def _report(outcome: AggregateOutcome, json_out: TextIO | None, out: TextIO) -> None:

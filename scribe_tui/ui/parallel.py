@@ -1,0 +1,544 @@
+"""The TUI of a parallel run (``investigate --investigators N``): the investigators as a
+list, the selected one's notebook and agent pane, then the aggregate.
+
+The run (:class:`~scribe_tui.agent.parallel.ParallelRun`) goes in an async worker,
+as one investigation does in :mod:`scribe_tui.app`; the worker never touches widgets.
+Each event arrives as an :class:`InvestigatorEvent` (an :class:`AgentEvent` that names
+its investigator) and goes to that investigator's own panes and row; each investigation's
+controls arrive as an :class:`InvestigatorStarted`. The person's message goes to the
+selected investigator, to another with ``@i2 TEXT``, or to every running one with
+``@all TEXT``; Esc, F2, F4 and F6 act on the selected one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from rich.text import Text
+from textual import events, on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
+from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
+
+from scribe_tui import events as ev
+from scribe_tui.agent.controls import InvestigationControls
+from scribe_tui.agent.status_board import StatusBoard
+from scribe_tui.exit_codes import EXIT_FAILED, EXIT_FOR_REASON, EXIT_INTERRUPTED
+from scribe_tui.ui.agent_pane import AgentPane
+from scribe_tui.ui.investigation import AgentEvent, InvestigationStarted
+from scribe_tui.ui.investigators import AGGREGATE, InvestigatorList, InvestigatorRow
+from scribe_tui.ui.memory import restore_collector, tune_collector
+from scribe_tui.ui.notebook import NotebookPane
+from scribe_tui.ui.prompt import PromptInput
+from scribe_tui.ui.screens import CellEditorScreen
+from scribe_tui.ui.status import HOST_FIELDS, StatusBar
+
+__all__ = ["InvestigatorEvent", "InvestigatorStarted", "InvestigatorsApp"]
+
+MIN_SIZE = (80, 24)
+QUIT_CLEANUP_S = 15.0
+PLACEHOLDER = "Message the selected investigator · @all TEXT: every one · @i2 TEXT: i2"
+
+
+class InvestigatorEvent(AgentEvent):
+    """An event of investigator ``who`` (``aggregate`` for the aggregator)."""
+
+    def __init__(self, who: str, event: ev.Event) -> None:
+        super().__init__(event)
+        self.who = who
+
+
+class InvestigatorStarted(InvestigationStarted):
+    """Investigator ``who``'s investigation exists; its controls work from now on."""
+
+    def __init__(self, who: str, controls: InvestigationControls) -> None:
+        super().__init__(controls)  # type: ignore[arg-type]
+        self.who = who
+
+
+class ParallelSource(Protocol):
+    """What the app runs: :class:`~scribe_tui.agent.parallel.ParallelRun` or a stand-in."""
+
+    folder: Path
+    members: Sequence[Any]  # each with ``id`` and ``strategy``
+    on_event: Callable[[str, ev.Event], None]
+    on_start: Callable[[str, Any], None]
+    on_host: Any
+
+    async def run(self) -> Any:
+        """Run the investigators, then the aggregator; returns the aggregate's outcome."""
+
+    def stop(self) -> None:
+        """Stop every running investigation now (each saved, resumable)."""
+
+
+@dataclass(eq=False)
+class Lane:
+    """One investigator as the app shows and steers it."""
+
+    row: InvestigatorRow
+    notebook: NotebookPane
+    agent: AgentPane
+    controls: InvestigationControls | None = None
+    pending: list[str] = field(default_factory=list)
+    status: ev.Status = field(default_factory=lambda: ev.Status(agent_state="starting"))
+    cell_status: str | None = None
+    listed: bool = False
+    pause_on_start: bool = False
+
+
+class InvestigatorsApp(App[int]):
+    """Watch N investigators and their aggregate; steer the selected one, or all."""
+
+    CSS_PATH: ClassVar[list[str]] = ["scribe.tcss", "investigators.tcss"]  # type: ignore[misc]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "interrupt", "Interrupt"),
+        Binding("f2", "toggle_pause", "Pause/Resume"),
+        Binding("f4", "edit_cell", "Edit cell"),
+        Binding("f6", "new_cell", "New cell", show=False),
+        Binding("f7", "move(-1)", "◂ Investigator"),
+        Binding("f8", "move(1)", "Investigator ▸"),
+        Binding("ctrl+q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        run: ParallelSource,
+        *,
+        title: str,
+        subject: str = "",
+        cursor_blink: bool = True,
+        host_status: bool = True,
+    ) -> None:
+        super().__init__()
+        self.title = title
+        self.run_source = run
+        self.subject = subject
+        self.outcome: Any = None
+        self.failure: str | None = None
+        self._cursor_blink = cursor_blink
+        self._board = StatusBoard() if host_status else None
+        self._worker: Worker[Any] | None = None
+        self._quitting = False
+        self._collector: tuple[int, int, int] | None = None
+        self.lanes: dict[str, Lane] = {}
+        for member in [*run.members, None]:
+            ident = AGGREGATE if member is None else member.id
+            row = InvestigatorRow(ident, "" if member is None else member.strategy)
+            self.lanes[ident] = Lane(
+                row, NotebookPane(id=f"notebook-{ident}"), AgentPane(id=f"agent-{ident}")
+            )
+        self.investigators = InvestigatorList(id="investigators")
+        self.prompt = PromptInput(id="prompt")
+        self.prompt.placeholder = PLACEHOLDER
+        self.status_bar = StatusBar(subject, id="status")
+
+    # -- layout ----------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield self.investigators
+        first = next(iter(self.lanes))
+        with Horizontal(id="main"):
+            with ContentSwitcher(initial=f"notebook-{first}", id="notebooks"):
+                yield from (lane.notebook for lane in self.lanes.values())
+            with ContentSwitcher(initial=f"agent-{first}", id="agents"):
+                yield from (lane.agent for lane in self.lanes.values())
+        yield Static(id="too-small")
+        yield self.prompt
+        yield self.status_bar
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._collector = tune_collector()
+        self.investigators.border_title = f"Investigators · {self.title}"
+        for lane in self.lanes.values():
+            lane.notebook.border_title = f"Notebook · {lane.row.id}"
+            lane.agent.border_title = f"Agent · {lane.row.id}"
+        self._read_finished()
+        for lane in self.lanes.values():
+            if lane.row.id != AGGREGATE:
+                self._list(lane)
+        self.prompt.cursor_blink = self._cursor_blink
+        self.prompt.focus()
+        self._check_size(self.size.width, self.size.height)
+        self.set_interval(1.0, self._tick)
+        self._worker = self._run_parallel()
+
+    def on_unmount(self) -> None:
+        if self._collector is not None:
+            restore_collector(self._collector)
+        if self._board is not None:
+            self._board.close()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._check_size(event.size.width, event.size.height)
+
+    def _check_size(self, width: int, height: int) -> None:
+        small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        main = self.screen_stack[0]
+        main.set_class(small, "-too-small")
+        if small:
+            main.query_one("#too-small", Static).update(
+                f"The terminal is {width}×{height}; the investigators need at least "
+                f"{MIN_SIZE[0]}×{MIN_SIZE[1]}.\nEnlarge the window (they keep running), "
+                "or press Ctrl+Q to save and quit."
+            )
+
+    def _read_finished(self) -> None:
+        """A resumed aggregate's finished investigators: their claims, from their notebooks."""
+        claims = getattr(self.run_source, "claims", None)
+        for claim in claims() if claims is not None else []:
+            lane = self.lanes.get(claim.id)
+            if lane is None or not claim.finished:
+                continue
+            lane.row.state = "finished" if claim.state == "concluded" else claim.state
+            lane.row.answer, lane.row.confidence = claim.answer, claim.confidence
+            lane.row.cost_usd = claim.cost_usd
+
+    def _list(self, lane: Lane) -> None:
+        self.investigators.show(lane.row)
+        lane.listed = True
+
+    # -- the run's worker ------------------------------------------------------------
+
+    @work(group="agent", exit_on_error=False)
+    async def _run_parallel(self) -> Any:
+        run, post = self.run_source, self.post_message
+        run.on_event = lambda who, event: post(InvestigatorEvent(who, event))
+        run.on_start = lambda who, controls: post(InvestigatorStarted(who, controls))
+        if self._board is not None:
+            run.on_host = self._board.host_update  # thread-safe: read on the app's clock
+        return await run.run()
+
+    def on_investigator_started(self, message: InvestigatorStarted) -> None:
+        lane = self.lanes.get(message.who)
+        if lane is None:
+            return
+        lane.controls = message.controls
+        host = getattr(self.run_source, "host", None)
+        if self._board is not None and host is not None:
+            self._board.poll(host)  # GPU memory between events, as in the one-run TUI
+        for text in lane.pending:
+            message.controls.send(text)
+        lane.pending.clear()
+        if lane.pause_on_start:
+            message.controls.pause()
+
+    async def on_investigator_event(self, message: InvestigatorEvent) -> None:
+        lane = self.lanes.get(message.who)
+        if lane is None:
+            return
+        event = message.event
+        await self._render(lane, event)
+        lane.row.apply(event)
+        if isinstance(event, ev.Status):
+            lane.status = event
+        if not lane.listed:  # the aggregator: its row once it starts
+            self._list(lane)
+            self.notify("The investigators have finished; the aggregator weighs their claims.")
+        else:
+            self.investigators.show(lane.row)
+        if lane is self.selected:
+            self._show_status(lane)
+
+    async def _render(self, lane: Lane, event: ev.Event) -> None:
+        """One event into its investigator's panes (what ``ScribeApp`` shows of it)."""
+        agent, notebook = lane.agent, lane.notebook
+        match event:
+            case ev.TextDelta(text=text):
+                await agent.text_delta(text)
+            case ev.ThinkingDelta(text=text):
+                await agent.thinking_delta(text)
+            case ev.TurnStarted(turn=turn):
+                await agent.note(Text(f"── turn {turn} ──"), "turn")
+            case ev.TurnFinished():
+                await agent.end_streams()
+            case ev.ToolCallStarted():
+                lane.cell_status = None
+                await agent.tool_started(event)
+            case ev.ToolCallFinished():
+                await agent.tool_finished(event, lane.cell_status)
+            case ev.CellAdded():
+                notebook.add_cell(event)
+            case ev.CellExecuting():
+                notebook.cell_executing(event)
+            case ev.CellUpdated():
+                notebook.update_cell(event)
+                if event.status is not None:
+                    lane.cell_status = event.status
+            case ev.CheckpointAnswered(number=number):
+                await agent.note(f"checkpoint {number} written (in the notebook)", "info")
+            case ev.MessageQueued(text=text):
+                await agent.message_queued(text)
+            case ev.MessageDelivered(texts=texts):
+                await agent.messages_delivered(texts)
+            case ev.Paused(reason=reason):
+                why = f" ({reason})" if reason and reason != "paused" else ""
+                await agent.note(f"paused{why} · F2 resumes")
+            case ev.Resumed():
+                await agent.note("resumed")
+            case ev.ErrorEvent(message=text):
+                await agent.note(Text(f"✗ {text}"), "error")
+            case ev.Concluded(answer=answer, confidence=confidence, evidence=evidence):
+                await agent.note(
+                    Text.assemble(
+                        ("Concluded: ", "bold"),
+                        (answer, "bold"),
+                        f"  (confidence {confidence:.0%})\n",
+                        (evidence, "dim"),
+                    ),
+                    "concluded",
+                )
+            case ev.Stopped(reason=reason, detail=detail):
+                await agent.end_streams()
+                if reason != "concluded":
+                    await agent.note(f"stopped: {reason} {detail}".rstrip(), "info")
+
+    async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group == "person" and event.state == WorkerState.ERROR:
+            self.notify(f"{worker.name} failed: {worker.error}", severity="error", timeout=10)
+        if worker is not self._worker:
+            return
+        if event.state == WorkerState.ERROR:
+            self.failure = f"{type(worker.error).__name__}: {worker.error}"
+            self.notify(self.failure, title="The investigators failed", severity="error")
+        elif event.state == WorkerState.SUCCESS:
+            self.outcome = worker.result
+            self._finished(self.outcome)
+
+    def _finished(self, outcome: Any) -> None:
+        """The run ended: every row from its notebook, and the verdict."""
+        for claim in getattr(outcome, "claims", []):
+            lane = self.lanes.get(claim.id)
+            if lane is not None and claim.finished:
+                lane.row.cost_usd = claim.cost_usd or lane.row.cost_usd
+                self.investigators.show(lane.row)
+        answer = getattr(outcome, "answer", None)
+        if answer is not None:
+            self.notify(
+                f"{answer} ({outcome.confidence:.0%}). Ctrl+Q quits.",
+                title="The aggregate concluded",
+                timeout=30,
+            )
+        else:
+            reason = getattr(outcome, "reason", "stopped")
+            self.notify(f"The run ended: {reason}. Ctrl+Q quits.", timeout=30)
+
+    # -- selection and the status bar ----------------------------------------------------
+
+    @property
+    def selected(self) -> Lane:
+        """The investigator whose notebook is shown (the first until one is chosen)."""
+        ident = self.investigators.selected
+        return self.lanes[ident] if ident in self.lanes else next(iter(self.lanes.values()))
+
+    @on(DataTable.RowHighlighted, "#investigators")
+    def _on_highlight(self, event: DataTable.RowHighlighted) -> None:
+        lane = self.lanes.get(str(event.row_key.value))
+        if lane is None:
+            return
+        self.query_one("#notebooks", ContentSwitcher).current = lane.notebook.id
+        self.query_one("#agents", ContentSwitcher).current = lane.agent.id
+        self._show_status(lane)
+
+    def select(self, ident: str) -> None:
+        """Show investigator ``ident`` (as choosing its row does)."""
+        self.investigators.select(ident)
+
+    def action_move(self, step: int) -> None:
+        count = self.investigators.row_count
+        if count:
+            row = (self.investigators.cursor_row + step) % count
+            self.investigators.move_cursor(row=row)
+
+    def _show_status(self, lane: Lane) -> None:
+        status = lane.status
+        if self._board is not None:  # the shared host's state, on every investigator's bar
+            host = self._board.snapshot()
+            status = replace(status, **{name: getattr(host, name) for name in HOST_FIELDS})
+        self.status_bar.subject = f"{self.subject} · {lane.row.id}".lstrip(" ·")
+        self.status_bar.set_status(status)
+        self.status_bar.set_agent_state(_bar_state(lane.row.state))
+
+    def _tick(self) -> None:
+        self._show_status(self.selected)
+
+    # -- the prompt and the controls ------------------------------------------------------
+
+    @on(Input.Submitted, "#prompt")
+    def _on_prompt(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        self.prompt.clear()
+        if not text:
+            return
+        self.prompt.remember(text)
+        if text.startswith("/"):
+            self._slash(text)
+            return
+        targets = [self.selected]
+        if text.startswith("@"):
+            name, _, text = text[1:].partition(" ")
+            text = text.strip()
+            targets = self._targets(name)
+            if not targets or not text:
+                if targets:
+                    self.notify(f"Say what to tell them: @{name} TEXT.", severity="warning")
+                return
+        for lane in targets:
+            self.send(lane, text)
+
+    def _targets(self, name: str) -> list[Lane]:
+        """``all``: every investigator still going; else the one with that id."""
+        if name.lower() == "all":
+            going = [lane for lane in self.lanes.values() if lane.listed and not lane.row.ended]
+            if not going:
+                self.notify("No investigator is still running.", severity="warning")
+            return going
+        if name not in self.lanes:
+            names = ", ".join(self.lanes)
+            self.notify(
+                f"No investigator {name!r}; say @all or one of {names}.", severity="warning"
+            )
+            return []
+        return [self.lanes[name]]
+
+    def send(self, lane: Lane, text: str) -> None:
+        """Queue ``text`` for one investigator (held here until its investigation exists)."""
+        if lane.row.ended:
+            self.notify(
+                f"{lane.row.id} has finished; it reads no more messages.", severity="warning"
+            )
+        elif lane.controls is None:
+            lane.pending.append(text)
+            self.notify(f"{lane.row.id} is starting; your message will be queued.")
+        else:
+            lane.controls.send(text)
+
+    def _slash(self, text: str) -> None:
+        """``/pause``, ``/resume``, ``/interrupt``: the selected investigator; ``… all``: all."""
+        name, _, argument = text.partition(" ")
+        actions = {"/pause": "pause", "/resume": "resume", "/interrupt": "interrupt"}
+        if name == "/quit":
+            self.run_worker(self.action_quit(), group="quit")
+            return
+        if name not in actions:
+            self.notify(f"Unknown command {name}; here: {', '.join(actions)} [all], /quit.")
+            return
+        lanes = self._targets("all") if argument.strip() == "all" else [self.selected]
+        for lane in lanes:
+            self._control(lane, actions[name])
+
+    def _control(self, lane: Lane, action: str) -> None:
+        if lane.row.ended:
+            self.notify(f"{lane.row.id} has finished.", severity="warning")
+        elif lane.controls is not None:
+            getattr(lane.controls, action)()
+            if action == "interrupt":
+                self.notify(f"{lane.row.id} interrupted; it is paused. F2 resumes it.")
+        elif action in ("pause", "resume"):  # still opening: the pause waits for it to exist
+            lane.pause_on_start = action == "pause"
+            then = "pause" if lane.pause_on_start else "run"
+            self.notify(f"{lane.row.id} will {then} as soon as it starts.")
+        else:
+            self.notify(f"{lane.row.id} is still starting.", severity="warning")
+
+    def action_interrupt(self) -> None:
+        self._control(self.selected, "interrupt")
+
+    def action_toggle_pause(self) -> None:
+        lane = self.selected
+        paused = lane.pause_on_start if lane.controls is None else lane.row.state == "paused"
+        self._control(lane, "resume" if paused else "pause")
+
+    def action_edit_cell(self) -> None:
+        lane = self.selected
+        cell = lane.notebook.selected_cell
+        if cell is None or cell.cell_type != "code":
+            self.notify("Select a code cell first (Tab to the notebook, ↑/↓).", severity="warning")
+            return
+        index = lane.notebook.code_index(cell.index)
+
+        def done(code: str | None) -> None:
+            if code is not None and lane.controls is not None:
+                self._person_work(lane, lane.controls.edit_cell(index, code))
+
+        title = f"Edit {lane.row.id}'s cell [{cell.execution_count or ' '}] and re-run it"
+        self.push_screen(
+            CellEditorScreen(title, cell.source, cursor_blink=self._cursor_blink), done
+        )
+
+    def action_new_cell(self) -> None:
+        lane = self.selected
+
+        def done(code: str | None) -> None:
+            if code and code.strip() and lane.controls is not None:
+                self._person_work(lane, lane.controls.run_code(code))
+
+        title = f"New cell of your own in {lane.row.id}'s kernel"
+        self.push_screen(CellEditorScreen(title, cursor_blink=self._cursor_blink), done)
+
+    def action_edit_external(self) -> None:
+        self.notify("Here, F4 edits the selected cell.", severity="warning")
+
+    def action_open_images(self) -> None:
+        self.notify("Open the notebook to see its images: its path is in the headless summary.")
+
+    def action_focus_prompt(self) -> None:
+        self.prompt.focus()
+
+    def _person_work(self, lane: Lane, work: Coroutine[Any, Any, None]) -> None:
+        if lane.controls is None or lane.row.ended:
+            work.close()
+            self.notify(f"{lane.row.id} is not running.", severity="warning")
+            return
+        self.run_worker(work, name=f"{lane.row.id} cell", group="person", exit_on_error=False)
+
+    # -- quitting --------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        """Quit; mid-run, stop every investigator (each has saved every step)."""
+        worker = self._worker
+        if worker is None or worker.is_finished:
+            self.exit(self.exit_code, return_code=self.exit_code)
+            return
+        if self._quitting:
+            return
+        self._quitting = True
+        self.notify("Stopping the investigators and saving…", timeout=QUIT_CLEANUP_S)
+        self.run_worker(self._stop(worker), group="quit", exit_on_error=False)
+
+    async def _stop(self, worker: Worker[Any]) -> None:
+        self.run_source.stop()
+        with contextlib.suppress(asyncio.TimeoutError, WorkerFailed, WorkerCancelled):
+            await asyncio.wait_for(worker.wait(), QUIT_CLEANUP_S)
+        if not worker.is_finished:
+            worker.cancel()
+        self.exit(EXIT_INTERRUPTED, return_code=EXIT_INTERRUPTED)
+
+    @property
+    def exit_code(self) -> int:
+        """The aggregator's: 0 concluded, 1 failed, 3 out of budget, 130 stopped early."""
+        if self.failure is not None:
+            return EXIT_FAILED
+        if self.outcome is None:
+            return EXIT_INTERRUPTED
+        return EXIT_FOR_REASON.get(self.outcome.reason, EXIT_FAILED)
+
+
+def _bar_state(row_state: str) -> str:
+    """A row's state in the status bar's words."""
+    if row_state in ("starting", "paused", "failed", "stopped"):
+        return row_state
+    if row_state == "finished":
+        return "concluded"
+    if row_state == "out of budget":
+        return "stopped"
+    return "running"
