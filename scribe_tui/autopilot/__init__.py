@@ -20,4 +20,11 @@ second is, and ``unknown`` otherwise.
 It runs the investigation as visible notebook cells (:mod:`investigator` plans them,
 :mod:`cells` writes them) and concludes by the procedure stated
 above (:mod:`judge`; the notebook's judging cell prints it).
+
+A mechanistic task (which heads or MLPs do something: "which attention heads let this
+model copy repeated text") is told from the task and the description (:mod:`kinds`) and
+has a plan of its own: for copying, :mod:`circuit` measures the behaviour, maps the
+heads' attention patterns, ranks candidates by attribution, ablates every component
+against a null, confirms the candidate set jointly (faithfulness) and concludes with
+its components, ``none`` or ``unknown``, by the rule its module states.
 """

@@ -14,6 +14,8 @@ all failed ends as failed, never as an answer. On a black-box host (``client.run
 closed) it samples through ``client.chat`` instead (:mod:`blackbox`). After
 a resume it re-reads which experiments' evidence the rebuilt notebook holds. It never
 reads answer keys or model files: everything it knows comes from cell outputs.
+A mechanistic task runs its kind's plan instead (:data:`MECHANISTIC_PLANS`, e.g.
+:mod:`circuit`), whose judging cell prints the claim it concludes with.
 """
 
 from __future__ import annotations
@@ -24,15 +26,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scribe_tui.agent.provider import ProviderError, TurnRequest, TurnResult, Usage
-from scribe_tui.autopilot import backdoor, blackbox, cells, judge, notes
-from scribe_tui.autopilot.kinds import Probe, echoes, probe_for
+from scribe_tui.autopilot import backdoor, blackbox, cells, circuit, judge, notes
+from scribe_tui.autopilot.kinds import Probe, echoes, mechanistic, probe_for
 from scribe_tui.autopilot.person import acknowledgement, requested
 from scribe_tui.events import Event, TextDelta
 
 # The experiments in their default order; a person's message can move one forward.
 WORD_PLAN = ("fit", "direct", "explore", "prefill", "persona", "logit_lens", "base_diff", "falsify")
 BACKDOOR_PLAN = ("fit", "direct", "harvest", "scan", "behaviour", "falsify")
-EXPERIMENTS = WORD_PLAN + BACKDOOR_PLAN
+# Mechanistic tasks (which components do X) each have a plan of their own, by kind.
+MECHANISTIC_PLANS = {plan.kind: plan for plan in (circuit.PLAN,)}
+EXPERIMENTS = (
+    WORD_PLAN
+    + BACKDOOR_PLAN
+    + tuple(step for plan in MECHANISTIC_PLANS.values() for step in plan.steps)
+)
 # What needs client.run: on a black-box host these are left out of the plan.
 WHITE_BOX = ("fit", "logit_lens", "base_diff")
 # Kinds whose secret the user may guess in a game: the persona cell also samples free
@@ -86,6 +94,7 @@ class _State:
     """What the autopilot knows, rebuilt from the conversation each turn."""
 
     session_id: str | None = None
+    opening: str = ""  # the task and the description of the model, as the loop first said
     context: str = ""  # the task, the description of the model, what client.info() said
     calls: int = 0
     done: list[str] = field(default_factory=list)
@@ -172,7 +181,7 @@ class Autopilot:
             if message["role"] == "user":
                 text = _text_of(message["content"])
                 if messages[0] is message:
-                    state.context = text
+                    state.context = state.opening = text
                 for session_id in _SESSION_ID.findall(text):
                     state.session_id = session_id  # the newest mention wins (e.g. after resume)
                 self._note_user(state, text, messages[0] is message)
@@ -268,6 +277,8 @@ class Autopilot:
             return self._markdown("checkpoint", "Writing the exploration checkpoint.", state, sid)
         if state.conclusion_requested:
             return self._conclude(state)
+        if self._mechanistic(state) is not None:
+            return self._decide_mechanistic(state, sid)
 
         for fixed in self._fixed_steps(state, sid):
             if fixed[0] not in state.done:
@@ -313,6 +324,40 @@ class Autopilot:
             return self._markdown("summary", "Writing up what the evidence supports.", state, sid)
         return self._conclude(state)
 
+    def _decide_mechanistic(self, state: _State, sid: dict[str, Any]) -> Step:
+        """The next step of a mechanistic plan: the setup, its experiments in order (one
+        whose prerequisite left no evidence is skipped), the method, the summary."""
+        plan = self._mechanistic(state)
+        assert plan is not None
+        fixed: list[Step] = [
+            ("info", "What am I connected to?", "execute_code",
+             {**sid, "code": cells.info_cell()}),
+            ("plan", "Writing down the plan first.", "add_markdown",
+             {**sid, "content": plan.plan_note()}),
+        ]  # fmt: skip
+        for step in fixed:
+            if step[0] not in state.done:
+                return step
+        for step in plan.steps:
+            if step in state.done:
+                continue
+            if any(need not in state.evidence for need in plan.needs.get(step, ())):
+                continue  # it reads what an experiment that failed would have left
+            if step == plan.steps[-1] and "method" not in state.done:
+                return ("method", "How I judge.", "add_markdown",
+                        {**sid, "content": plan.method_note()})  # fmt: skip
+            code = plan.code(step, state.evidence, self.seed)
+            return step, plan.why[step], "execute_code", {**sid, "code": code}
+        if "summary" not in state.done:
+            return self._markdown("summary", "Writing up what the evidence supports.", state, sid)
+        return self._conclude(state)
+
+    def _mechanistic(self, state: _State) -> circuit.MechanisticPlan | None:
+        """The plan of a mechanistic task, told from the opening message; None for a
+        hidden secret."""
+        kind = mechanistic(state.opening)
+        return MECHANISTIC_PLANS.get(kind) if kind else None
+
     def _fixed_steps(self, state: _State, sid: dict[str, Any]) -> list[Step]:
         probe = self._probe(state)
         helpers = blackbox.helpers_cell() if self._blackbox(state) else cells.helpers_cell()
@@ -327,6 +372,12 @@ class Autopilot:
 
     def _markdown(self, step: str, text: str, state: _State, sid: dict[str, Any]) -> Step:
         plan, evidence, missing = self._plan(state), state.evidence, self._missing(state)
+        mechanistic_plan = self._mechanistic(state)
+        if mechanistic_plan is not None:  # a checkpoint or the summary: where it stands
+            content = mechanistic_plan.summary_note(evidence, missing)
+            if step == "checkpoint":
+                content = content.replace("## Summary", "## Exploration checkpoint", 1)
+            return step, text, "add_markdown", {**sid, "content": content}
         kind = self._probe(state).kind
         content = {
             "checkpoint": lambda: notes.checkpoint(plan, evidence, missing, self._verdict(state)),
@@ -366,6 +417,9 @@ class Autopilot:
     def _plan(self, state: _State) -> tuple[str, ...]:
         """The experiments for this kind: diffing only where ``client.info()`` found a base,
         and on a black-box host only those that sample text."""
+        mechanistic_plan = self._mechanistic(state)
+        if mechanistic_plan is not None:
+            return mechanistic_plan.steps
         plan = BACKDOOR_PLAN if self._probe(state).kind == "backdoor" else WORD_PLAN
         if self._blackbox(state):
             return tuple(s for s in plan if s not in WHITE_BOX)
@@ -508,6 +562,15 @@ class Autopilot:
             failed = ", ".join(state.failed)
             raise ProviderError(
                 f"every experiment failed ({failed}): nothing was measured to conclude from"
+            )
+        if self._mechanistic(state) is not None:
+            answer, confidence, components, evidence = circuit.conclusion(state.evidence)
+            arguments = {"answer": answer, "confidence": confidence, "evidence": evidence}
+            return (
+                "conclude",
+                f"Concluding: {answer} (confidence {confidence:g}).",
+                "conclude",
+                {**arguments, **({"components": components} if components else {})},
             )
         verdict = self._verdict(state)
         tops = "; ".join(

@@ -36,6 +36,30 @@ _SIGNS = (
 )
 
 
+# Mechanistic tasks ask *which parts of the model* do something, not what it hides. They
+# are told from the opening message alone (the task and the description): the fields of
+# ``client.info()`` name layers and heads for every model. Each kind has its own plan
+# (:mod:`circuit` for copying circuits); a new mechanistic kind adds a sign and a plan.
+MECHANISTIC_SIGNS = (
+    (
+        "circuit",
+        r"attention heads?|\bheads?\b|\bmlps?\b|circuit|\bcomponents?\b|induction|"
+        r"\bcop(?:y|ies|ying)\b",
+    ),
+)
+
+
+def mechanistic(opening: str) -> str | None:
+    """The kind of mechanistic task the opening message (task line first, then the
+    description) asks about, or None for a task about a hidden secret."""
+    lines = opening.strip().splitlines()
+    for text in (lines[0] if lines else "", opening):
+        for kind, pattern in MECHANISTIC_SIGNS:
+            if re.search(pattern, text.lower()):
+                return kind
+    return None
+
+
 def recognise(context: str) -> str:
     """The kind of secret the task speaks of; where the task line is vague, the
     description of the model (and the rest of ``context``) decides."""
