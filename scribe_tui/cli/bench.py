@@ -4,6 +4,7 @@ scribe-tui bench [SPEC.toml] [--axis KEY=V1,V2 ...] [--repeat N] [--jobs N] [--o
                  [--backend local|modal] [--gpu GPU] [--json] [--dry-run] [--unscored]
                  [--no-sandbox] [--allow-network]
 scribe-tui bench report DIR
+scribe-tui bench export DIR --to inspect [--out FILE]
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from scribe_tui.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_U
 
 USAGE = (
     "scribe-tui bench [SPEC.toml] [--axis KEY=V1,V2 ...] [--repeat N] [--jobs N] [--out DIR] ...\n"
-    "       scribe-tui bench report DIR"
+    "       scribe-tui bench report DIR\n"
+    "       scribe-tui bench export DIR --to inspect [--out FILE]"
 )
 
 
@@ -42,12 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score investigators on model organisms: every combination of the axes, "
         "each run an ordinary investigation under DIR/runs/, scored against answer keys "
         "the agents never see. `scribe-tui bench report DIR` prints the table again and "
-        "rewrites DIR/report.md.",
+        "rewrites DIR/report.md; `scribe-tui bench export DIR --to inspect` writes an Inspect "
+        "eval log for `inspect view`.",
         epilog="examples:\n"
         "  scribe-tui bench --axis organism=taboo,belief --repeat 3 --out out\n"
         "  scribe-tui bench --axis organism=taboo --axis methodology=on,off --jobs 2\n"
         "  scribe-tui bench spec.toml --dry-run\n"
-        "  scribe-tui bench report out\n",
+        "  scribe-tui bench report out\n"
+        "  scribe-tui bench export out --to inspect\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("spec", nargs="?", type=Path, help="a TOML spec ([grid] and [run])")
@@ -87,6 +91,8 @@ def main(argv: list[str]) -> int:
     """Run the bench command line; returns the exit code."""
     if argv[:1] == ["report"]:
         return _report_command(argv[1:])
+    if argv[:1] == ["export"]:
+        return _export_command(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         runs, options = _plan(args)
@@ -268,6 +274,59 @@ def _report_command(argv: list[str]) -> int:
         )
         return EXIT_USAGE
     _finish(args.dir, quiet=False)
+    return EXIT_OK
+
+
+def _export_command(argv: list[str]) -> int:
+    from scribe_tui.bench.inspect_export import FORMATS, ExportError, export_inspect
+
+    parser = argparse.ArgumentParser(
+        prog="scribe-tui bench export",
+        description="Write a bench as a log another tool reads. --to inspect: an Inspect eval "
+        "log, one sample per run (its transcript, score and notebook), for `inspect view`. "
+        "Example: scribe-tui bench export bench --to inspect",
+    )
+    parser.add_argument("dir", type=Path, help="the --out directory of a bench")
+    parser.add_argument("--to", metavar="FORMAT", help=f"the format: {', '.join(FORMATS)}")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="where to write it (.eval, or .json for Inspect's JSON format; "
+        "default DIR/inspect/<created>_<bench>_<id>.eval)",
+    )
+    args = parser.parse_args(argv)
+    if args.to not in FORMATS:
+        given = "no --to" if args.to is None else f"--to {args.to}"
+        print(
+            f"scribe-tui bench export: {given}: name a format, one of {', '.join(FORMATS)} "
+            f"(scribe-tui bench export {args.dir} --to inspect)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        exported = export_inspect(args.dir, args.out)
+    except ExportError as exc:
+        print(f"scribe-tui bench export: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if exported.rejected:
+        print(
+            f"scribe-tui bench export: left out {len(exported.rejected)} rows that fail their "
+            f"integrity check (not written by scribe-tui as they are): "
+            f"{', '.join(exported.rejected)}",
+            file=sys.stderr,
+        )
+    if exported.transcripts_left_out:
+        print(
+            "scribe-tui bench export: no messages for runs whose transcript fails its integrity "
+            f"check: {', '.join(exported.transcripts_left_out)}",
+            file=sys.stderr,
+        )
+    print(exported.path)
+    print(
+        f"{exported.samples} runs; view them: inspect view --log-dir {exported.path.parent}",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
