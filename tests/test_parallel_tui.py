@@ -144,6 +144,22 @@ async def test_two_autopilot_investigators_in_the_tui(tmp_path: Path) -> None:
         await pilot.press("ctrl+q")
     assert app.return_code == EXIT_OK
 
+    # Reopened (``resume FOLDER`` without --auto): nothing runs again, and every row and
+    # notebook is read from the files.
+    again = ParallelRun.reopen(run.folder / "aggregate.json", settings)
+    reopened = InvestigatorsApp(again, title=TASK, cursor_blink=False)
+    async with reopened.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: reopened.outcome is not None, "the reopened aggregate", 300)
+        for who in ("i1", "i2", "aggregate"):
+            before, after = app.lanes[who], reopened.lanes[who]
+            assert after.row.state == "finished" and after.row.answer == before.row.answer
+            sources = [c.source for c in after.notebook.cells]
+            assert sources == [c.source for c in before.notebook.cells], who
+            assert not list(after.agent.query(".note")), who  # it did not run again
+        assert reopened.investigators.row_count == 3
+        await pilot.press("ctrl+q")
+    assert reopened.return_code == EXIT_OK
+
 
 # -- a scripted run --------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ from scribe_tui.events import (
 from scribe_tui.runtime.notebook import Notebook
 from scribe_tui.tools import NotebookTools, ToolResult
 
-__all__ = ["ExternalInvestigation"]
+__all__ = ["ExternalInvestigation", "cells_as_events"]
 
 _CELL_EVENTS = (CellAdded, CellExecuting, CellUpdated)
 
@@ -263,7 +263,7 @@ class ExternalInvestigation:
         session = self.tools.sessions.get(self.dispatcher.session_id or "")
         if self._followed is None or session is None:
             return []
-        return [NotebookOpened(path=self._followed), *_cells_as_events(session.notebook)]
+        return [NotebookOpened(path=self._followed), *cells_as_events(session.notebook)]
 
     def _follow(self) -> None:
         """After a call: if it opened a newer session, front ends switch to its notebook."""
@@ -302,7 +302,7 @@ class ExternalInvestigation:
             sink(event)
 
 
-def _cells_as_events(notebook: Notebook) -> list[Event]:
+def cells_as_events(notebook: Notebook) -> list[Event]:
     """A notebook's cells as the events that would have shown them, outputs included."""
     events: list[Event] = []
     for index, cell in enumerate(notebook.cells):

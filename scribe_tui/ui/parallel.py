@@ -29,8 +29,10 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from scribe_tui import events as ev
 from scribe_tui.agent.controls import InvestigationControls
+from scribe_tui.agent.external import cells_as_events
 from scribe_tui.agent.status_board import StatusBoard
 from scribe_tui.exit_codes import EXIT_FAILED, EXIT_FOR_REASON, EXIT_INTERRUPTED
+from scribe_tui.runtime.notebook import Notebook, NotebookError
 from scribe_tui.ui.agent_pane import AgentPane
 from scribe_tui.ui.investigation import AgentEvent, InvestigationStarted
 from scribe_tui.ui.investigators import AGGREGATE, InvestigatorList, InvestigatorRow
@@ -192,7 +194,8 @@ class InvestigatorsApp(App[int]):
             )
 
     def _read_finished(self) -> None:
-        """A resumed aggregate's finished investigators: their claims, from their notebooks."""
+        """A resumed aggregate's finished investigators (they do not run again): their
+        claims and cells, from their notebooks."""
         claims = getattr(self.run_source, "claims", None)
         for claim in claims() if claims is not None else []:
             lane = self.lanes.get(claim.id)
@@ -201,6 +204,20 @@ class InvestigatorsApp(App[int]):
             lane.row.state = "finished" if claim.state == "concluded" else claim.state
             lane.row.answer, lane.row.confidence = claim.answer, claim.confidence
             lane.row.cost_usd = claim.cost_usd
+            self._load_cells(lane, claim.notebook)
+
+    def _load_cells(self, lane: Lane, notebook: Path | None) -> None:
+        """Show a finished notebook's cells, as its events would have."""
+        try:
+            cells = cells_as_events(Notebook.load(notebook)) if notebook else []
+        except NotebookError as exc:
+            self.notify(str(exc), title=f"{lane.row.id}'s notebook", severity="warning")
+            return
+        for event in cells:
+            if isinstance(event, ev.CellAdded):
+                lane.notebook.add_cell(event)
+            elif isinstance(event, ev.CellUpdated):
+                lane.notebook.update_cell(event)
 
     def _list(self, lane: Lane) -> None:
         self.investigators.show(lane.row)
@@ -321,6 +338,14 @@ class InvestigatorsApp(App[int]):
             if lane is not None and claim.finished:
                 lane.row.cost_usd = claim.cost_usd or lane.row.cost_usd
                 self.investigators.show(lane.row)
+        aggregate = self.lanes[AGGREGATE]
+        if not aggregate.listed and getattr(outcome, "verdict", None) is not None:
+            # A resumed aggregate whose aggregator had finished: it did not run again.
+            row = aggregate.row
+            row.state = "finished" if outcome.reason == "concluded" else outcome.reason
+            row.answer, row.confidence = outcome.answer, outcome.confidence
+            self._load_cells(aggregate, outcome.notebook)
+            self._list(aggregate)
         answer = getattr(outcome, "answer", None)
         if answer is not None:
             self.notify(
