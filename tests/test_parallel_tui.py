@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from test_tmux_e2e import Tmux, tmux_session, workdir  # noqa: F401
 
 from scribe_tui import events as ev
 from scribe_tui.agent.launch import RunSettings
@@ -159,6 +163,35 @@ async def test_two_autopilot_investigators_in_the_tui(tmp_path: Path) -> None:
         assert reopened.investigators.row_count == 3
         await pilot.press("ctrl+q")
     assert reopened.return_code == EXIT_OK
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_investigators_in_a_real_terminal(
+    workdir: Path,  # noqa: F811
+    tmux_session: Callable[[str], Tmux],  # noqa: F811
+) -> None:
+    command = " ".join(
+        shlex.quote(part)
+        for part in [
+            *(sys.executable, "-m", "scribe_tui", "investigate", TASK, "--investigators", "2"),
+            *("--agent", "autopilot", "--notebooks-dir", str(workdir / "nb")),
+        ]
+    )
+    tui = tmux_session(command)
+    tui.wait_for(lambda s: f"Investigators · {TASK}" in s, "the TUI", timeout=30)
+    tui.wait_for(lambda s: " i1 " in s and " i2 " in s, "a row per investigator")
+    tui.wait_for(
+        lambda s: re.search(r"aggregate\s+finished", s) is not None, "the verdict", timeout=600
+    )
+    tui.send("C-q")
+    tui.wait_for(lambda s: tui.dead(), "the app to exit", timeout=60)
+    screen = tui.screen()
+    key = answer_key("taboo")
+    # What headless prints at the end: a line per investigator, then the verdict.
+    assert re.search(r"i1\s+black-box first\s+concluded", screen), screen
+    assert re.search(r"i2\s+white-box first\s+concluded", screen), screen
+    assert f"Answer: {key}" in screen, screen
 
 
 # -- a scripted run --------------------------------------------------------------------
