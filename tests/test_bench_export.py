@@ -285,6 +285,22 @@ def test_bad_input_is_one_line_and_exit_2(
     assert not (directory / "inspect").exists()
 
 
+def test_a_damaged_line_or_an_unwritable_folder_is_one_line_and_exit_2(
+    bench_dir: Path, read_only_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["bench", "export", str(bench_dir), "--to", "inspect"]
+    assert cli_main([*args, "--out", str(read_only_dir / "bench.eval")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot write {read_only_dir / 'bench.eval'}" in err, err
+
+    results = bench_dir / RESULTS
+    results.write_text('{"run_id": "damaged\n' + results.read_text())
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "results.jsonl:1: not a JSON row; mend or remove" in err, err
+    assert not (bench_dir / "inspect").exists()
+
+
 def test_without_inspect_ai_it_says_how_to_install_it(
     bench_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -78,7 +78,10 @@ def export_inspect(directory: Path, out: Path | None = None) -> Exported:
     if out is not None and out.suffix not in _SUFFIXES:
         raise ExportError(f"--out {out}: name a .eval or .json file (Inspect's two log formats)")
     rejected: list[str] = []
-    rows = load_results(directory, rejected)
+    try:
+        rows = load_results(directory, rejected)
+    except ValueError as exc:  # a damaged line before the last: not a cut-off write
+        raise ExportError(f"{exc}; mend or remove that line, then export again") from None
     if rejected and not rows:
         raise ExportError(
             f"all {len(rejected)} rows of {results} fail their integrity check (not written by "
@@ -94,8 +97,8 @@ def export_inspect(directory: Path, out: Path | None = None) -> Exported:
     except ImportError:
         raise ExportError(f"--to inspect needs the inspect-ai package: {INSTALL}") from None
 
-    exported = Exported(path=Path(), samples=len(rows), rejected=rejected)
-    samples = [_sample(directory, row, exported) for row in rows]
+    left_out: list[str] = []
+    samples = [_sample(directory, row, left_out) for row in rows]
     created = datetime.fromtimestamp(results.stat().st_mtime, tz=timezone.utc)
     # Named by its contents: exporting the same results again replaces the file.
     eval_id = hashlib.sha256(results.read_bytes()).hexdigest()[:22]
@@ -103,10 +106,12 @@ def export_inspect(directory: Path, out: Path | None = None) -> Exported:
     if out is None:
         stamp = created.strftime("%Y-%m-%dT%H-%M-%S+00-00")
         out = directory / "inspect" / f"{stamp}_{_task_name(directory)}_{eval_id}.eval"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_eval_log(log, str(out))
-    exported.path = out
-    return exported
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_eval_log(log, str(out))
+    except OSError as exc:
+        raise ExportError(f"cannot write {out}: {exc.strerror or exc}; choose --out FILE") from None
+    return Exported(out, len(rows), rejected, left_out)
 
 
 def _task_name(directory: Path) -> str:
@@ -233,7 +238,8 @@ def _cell(cell: CellSummary) -> dict[str, Any]:
     return {"axes": cell.axes, **counts, **_figures(cell)}
 
 
-def _sample(directory: Path, row: dict, exported: Exported) -> EvalSample:
+def _sample(directory: Path, row: dict, left_out: list[str]) -> EvalSample:
+    """One row as a sample; its run id goes to ``left_out`` if its transcript is not trusted."""
     from inspect_ai.log import EvalError, EvalSample
     from inspect_ai.model import ModelOutput, ModelUsage
 
@@ -242,7 +248,7 @@ def _sample(directory: Path, row: dict, exported: Exported) -> EvalSample:
     notebook = _notebook(directory, row)
     data, problem = _transcript(notebook)
     if problem is not None:
-        exported.transcripts_left_out.append(row["run_id"])
+        left_out.append(row["run_id"])
     messages = _messages(data.messages, agent) if data is not None and problem is None else []
     meta: dict[str, Any] = {
         "run_id": row["run_id"],
