@@ -52,8 +52,8 @@ PROCEDURE = " ".join(" ".join((__doc__ or "").split("\n\n")[1:4]).split())
 @dataclass(frozen=True)
 class MechanisticPlan:
     """One kind of mechanistic task: the experiments in order, what each needs, why it
-    runs, the code of its cells, and the markdown around them. The last step's cell
-    prints the verdict the autopilot concludes with (:func:`conclusion`)."""
+    runs, the code of its cells, the markdown around them, and the arguments of
+    ``conclude`` read from the evidence (its last step's cell prints the verdict)."""
 
     kind: str
     steps: tuple[str, ...]
@@ -63,6 +63,7 @@ class MechanisticPlan:
     plan_note: Callable[[], str]
     method_note: Callable[[], str]
     summary_note: Callable[[dict[str, dict[str, Any]], dict[str, str]], str]
+    conclusion: Callable[[dict[str, dict[str, Any]]], dict[str, Any]]
 
 
 # -- statistics -------------------------------------------------------------------------------
@@ -313,8 +314,10 @@ def copying_cell(seed: int) -> str:
         f"    span = rng.sample(words, {LENGTH})\n"
         "    other = rng.sample([w for w in words if w not in span], len(span))\n"
         "    cut = rng.randrange(1, len(span))\n"
-        "    repeated.append(' '.join(span + span[:cut]))\n"
-        "    unrepeated.append(' '.join(other + span[:cut]))\n"
+        "    # A space before every word, the first too: one token per word, so a prompt and\n"
+        "    # its control have the same length in tokens.\n"
+        "    repeated.append(' ' + ' '.join(span + span[:cut]))\n"
+        "    unrepeated.append(' ' + ' '.join(other + span[:cut]))\n"
         "    targets.append(span[cut])\n"
         "# The metric every ablation below uses (the target's log-probability), with nothing\n"
         "# ablated: the copying gain is how much the earlier occurrence raises it.\n"
@@ -526,6 +529,21 @@ def _code(step: str, evidence: dict[str, dict[str, Any]], seed: int) -> str:
     }[step]()
 
 
+def conclusion(evidence: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The arguments of ``conclude`` (answer, confidence, evidence, and the components
+    of a named circuit) from the judging cell's verdict."""
+    found = evidence.get("judging")
+    if not found:
+        return {"answer": "unknown", "confidence": 0.0, "evidence": "no verdict was judged"}
+    components = [str(c) for c in found.get("components") or []]
+    arguments = {
+        "answer": str(found.get("answer") or "unknown"),
+        "confidence": float(found.get("confidence") or 0.0),
+        "evidence": f"{found.get('reason', '')}. Figures: {found.get('figures', {})}",
+    }
+    return {**arguments, **({"components": components} if components else {})}
+
+
 PLAN = MechanisticPlan(
     kind="circuit",
     steps=("copying", "patterns", "attribution", "ablate", "confirm", "judging"),
@@ -548,17 +566,5 @@ PLAN = MechanisticPlan(
     plan_note=plan_note,
     method_note=method_note,
     summary_note=summary_note,
+    conclusion=conclusion,
 )
-
-
-def conclusion(evidence: dict[str, dict[str, Any]]) -> tuple[str, float, list[str] | None, str]:
-    """(answer, confidence, components, evidence text) from the judging cell's verdict."""
-    found = evidence.get("judging")
-    if not found:
-        missing = "the judging cell left no verdict"
-        return "unknown", 0.0, None, missing
-    components = [str(c) for c in found.get("components") or []]
-    answer = str(found.get("answer") or "unknown")
-    confidence = float(found.get("confidence") or 0.0)
-    text = f"{found.get('reason', '')}. Figures: {found.get('figures', {})}"
-    return answer, confidence, components or None, text

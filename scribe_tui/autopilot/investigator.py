@@ -563,15 +563,11 @@ class Autopilot:
             raise ProviderError(
                 f"every experiment failed ({failed}): nothing was measured to conclude from"
             )
-        if self._mechanistic(state) is not None:
-            answer, confidence, components, evidence = circuit.conclusion(state.evidence)
-            arguments = {"answer": answer, "confidence": confidence, "evidence": evidence}
-            return (
-                "conclude",
-                f"Concluding: {answer} (confidence {confidence:g}).",
-                "conclude",
-                {**arguments, **({"components": components} if components else {})},
-            )
+        mechanistic_plan = self._mechanistic(state)
+        if mechanistic_plan is not None:
+            arguments = mechanistic_plan.conclusion(state.evidence)
+            said = f"Concluding: {arguments['answer']} (confidence {arguments['confidence']:g})."
+            return "conclude", said, "conclude", arguments
         verdict = self._verdict(state)
         tops = "; ".join(
             f"{step}: {', '.join(w for w, _ in judge.pairs(found.get('top'))[:3]) or '-'}"
