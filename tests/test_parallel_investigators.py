@@ -91,6 +91,17 @@ def test_three_autopilot_investigators_share_one_host_and_aggregate(tmp_path: Pa
     for ident in ("i1", "i2", "i3"):
         assert f"  {ident}   " in run.stderr
 
+    # `reproduce` of the aggregate re-executes every notebook in it, each beside its original.
+    again = scribe("reproduce", str(notebooks["aggregate"]), cwd=tmp_path, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Aggregate: 4 of 4 notebooks reproduced" in again.stdout
+    for notebook in notebooks.values():
+        assert notebook.with_name(notebook.stem + ".reproduced.ipynb").is_file()
+    # Its verdict is drawn from the investigators' claims: fork refuses it and says what to fork.
+    refused = scribe("fork", str(notebooks["aggregate"]), "--at", "1", "--auto", cwd=tmp_path)
+    assert refused.returncode == 2 and "fork one of them instead" in refused.stderr
+    assert not [p for p in folder.rglob("*.ipynb") if "fork" in p.name]
+
 
 def _status(notebook: Path) -> str:
     try:

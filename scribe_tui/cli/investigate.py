@@ -184,9 +184,17 @@ def run_command(args: argparse.Namespace) -> int:
         )
     if args.command != "fork":
         return _run(args, config)
+    from scribe_tui.agent.parallel import find_manifest
     from scribe_tui.record.fork import discard_fork, prepare_fork
     from scribe_tui.record.source import RecordError
 
+    manifest = find_manifest(args.notebook)
+    if manifest is not None:
+        raise UsageError(
+            f"{args.notebook} is an aggregate's verdict, drawn from its investigators' claims: "
+            f"fork one of them instead (scribe-tui fork {manifest.parent}/i1/….ipynb --at N), "
+            f"or resume the aggregate (scribe-tui resume {manifest.parent})"
+        )
     try:
         fork = prepare_fork(args.notebook, args.at, args.message)
     except RecordError as exc:

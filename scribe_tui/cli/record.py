@@ -61,7 +61,11 @@ def add_commands(
         run,
         f"{run} --tolerance 0.01",
     )
-    reproduce.add_argument("notebook", type=Path, help="the notebook to re-execute")
+    reproduce.add_argument(
+        "notebook",
+        type=Path,
+        help="the notebook to re-execute (an aggregate's: its investigators' too)",
+    )
     reproduce.add_argument("--out", type=Path, metavar="PATH", help="the re-executed copy")
     reproduce.add_argument(
         "--tolerance",
@@ -165,6 +169,53 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
+    """Re-execute a notebook, or each notebook of an aggregate (investigators, then verdict)."""
+    notebooks = _aggregate_notebooks(args.notebook)
+    if notebooks is None:
+        return _reproduce_one(args, args.notebook, args.out)
+    if args.out is not None:
+        raise UsageError(
+            f"{args.notebook} is an aggregate of several notebooks and --out names one copy: "
+            "drop --out (each copy is written beside its original)"
+        )
+    codes = []
+    for notebook in notebooks:
+        codes.append(_reproduce_one(args, notebook, None))
+        if codes[-1] == EXIT_INTERRUPTED:
+            return EXIT_INTERRUPTED
+    drifted = [str(nb) for nb, code in zip(notebooks, codes, strict=True) if code != EXIT_OK]
+    print(
+        f"Aggregate: {len(notebooks) - len(drifted)} of {len(notebooks)} notebooks reproduced"
+        + (f"; not: {', '.join(drifted)}" if drifted else "")
+    )
+    if any(code == EXIT_FAILED for code in codes):
+        return EXIT_FAILED
+    return EXIT_DRIFT if drifted else EXIT_OK
+
+
+def _aggregate_notebooks(path: Path) -> list[Path] | None:
+    """An aggregate's notebooks, investigators first and the aggregator's last; None when
+    ``path`` names no aggregate (an investigator's own notebook reproduces on its own)."""
+    from scribe_tui.agent.parallel import find_manifest
+    from scribe_tui.agent.transcript import started_notebook
+
+    manifest = find_manifest(path)
+    if manifest is None:
+        return None
+    folder = manifest.parent
+    try:
+        members = [m["id"] for m in json.loads(manifest.read_text(encoding="utf-8"))["members"]]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{manifest}: not an aggregate manifest ({exc})") from None
+    found = [started_notebook(folder / member) for member in members]
+    found.append(path if path.suffix == ".ipynb" else started_notebook(folder))
+    notebooks = [nb for nb in found if nb is not None]
+    if not notebooks:
+        raise UsageError(f"{folder}: no investigator has started; nothing to reproduce")
+    return notebooks
+
+
+def _reproduce_one(args: argparse.Namespace, notebook: Path, out: Path | None) -> int:
     from scribe_tui.record.drift import DEFAULT_TOLERANCE, CellDrift
     from scribe_tui.record.reproduce import reproduce
     from scribe_tui.runtime.host_protocol import HostStartError
@@ -176,7 +227,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     def on_host(status: HostStatus) -> None:
         nonlocal last_phase
         if not last_phase:  # the input is good: the work begins
-            print(f"scribe-tui: re-executing {args.notebook} in a fresh kernel and model host",
+            print(f"scribe-tui: re-executing {notebook} in a fresh kernel and model host",
                   file=sys.stderr)  # fmt: skip
         if f"{status.state}:{status.phase}" != last_phase:
             last_phase = f"{status.state}:{status.phase}"
@@ -189,8 +240,8 @@ def _reproduce(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(
             reproduce(
-                args.notebook,
-                out=args.out,
+                notebook,
+                out=out,
                 tolerance=DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance,
                 model=args.model,
                 sandbox=not args.no_sandbox,
@@ -199,10 +250,10 @@ def _reproduce(args: argparse.Namespace) -> int:
             )
         )
     except (HostStartError, KernelError, TimeoutError) as exc:
-        print(f"scribe-tui: cannot reproduce {args.notebook}: {exc}", file=sys.stderr)
+        print(f"scribe-tui: cannot reproduce {notebook}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:  # the kernel and host were stopped on the way out
-        print(f"scribe-tui: stopped; {args.notebook} is unchanged", file=sys.stderr)
+        print(f"scribe-tui: stopped; {notebook} is unchanged", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(result.report())
     return EXIT_OK if result.reproduced else EXIT_DRIFT
