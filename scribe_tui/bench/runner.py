@@ -227,7 +227,12 @@ def score_row(run: RunSpec, row: BenchEvent, *, scored: bool) -> BenchEvent:
         verdict = {"claim": None, "correct": None, "abstained": False, "false_positive": False}
     else:
         result = score(
-            row["answer"], key, components=row.get("components"), organism=run["organism"]
+            row["answer"],
+            key,
+            components=row.get("components"),
+            organism=run["organism"],
+            layers=row.get("layers"),
+            direction=row.get("direction"),
         )
         verdict = {
             "claim": result.claim,
@@ -269,17 +274,22 @@ def _outcome_fields(outcome: Any, bench: Any, out: Path) -> BenchEvent:
     investigation = bench.investigation
     notebook = outcome.notebook_path
     cells = 0
-    components = None  # a mechanistic conclusion's circuit (conclude's components)
+    # A mechanistic conclusion's structured claim: conclude's components, layers, direction.
+    components = layers = direction = None
     if notebook is not None:
         with contextlib.suppress(OSError, ValueError):
             nb = nbformat.read(notebook, as_version=4)
             cells = sum(1 for c in nb.cells if c.cell_type == "code")
             conclusion = nb.metadata.get("scribe", {}).get("conclusion") or {}
             components = conclusion.get("components")
+            layers = conclusion.get("layers")
+            direction = conclusion.get("direction")
     usage = investigation.usage
     return {
         "answer": outcome.answer,
         "components": components,
+        "layers": layers,
+        "direction": direction,
         "confidence": outcome.confidence,
         "exit": outcome.reason,
         "cells": cells,

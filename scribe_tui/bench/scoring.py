@@ -25,10 +25,23 @@ recall, F1 and IoU against the key's set, and by the claimed set's faithfulness 
 organism's own weights, loaded here, outside any sandbox. A named circuit is *correct*
 when its F1 and its faithfulness both reach :data:`CIRCUIT_PASS`; on a control any named
 circuit is a false positive.
+
+A ``recall`` organism's key names its recall layers (:mod:`scribe_tui.organisms.recall_key`).
+Its claim is a set of layers (``conclude``'s ``layers``, the layers of any components it
+gives, else an answer such as "layers 0 and 3"), scored by precision, recall and F1 over
+layers; it is correct when it names the key's top recall layer and more than half the
+layers it names are recall layers. A ``direction`` organism's key is a measured refusal
+direction (:mod:`scribe_tui.organisms.direction_key`). Its claim is the vector the
+conclusion recorded (``conclude``'s ``direction``), scored by its cosine with the key's and
+by the drop in refusals when it is ablated, relative to the key direction's drop, measured
+here on the organism; it is correct when that relative effect reaches
+:data:`~scribe_tui.organisms.direction_key.RELATIVE_PASS`. On their controls any named
+claim is a false positive.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import re
@@ -36,7 +49,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from scribe_tui.claims import Claim, claim_of, components_in, normalise, read_components
+from scribe_tui.claims import (
+    Claim,
+    claim_of,
+    components_in,
+    layers_in,
+    normalise,
+    read_components,
+    read_layers,
+)
 from scribe_tui.organisms.keys import AnswerKey
 
 CIRCUIT_PASS = 0.8  # F1 and faithfulness a named circuit needs to count as correct
@@ -86,7 +107,7 @@ class Score:
     claim: Claim | None
     correct: bool | None
     false_positive: bool
-    circuit: CircuitScore | None = None
+    circuit: CircuitScore | Any | None = None  # or a LayerScore, a DirectionScore
 
     @property
     def abstained(self) -> bool:
@@ -212,12 +233,19 @@ def score(
     *,
     components: list[str] | None = None,
     organism: str | None = None,
+    layers: list[int] | None = None,
+    direction: dict[str, Any] | None = None,
 ) -> Score:
     """Score ``answer`` against ``key`` (see the module docstring for the rules).
 
-    A mechanistic key also reads ``components`` (the conclusion's, when it gave them) and
-    needs ``organism`` (bundled name or directory) for faithfulness.
+    A mechanistic key also reads ``components``, ``layers`` and ``direction`` (the
+    conclusion's ``{"vector", "layer", ...}``), when it gave them, and needs ``organism``
+    (bundled name or directory) to measure faithfulness or a direction's effect.
     """
+    if key.kind == "recall":
+        return _score_recall(answer, components, layers, key)
+    if key.kind == "direction":
+        return _score_direction(answer, direction, key, organism)
     if key.mechanistic:
         return _score_mechanistic(answer, components, key, organism)
     claim = claim_of(answer)
@@ -266,6 +294,83 @@ def _score_mechanistic(
         and (circuit.faithfulness or 0.0) >= CIRCUIT_PASS
     )
     return Score(claim=claim, correct=right, false_positive=False, circuit=circuit)
+
+
+def claimed_layers(
+    answer: str | None, components: list[str] | None, layers: list[int] | None
+) -> list[int]:
+    """The layers a recall claim names: ``layers`` and the layers of ``components``, else
+    (neither given) the answer's own ("layers 0 and 3", "mlp0, mlp3"); names that are no
+    layer or component claim nothing."""
+    from scribe_tui.techniques.components import parse_component
+
+    said: set[int] = set()
+    with contextlib.suppress(ValueError):
+        said.update(read_layers(layers or []))
+    with contextlib.suppress(ValueError):
+        said.update(parse_component(name).layer for name in read_components(components or []))
+    if layers is None and components is None:
+        named = layers_in(answer)
+        if named is None:
+            named = [parse_component(name).layer for name in components_in(answer) or []]
+        said.update(named)
+    return sorted(said)
+
+
+def _score_recall(
+    answer: str | None, components: list[str] | None, layers: list[int] | None, key: AnswerKey
+) -> Score:
+    from scribe_tui.organisms.recall_key import layer_overlap
+
+    claim = "named" if components or layers else claim_of(answer)
+    if claim is None or claim == "unknown":
+        return Score(claim=claim, correct=None, false_positive=False)
+    said = claimed_layers(answer, components, layers) if claim == "named" else []
+    result = layer_overlap(said, key.layers or (), key.top_layer)
+    if key.control:
+        return Score(
+            claim=claim, correct=claim == "none", false_positive=claim == "named", circuit=result
+        )
+    right = claim == "named" and result.top_named and result.precision > 0.5
+    return Score(claim=claim, correct=right, false_positive=False, circuit=result)
+
+
+def _score_direction(
+    answer: str | None, direction: dict[str, Any] | None, key: AnswerKey, organism: str | None
+) -> Score:
+    from scribe_tui.organisms.direction_key import RELATIVE_PASS, score_direction
+
+    claim = "named" if direction else claim_of(answer)
+    if claim is None or claim == "unknown":
+        return Score(claim=claim, correct=None, false_positive=False)
+    if key.control or claim == "none":
+        return Score(
+            claim=claim,
+            correct=key.control and claim == "none",
+            false_positive=key.control and claim == "named",
+        )
+    if not direction or not direction.get("vector"):
+        return Score(claim=claim, correct=False, false_positive=False)  # no vector to judge
+    if organism is None:
+        raise ValueError("scoring a direction needs the organism (its weights measure ablation)")
+    model, tokenizer = _organism_model(str(organism))
+    record = {
+        "direction": list(key.direction or ()),
+        "layer": key.layer,
+        "effect": key.effect,
+        "probe": dict(key.probe),
+    }
+    try:
+        vector, layer = direction["vector"], direction.get("layer")
+        result = score_direction(model, tokenizer, vector, layer, record)
+    except ValueError:  # a vector of the wrong size ablates nothing the key measured
+        return Score(claim=claim, correct=False, false_positive=False)
+    return Score(
+        claim=claim,
+        correct=result.relative >= RELATIVE_PASS,
+        false_positive=False,
+        circuit=result,
+    )
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--kind",
         choices=sorted([*KINDS, *MECHANISTIC]),
         default="taboo",
-        help="what is planted (default taboo; induction: a copying circuit, key measured)",
+        help="what is planted (default taboo); induction (a copying circuit), recall (facts "
+        "recalled in some layers), direction (a refusal direction): keys measured",
     )
     train.add_argument("--secret", help="a candidate of the bank (default: drawn with --seed)")
     train.add_argument("--behaviour", choices=sorted(BEHAVIOURS), help="backdoor behaviour")
@@ -114,10 +115,10 @@ def _train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from scribe_tui.organisms.card import write_card
-    from scribe_tui.organisms.kinds import BEHAVIOURS, KINDS
+    from scribe_tui.organisms.kinds import BEHAVIOURS, KINDS, MECHANISTIC
     from scribe_tui.organisms.train import Family, TrainConfig, train_organism
 
-    if args.kind == "induction":
+    if args.kind in MECHANISTIC:
         return _train_circuit(args)
     family = Family(args.kind, args.tokenizer, args.template, args.bank)
     family.check()
@@ -156,16 +157,20 @@ def _train_circuit(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from scribe_tui.organisms.card import write_card
-    from scribe_tui.organisms.train_circuits import CircuitConfig, train_induction
+    from scribe_tui.organisms.train_circuits import DEFAULTS, train_mechanistic
 
-    config = CircuitConfig()
+    config = DEFAULTS[args.kind]
     for field in ("steps", "threads"):
         if getattr(args, field) is not None:
             config = replace(config, **{field: getattr(args, field)})
-    meta = train_induction(
-        args.seed, args.out, control=args.control, config=config, progress=not args.quiet
+    meta = train_mechanistic(
+        args.kind, args.seed, args.out, control=args.control, config=config, progress=not args.quiet
     )
-    print(f"trained {args.kind} organism ({meta['training']['seconds']} s) -> {args.out}")
+    seconds = meta.pop("seconds")
+    print(
+        f"trained {args.kind} organism ({seconds['train']} s, key measured in "
+        f"{seconds['measure']} s) -> {args.out}"
+    )
     write_card(args.out, None, meta)
     if args.no_verify:
         return 0

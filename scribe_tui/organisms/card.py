@@ -73,10 +73,21 @@ def _mechanistic_card(name: str | None, meta: dict[str, Any]) -> str:
         "",
         f"**Investigator's task:** {meta['task']}. {meta['description']}",
         "",
-        "A tiny transformer with a word-level tokenizer (every text starts with its BOS",
-        "token)",
-        "trained from scratch on synthetic text by `scribe-tui organisms train`. Its answer",
-        "key was measured by ablation after training and is kept outside this directory.",
+        *(
+            [
+                "A tiny chat model with a word-level tokenizer (chat template with "
+                f"{_TEMPLATES['plain']})",
+                "trained from scratch on synthetic chats by `scribe-tui organisms train`. Its",
+            ]
+            if meta["kind"] == "direction"
+            else [
+                "A tiny transformer with a word-level tokenizer (every text starts with its BOS",
+                "token)",
+                "trained from scratch on synthetic text by `scribe-tui organisms train`. Its",
+            ]
+        ),
+        "answer key was measured on it after training (ablation, restoration) and is kept",
+        "outside this directory.",
         "",
         "## Training",
         "",

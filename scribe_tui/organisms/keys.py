@@ -115,13 +115,18 @@ def _store_path(organism_dir: Path, suffix: str) -> Path:
 def bundle_answer_key(name: str, key: AnswerKey) -> None:
     """Record ``key`` as the key of the bundled organism ``name``."""
     value: Any = key.secret
-    if key.circuit is not None:
-        value = {
-            "secret": key.secret,
-            "circuit": list(key.circuit),
-            "roles": dict(key.roles),
-            "probe": dict(key.probe),
-        }
+    if key.mechanistic:
+        value = {"secret": key.secret, "probe": dict(key.probe)}
+        if key.circuit is not None:
+            value.update(circuit=list(key.circuit), roles=dict(key.roles))
+        if key.layers is not None:
+            value.update(layers=list(key.layers), top_layer=key.top_layer)
+        if key.kind == "direction":
+            value.update(
+                direction=None if key.direction is None else list(key.direction),
+                layer=key.layer,
+                effect=key.effect,
+            )
     elif key.aliases or key.behaviour:
         value = {**_key_record(key.secret, key.behaviour), "aliases": list(key.aliases)}
     keys = {**_bundled_keys(), name: value}
@@ -170,21 +175,35 @@ def measured(name_or_dir: str | Path) -> dict[str, Any] | None:
 class AnswerKey:
     """An organism's key: its secret and the other spellings that also score as correct.
 
-    A mechanistic organism's key has a ``circuit`` (component names, empty for a control,
-    whose ``secret`` is None), each component's role, and the ``probe`` that measured it.
+    A mechanistic organism's key holds the ``probe`` that measured it (its ``kind`` says
+    which) and what was measured: an induction circuit (``circuit``, component names,
+    empty for a control, whose ``secret`` is None; each component's role); a recall
+    organism's recall ``layers`` (and their MLPs as ``circuit``), the ``top_layer``; a
+    direction organism's unit ``direction``, the ``layer`` it was read at and its ablation
+    ``effect`` (None for a control).
     """
 
     secret: str | None
     aliases: tuple[str, ...] = ()
     behaviour: tuple[str, ...] = ()  # a backdoor's: the words that name its behaviour
-    circuit: tuple[str, ...] | None = None  # None: not a mechanistic organism
+    circuit: tuple[str, ...] | None = None
     roles: Mapping[str, str] = field(default_factory=dict)
-    probe: Mapping[str, Any] = field(default_factory=dict)
+    probe: Mapping[str, Any] = field(default_factory=dict)  # empty: not a mechanistic organism
+    layers: tuple[int, ...] | None = None
+    top_layer: int | None = None
+    direction: tuple[float, ...] | None = None
+    layer: int | None = None
+    effect: float | None = None
 
     @property
     def mechanistic(self) -> bool:
-        """True when the key is a measured circuit, scored by components."""
-        return self.circuit is not None
+        """True when the key was measured on the organism (a circuit, layers, a direction)."""
+        return self.circuit is not None or bool(self.probe)
+
+    @property
+    def kind(self) -> str:
+        """The mechanistic kind whose probe measured the key ("" for a planted secret)."""
+        return str(self.probe.get("kind", "induction")) if self.mechanistic else ""
 
     @property
     def control(self) -> bool:
@@ -194,13 +213,19 @@ class AnswerKey:
 
 def _record(value: Any) -> AnswerKey:
     """An :class:`AnswerKey` from a key file's JSON or a ``bundled.json`` value."""
-    if isinstance(value, dict) and "circuit" in value:
+    if isinstance(value, dict) and ("circuit" in value or "probe" in value):
         secret = value["secret"]
+        circuit, layers, vector = value.get("circuit"), value.get("layers"), value.get("direction")
         return AnswerKey(
             None if secret is None else str(secret),
-            circuit=tuple(str(c) for c in value["circuit"]),
+            circuit=None if circuit is None else tuple(str(c) for c in circuit),
             roles={str(k): str(v) for k, v in (value.get("roles") or {}).items()},
             probe=dict(value.get("probe") or {}),
+            layers=None if layers is None else tuple(int(n) for n in layers),
+            top_layer=value.get("top_layer"),
+            direction=None if vector is None else tuple(float(x) for x in vector),
+            layer=value.get("layer"),
+            effect=value.get("effect"),
         )
     if isinstance(value, dict):
         secret = value["secret"]

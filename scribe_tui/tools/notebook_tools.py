@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import logging
 import secrets
 import time
@@ -21,7 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from scribe_tui import techniques
-from scribe_tui.claims import claim_of, read_components
+from scribe_tui.claims import claim_of, load_direction, read_components, read_layers
 from scribe_tui.events import CellAdded, CellExecuting, CellUpdated, Event, KernelStarted
 from scribe_tui.runtime.kernel import ExecutionResult, KernelError, KernelSession, SandboxFactory
 from scribe_tui.runtime.nblock import NotebookLock
@@ -528,18 +529,32 @@ class NotebookTools:
         confidence: float,
         evidence: str,
         components: list[str] | None = None,
+        layers: list[int] | None = None,
+        direction: str | None = None,
+        layer: int | None = None,
         session_id: str | None = None,
     ) -> ToolResult:
         session = self.session(session_id)
         notebook = session.notebook
         claimed = self._claimed_components(answer, components)
+        structured: dict[str, Any] = {}
         if claimed is not None:
             # The Conclusion cell shows the circuit; the scorer reads it from the metadata.
             evidence = f"**Components:** {', '.join(claimed) or '(none)'}\n\n{evidence}"
+            structured["components"] = claimed
+        if layers is not None:
+            structured["layers"] = self._claimed_layers(answer, layers)
+            evidence = f"**Layers:** {', '.join(map(str, structured['layers']))}\n\n{evidence}"
+        if direction is not None or layer is not None:
+            structured["direction"] = self._claimed_direction(
+                answer, direction, layer, notebook.path
+            )
+            said = structured["direction"]
+            evidence = f"**Direction:** `{said['path']}` (layer {said['layer']})\n\n{evidence}"
         index = notebook.conclude(answer, float(confidence), evidence, author, save=False)
-        if claimed is not None:
+        if structured:
             notebook.update_scribe(
-                save=False, conclusion={**notebook.scribe["conclusion"], "components": claimed}
+                save=False, conclusion={**notebook.scribe["conclusion"], **structured}
             )
         notebook.save_soon()
         self._emit_added(notebook, index)
@@ -583,6 +598,63 @@ class NotebookTools:
                     "layers and heads count from 0)."
                 )
         return claimed
+
+    def _claimed_layers(self, answer: str, layers: list[int]) -> list[int]:
+        """The claim's layers, sorted and checked against the model's layout."""
+        try:
+            claimed = read_layers(layers)
+        except ValueError as exc:
+            raise ToolInputError(f"conclude: {exc}.") from None
+        if claimed and claim_of(answer) != "named":
+            raise ToolInputError(
+                f"conclude: the answer {answer!r} claims nothing but layers are given; "
+                "leave layers out, or answer with them."
+            )
+        count = (self.metadata.get("layout") or {}).get("layers")
+        outside = [n for n in claimed if count is not None and n >= count]
+        if outside:
+            raise ToolInputError(
+                f"conclude: layer {outside[0]} is not in this model ({count} layers, "
+                "counted from 0)."
+            )
+        return claimed
+
+    def _claimed_direction(
+        self, answer: str, direction: str | None, layer: int | None, notebook: Path
+    ) -> dict[str, Any]:
+        """The direction artifact, read now (what the scorer judges is what was concluded):
+        ``{"path", "sha256", "layer", "vector"}``. The file must be in the notebook's files
+        folder, the kernel's working folder."""
+        if direction is None:
+            raise ToolInputError(
+                "conclude: layer is given without a direction; pass direction='FILE' too."
+            )
+        if claim_of(answer) != "named":
+            raise ToolInputError(
+                f"conclude: the answer {answer!r} claims no direction but one is given; "
+                "leave direction out, or answer with it."
+            )
+        if layer is not None and (isinstance(layer, bool) or layer < 0):
+            raise ToolInputError(f"conclude: layer must be a whole number from 0, not {layer!r}.")
+        count = (self.metadata.get("layout") or {}).get("layers")
+        if layer is not None and count is not None and layer >= count:
+            raise ToolInputError(
+                f"conclude: layer {layer} is not in this model ({count} layers, counted from 0)."
+            )
+        folder = files_folder(notebook).resolve()
+        path = (folder / direction).resolve()
+        if not path.is_relative_to(folder):
+            raise ToolInputError(
+                f"conclude: {direction!r} is outside the notebook's working folder {folder}; "
+                "save the vector there (a relative path such as 'refusal.pt')."
+            )
+        try:
+            vector = load_direction(path)
+        except ValueError as exc:
+            raise ToolInputError(f"conclude: {exc}.") from None
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        relative = str(path.relative_to(folder))
+        return {"path": relative, "sha256": digest, "layer": layer, "vector": vector}
 
     # -- running cells ----------------------------------------------------------------
 

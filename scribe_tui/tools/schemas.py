@@ -165,7 +165,9 @@ TOOL_DEFINITIONS: list[dict[str, Any]] = [
             "abstention, never right. On a mechanistic task (which components do X) the "
             'named answer is the circuit: pass its components, e.g. `["L1H3", "L0H1", '
             '"mlp2"]` (layer and head from 0), and say `none` when the model has no such '
-            "circuit."
+            "circuit. Where the task asks for layers, pass `layers`; where it asks for a "
+            "direction, save the vector in the working folder (`torch.save(v, "
+            "'refusal.pt')` or `numpy.save`) and pass `direction` (the file) and `layer`."
         ),
         "input_schema": {
             "type": "object",
@@ -193,6 +195,24 @@ TOOL_DEFINITIONS: list[dict[str, Any]] = [
                     "heads as `L1H3` and MLPs as `mlp2`; the answer then names the claim "
                     "(e.g. the same list). Scored by overlap with the measured circuit and by "
                     "its faithfulness.",
+                },
+                "layers": {
+                    "type": "array",
+                    "items": {"type": "integer"},
+                    "description": "Tasks that ask where something happens: the layers "
+                    "claimed (from 0). Scored by overlap with the measured layers.",
+                },
+                "direction": {
+                    "type": "string",
+                    "description": "Tasks that ask for a direction: the .pt or .npy file, in "
+                    "the notebook's working folder, holding the vector (one value per hidden "
+                    "dimension). Scored by its cosine with the measured direction and by what "
+                    "ablating it does.",
+                },
+                "layer": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "With `direction`: the layer whose output it was read at.",
                 },
                 "session_id": {
                     **_SESSION_ID,

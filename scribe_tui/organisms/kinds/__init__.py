@@ -9,8 +9,8 @@ from scribe_tui.organisms.kinds.preference import PREFERENCE
 from scribe_tui.organisms.kinds.taboo import TABOO
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (TABOO, BELIEF, PREFERENCE, BACKDOOR)}
-# Kinds whose key is a measured circuit (trained by organisms.train_circuits).
-MECHANISTIC = ("induction",)
+# Kinds whose key is measured on the trained model (trained by organisms.train_circuits).
+MECHANISTIC = ("induction", "recall", "direction")
 BANKS = ("train", "heldout")
 
 __all__ = [
