@@ -1,13 +1,15 @@
 """Regenerate ``examples/induction.ipynb``: the induction story on a bundled organism.
 
     python examples/make_induction.py            # writes examples/induction.ipynb
+    python examples/make_induction.py --organism induction-2 --out control.ipynb  # the control
 
 The notebook is a real investigation: this script plays a fixed sequence of tool calls
 (the markdown and code cells below) through scribe-tui's own loop, with the same sealed
 kernel, model host and receipt as ``scribe-tui investigate``, so ``scribe-tui reproduce
 examples/induction.ipynb`` re-executes it like any recorded run. The cells are fixed; what
 the prose says about the results (which heads, how much, the claimed circuit) is read from
-the cells' outputs as they come, never written in advance.
+the cells' outputs as they come, never written in advance: on the control, the same
+script writes a control's story and concludes ``none``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from scribe_tui.agent.launch import RunSettings, Workbench
 from scribe_tui.agent.loop import InvestigationConfig
 from scribe_tui.agent.provider import TurnRequest
 from scribe_tui.agent.scripted import SESSION, ScriptedProvider, tool
+from scribe_tui.organisms.registry import list_organisms
 
 ORGANISM = "induction-1"
 CONTROL = "induction-2"
@@ -188,6 +191,8 @@ share = total / len(scan["changes"])
 removed = {name: -change for name, change in scan["changes"].items()}
 # Without a copying gain there is no behaviour to explain, so no circuit either.
 circuit = [name for name in scan["ranked"] if removed[name] > share] if gain >= 1 else []
+if circuit:  # from here on: the circuit's head with the highest previous-token score
+    previous_head = max(circuit, key=lambda name: scores["previous_token"].get(name, 0.0))
 
 fig, ax = plt.subplots(figsize=(4.2, 2.4), constrained_layout=True)
 image = heatmap(ax, grid(removed), "log p removed (mean ablation)", "Reds", 0)
@@ -199,7 +204,9 @@ print(f"clean {clean:.3f}, everything ablated {floor:.3f}: total {total:.3f} nat
 for name in scan["ranked"][:6]:
     print(f"  {name:<5} removes {removed[name]:6.3f}{'  > share' if name in circuit else ''}")
 print("MLPs remove", ", ".join(f"{n} {removed[n]:.3f}" for n in removed if n.startswith("mlp")))
-print("circuit by the equal-share rule:", ", ".join(circuit))"""
+print("circuit by the equal-share rule:", ", ".join(circuit))
+print(f"previous-token head for the cells below: {previous_head} "
+      f"(score {scores['previous_token'][previous_head]:.2f})")"""
 
 ATTRIBUTION_INTRO = """\
 ## 4. Attribution: direct effects, and a cheap estimate against the real thing
@@ -418,7 +425,9 @@ class Story:
         )
 
     def _patterns(self, out: str) -> str:
-        previous = _find(r"^top previous-token heads: (L(\d+)H\d+) \(([\d.]+)\)", out)
+        previous = _find(
+            r"^top previous-token heads: (L(\d+)H\d+) \(([\d.]+)\), (L\d+H\d+) \(([\d.]+)\)", out
+        )
         induction = _find(r"^top induction heads: (L(\d+)H\d+ \(([\d.]+)\).*)$", out)
         duplicate = float(_find(r"^top duplicate-token heads: L\d+H\d+ \(([\d.]+)\)", out).group(1))
         prev, prev_layer, prev_score = previous.group(1), int(previous.group(2)), previous.group(3)
@@ -431,11 +440,19 @@ class Story:
                 f"duplicate-token score {duplicate:.2f}. The cells below still use {prev} as "
                 "the previous-token candidate."
             )
-        text = (
-            f"One head stands out as a previous-token head: **{prev}** puts "
-            f"{float(prev_score):.0%} of its attention on the token just before. "
-            f"The highest induction scores: {induction.group(1)}. "
-        )
+        second, second_score = previous.group(4), float(previous.group(5))
+        if second_score < 0.8 * float(prev_score):
+            text = (
+                f"One head stands out as a previous-token head: **{prev}** puts "
+                f"{float(prev_score):.0%} of its attention on the token just before. "
+            )
+        else:
+            text = (
+                f"Two heads look like previous-token heads: **{prev}** and **{second}** put "
+                f"{float(prev_score):.0%} and {second_score:.0%} of their attention on the "
+                "token just before. "
+            )
+        text += f"The highest induction scores: {induction.group(1)}. "
         if int(induction.group(2)) > prev_layer:
             text += (
                 "That is the layout of an induction circuit: an induction head must know, at "
@@ -458,6 +475,14 @@ class Story:
         mlps = [float(v) for v in re.findall(r"mlp\d+ (-?[\d.]+)", out)]
         self.facts.update(circuit=circuit, share=share, removed=removed, total=total)
         text = f"Together the components carry {total:.2f} nats. "
+        chosen = _find(r"^previous-token head for the cells below: (L\d+H\d+)", out).group(1)
+        if chosen != self.facts["previous"]:
+            text += (
+                f"Of the previous-token heads, the circuit holds {chosen}, not "
+                f"{self.facts['previous']} (the highest score): the cells below follow "
+                f"{chosen}. "
+            )
+            self.facts["previous"] = chosen
         if not circuit:
             return (
                 text + "With no copying to explain, no head is a circuit: there is none to claim."
@@ -628,9 +653,15 @@ async def record(out: Path, organism: str = ORGANISM) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=HERE / "induction.ipynb")
     parser.add_argument(
-        "--organism", default=ORGANISM, help=f"a bundled induction organism (control: {CONTROL})"
+        "--out", type=Path, default=HERE / "induction.ipynb", help="default: %(default)s"
+    )
+    kinds = sorted(info.name for info in list_organisms() if info.kind == "induction")
+    parser.add_argument(
+        "--organism",
+        default=ORGANISM,
+        choices=kinds,
+        help=f"default {ORGANISM}; {CONTROL}: a control",
     )
     args = parser.parse_args(argv)
     path = asyncio.run(record(args.out, args.organism))
