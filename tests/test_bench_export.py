@@ -212,6 +212,7 @@ def test_a_transcript_changed_outside_scribe_tui_gives_its_sample_no_messages(
     samples = by_id(read_eval_log(str(exported.path)).samples)
     sample = samples[row["run_id"]]
     assert sample.messages == [] and "integrity check" in sample.metadata["transcript_left_out"]
+    assert "secret word" in str(sample.input)  # the task, from the organism, not the transcript
     assert "piano" not in json.dumps(sample.model_dump(exclude={"attachments"}))
     assert sample.scores["bench"].answer == row["answer"]  # the row itself is verified
     others = [s for run_id, s in samples.items() if run_id != row["run_id"]]

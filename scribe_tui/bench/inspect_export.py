@@ -37,8 +37,9 @@ from scribe_tui.bench.report import RESULTS, default_by, load_results
 from scribe_tui.bench.scoring import CellSummary, summarise, verdict
 
 if TYPE_CHECKING:
-    from inspect_ai.log import EvalSample
+    from inspect_ai.log import EvalLog, EvalMetric, EvalSample
     from inspect_ai.model import ChatMessage, Content
+    from inspect_ai.scorer import Score
 
 FORMATS = ("inspect",)
 INSTALL = 'pip install "scribe-tui[inspect]"'
@@ -126,7 +127,7 @@ def _log(
     created: datetime,
     eval_id: str,
     rejected: list[str],
-) -> Any:
+) -> EvalLog:
     from inspect_ai.log import (
         EvalConfig,
         EvalDataset,
@@ -216,7 +217,7 @@ def _figures(cell: CellSummary) -> dict[str, float]:
     return {name: value for name, value in figures.items() if value is not None}
 
 
-def _metrics(cell: CellSummary) -> dict[str, Any]:
+def _metrics(cell: CellSummary) -> dict[str, EvalMetric]:
     from inspect_ai.log import EvalMetric
 
     metrics = {name: EvalMetric(name=name, value=value) for name, value in _figures(cell).items()}
@@ -249,7 +250,8 @@ def _sample(directory: Path, row: dict, left_out: list[str]) -> EvalSample:
     data, problem = _transcript(notebook)
     if problem is not None:
         left_out.append(row["run_id"])
-    messages = _messages(data.messages, agent) if data is not None and problem is None else []
+    trusted = data if problem is None else None  # none of an altered transcript is used
+    messages = _messages(trusted.messages, agent) if trusted is not None else []
     meta: dict[str, Any] = {
         "run_id": row["run_id"],
         "organism": organism_label(str(axes.get("organism"))),
@@ -299,11 +301,11 @@ def _sample(directory: Path, row: dict, left_out: list[str]) -> EvalSample:
         total_tokens=tokens_in + tokens_out,
         total_cost=row.get("cost_usd"),
     )
-    started, completed = _times(data)
+    started, completed = _times(trusted)
     return EvalSample(
         id=row["run_id"],
         epoch=1,
-        input=str(data.header.get("task")) if data is not None else _task(axes),
+        input=str(trusted.header.get("task")) if trusted is not None else _task(axes),
         # The key stays with scribe-tui; the score says whether the answer matched it.
         target="",
         messages=messages,
@@ -375,12 +377,11 @@ def _times(data: TranscriptData | None) -> tuple[str | None, str | None]:
     stamps = [r["t"] for r in [data.header, *data.records] if isinstance(r.get("t"), (int, float))]
     if not stamps:
         return None, None
-    return tuple(  # type: ignore[return-value]
-        datetime.fromtimestamp(t, tz=timezone.utc).isoformat() for t in (min(stamps), max(stamps))
-    )
+    first, last = (datetime.fromtimestamp(t, tz=timezone.utc) for t in (min(stamps), max(stamps)))
+    return first.isoformat(), last.isoformat()
 
 
-def _score(row: dict) -> Any:
+def _score(row: dict) -> Score:
     from inspect_ai.scorer import CORRECT, INCORRECT, NOANSWER, Score
 
     kind = verdict(row)
