@@ -48,6 +48,7 @@ from scribe_tui.ui.investigation import (
 )
 from scribe_tui.ui.memory import restore_collector, tune_collector
 from scribe_tui.ui.notebook import NotebookPane
+from scribe_tui.ui.panes import InvestigationPanes
 from scribe_tui.ui.prompt import PromptInput
 from scribe_tui.ui.record_actions import RecordActions
 from scribe_tui.ui.status import AGENT_STATES, StatusBar, human_count, human_duration
@@ -103,13 +104,12 @@ class ScribeApp(RecordActions):
         self._cursor_blink = cursor_blink
         self._pending: list[str] = []
         self._pause_on_start = False
-        self._cell_status: str | None = None
-        """How the cell of the running tool call ended (``CellUpdated.status``)."""
         self._agent_worker: Worker[Any] | None = None
         self._quitting = False
         self._collector: tuple[int, int, int] | None = None
         self.notebook = NotebookPane(id="notebook")
         self.agent = AgentPane(id="agent")
+        self.panes = InvestigationPanes(self.notebook, self.agent)
         self.checkpoints = CheckpointPane(id="checkpoints")
         self.status_bar = StatusBar(subject, id="status")
         self.prompt = PromptInput(id="prompt")
@@ -224,29 +224,10 @@ class ScribeApp(RecordActions):
 
     async def on_agent_event(self, message: AgentEvent) -> None:
         event = message.event
+        await self.panes.show(event)  # the notebook and the agent pane, as every TUI shows them
         match event:
-            case ev.TextDelta(text=text):
-                await self.agent.text_delta(text)
-            case ev.ThinkingDelta(text=text):
-                await self.agent.thinking_delta(text)
-            case ev.TurnStarted(turn=turn):
-                await self.agent.note(Text(f"── turn {turn} ──"), "turn")
-            case ev.TurnFinished():
-                await self.agent.end_streams()
-            case ev.ToolCallStarted():
-                self._cell_status = None
-                await self.agent.tool_started(event)
-            case ev.ToolCallFinished():
-                await self.agent.tool_finished(event, self._cell_status)
             case ev.CellAdded():
-                self.notebook.add_cell(event)
                 self._show_notebook_path()  # the agent may just have started a session
-            case ev.CellExecuting():
-                self.notebook.cell_executing(event)
-            case ev.CellUpdated():
-                self.notebook.update_cell(event)
-                if event.status is not None:
-                    self._cell_status = event.status
             case ev.KernelStarted(connection_file=path):
                 self.connection_file = path  # for the help screen's attach line
             case ev.CheckpointRequested(number=number, experiments=experiments):
@@ -260,50 +241,31 @@ class ScribeApp(RecordActions):
                 self.checkpoints.card(number).decided(decision, text)
                 self._after_checkpoint()
                 await self.agent.note(f"checkpoint {number}: {decision} {text}".rstrip(), "info")
-            case ev.MessageQueued(text=text):
-                await self.agent.message_queued(text)
-                self.status_bar.set_queued(self.agent.queued_count)
-            case ev.MessageDelivered(texts=texts):
-                await self.agent.messages_delivered(texts)
+            case ev.MessageQueued() | ev.MessageDelivered():
                 self.status_bar.set_queued(self.agent.queued_count)
             case ev.Status():
                 self._apply_status(event)
-            case ev.Paused(reason=reason):
+            case ev.Paused():
                 self._set_state("paused")
-                why = f" ({reason})" if reason and reason != "paused" else ""
-                await self.agent.note(f"paused{why} · F2 resumes")
             case ev.Resumed():
                 self._set_state("running")
-                await self.agent.note("resumed")
             case ev.ErrorEvent(message=text, fatal=fatal):
-                await self.agent.note(Text(f"✗ {text}"), "error")
                 self.notify(text, severity="error", timeout=10 if fatal else 5)
                 if fatal:
                     self.failure = text
                     self._set_state("failed")
-            case ev.Concluded(answer=answer, confidence=confidence, evidence=evidence):
+            case ev.Concluded(answer=answer, confidence=confidence):
                 self.conclusion = event
                 self._set_state("concluded")
-                await self.agent.note(
-                    Text.assemble(
-                        ("Concluded: ", "bold"),
-                        (answer, "bold"),
-                        f"  (confidence {confidence:.0%})\n",
-                        (evidence, "dim"),
-                    ),
-                    "concluded",
-                )
                 self.notify(
                     f"{answer} ({confidence:.0%}). Ctrl+Q quits.",
                     title="Investigation concluded",
                     timeout=15,
                 )
-            case ev.Stopped(reason=reason, detail=detail):
+            case ev.Stopped(reason=reason):
                 self.stop_reason = reason
                 if reason != "concluded":
-                    state = "failed" if reason == "failed" else "stopped"
-                    self._set_state(state)
-                    await self.agent.note(f"stopped: {reason} {detail}".rstrip(), "info")
+                    self._set_state("failed" if reason == "failed" else "stopped")
 
     def _apply_status(self, status: ev.Status) -> None:
         self.status_bar.set_status(status)

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -38,6 +37,7 @@ from scribe_tui.ui.investigation import AgentEvent, InvestigationStarted
 from scribe_tui.ui.investigators import AGGREGATE, InvestigatorList, InvestigatorRow
 from scribe_tui.ui.memory import restore_collector, tune_collector
 from scribe_tui.ui.notebook import NotebookPane
+from scribe_tui.ui.panes import InvestigationPanes
 from scribe_tui.ui.prompt import PromptInput
 from scribe_tui.ui.screens import CellEditorScreen
 from scribe_tui.ui.status import HOST_FIELDS, StatusBar
@@ -86,14 +86,20 @@ class Lane:
     """One investigator as the app shows and steers it."""
 
     row: InvestigatorRow
-    notebook: NotebookPane
-    agent: AgentPane
+    panes: InvestigationPanes
     controls: InvestigationControls | None = None
     pending: list[str] = field(default_factory=list)
     status: ev.Status = field(default_factory=lambda: ev.Status(agent_state="starting"))
-    cell_status: str | None = None
     listed: bool = False
     pause_on_start: bool = False
+
+    @property
+    def notebook(self) -> NotebookPane:
+        return self.panes.notebook
+
+    @property
+    def agent(self) -> AgentPane:
+        return self.panes.agent
 
 
 class InvestigatorsApp(App[int]):
@@ -134,9 +140,10 @@ class InvestigatorsApp(App[int]):
         for member in [*run.members, None]:
             ident = AGGREGATE if member is None else member.id
             row = InvestigatorRow(ident, "" if member is None else member.strategy)
-            self.lanes[ident] = Lane(
-                row, NotebookPane(id=f"notebook-{ident}"), AgentPane(id=f"agent-{ident}")
+            panes = InvestigationPanes(
+                NotebookPane(id=f"notebook-{ident}"), AgentPane(id=f"agent-{ident}")
             )
+            self.lanes[ident] = Lane(row, panes)
         self.investigators = InvestigatorList(id="investigators")
         self.prompt = PromptInput(id="prompt")
         self.prompt.placeholder = PLACEHOLDER
@@ -266,57 +273,13 @@ class InvestigatorsApp(App[int]):
             self._show_status(lane)
 
     async def _render(self, lane: Lane, event: ev.Event) -> None:
-        """One event into its investigator's panes (what ``ScribeApp`` shows of it)."""
-        agent, notebook = lane.agent, lane.notebook
+        """One event into its investigator's panes (as ``ScribeApp`` shows its one run's)."""
+        await lane.panes.show(event)
         match event:
-            case ev.TextDelta(text=text):
-                await agent.text_delta(text)
-            case ev.ThinkingDelta(text=text):
-                await agent.thinking_delta(text)
-            case ev.TurnStarted(turn=turn):
-                await agent.note(Text(f"── turn {turn} ──"), "turn")
-            case ev.TurnFinished():
-                await agent.end_streams()
-            case ev.ToolCallStarted():
-                lane.cell_status = None
-                await agent.tool_started(event)
-            case ev.ToolCallFinished():
-                await agent.tool_finished(event, lane.cell_status)
-            case ev.CellAdded():
-                notebook.add_cell(event)
-            case ev.CellExecuting():
-                notebook.cell_executing(event)
-            case ev.CellUpdated():
-                notebook.update_cell(event)
-                if event.status is not None:
-                    lane.cell_status = event.status
             case ev.CheckpointAnswered(number=number):
-                await agent.note(f"checkpoint {number} written (in the notebook)", "info")
-            case ev.MessageQueued(text=text):
-                await agent.message_queued(text)
-            case ev.MessageDelivered(texts=texts):
-                await agent.messages_delivered(texts)
-            case ev.Paused(reason=reason):
-                why = f" ({reason})" if reason and reason != "paused" else ""
-                await agent.note(f"paused{why} · F2 resumes")
-            case ev.Resumed():
-                await agent.note("resumed")
-            case ev.ErrorEvent(message=text):
-                await agent.note(Text(f"✗ {text}"), "error")
-            case ev.Concluded(answer=answer, confidence=confidence, evidence=evidence):
-                await agent.note(
-                    Text.assemble(
-                        ("Concluded: ", "bold"),
-                        (answer, "bold"),
-                        f"  (confidence {confidence:.0%})\n",
-                        (evidence, "dim"),
-                    ),
-                    "concluded",
-                )
-            case ev.Stopped(reason=reason, detail=detail):
-                await agent.end_streams()
-                if reason != "concluded":
-                    await agent.note(f"stopped: {reason} {detail}".rstrip(), "info")
+                await lane.agent.note(f"checkpoint {number} written (in the notebook)", "info")
+            case ev.Stopped():
+                await lane.agent.end_streams()
 
     async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker

@@ -42,7 +42,7 @@ class WatchApp(ScribeApp):
         """Start the notebook pane afresh: the server follows another notebook now."""
         old = self.notebook
         await old.remove()
-        self.notebook = NotebookPane(id="notebook")
+        self.notebook = self.panes.notebook = NotebookPane(id="notebook")
         await self.query_one("#main", Horizontal).mount(self.notebook, before=0)
         self.notebook.border_title = f"Notebook · {self.title}"
 
