@@ -62,7 +62,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--organism", nargs="*", default=induction, choices=induction)
     args = parser.parse_args()
-    print(f"{'organism':<12} {'median s':>8}  {'runs (s)':<20} {'claim':<30} conf   F1  faith")
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()  # the scorer loads each model: no bars among the rows
+    print(f"{'organism':<22} {'median s':>8}  {'runs (s)':<20} {'claim':<30} conf   F1  faith")
     for organism in args.organism:
         runs = [investigate(organism) for _ in range(args.repeat)]
         walls = [wall for wall, _ in runs]
@@ -81,7 +84,7 @@ def main() -> None:
         )
         label = f"{organism}{' (control)' if key.control else ''}"
         print(
-            f"{label:<12} {statistics.median(walls):8.1f}  "
+            f"{label:<22} {statistics.median(walls):8.1f}  "
             f"{', '.join(f'{w:.1f}' for w in walls):<20} {conclusion['answer'][:30]:<30} "
             f"{conclusion['confidence']:.2f} {f1:>5} {faith:>5}"
             f"{'  FALSE POSITIVE' if result.false_positive else ''}"
