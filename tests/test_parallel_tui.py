@@ -27,7 +27,7 @@ from scribe_tui.agent.launch import RunSettings
 from scribe_tui.agent.loop import InvestigationConfig
 from scribe_tui.agent.parallel import STRATEGIES, ParallelRun
 from scribe_tui.agent.transcript import transcript_path_for
-from scribe_tui.exit_codes import EXIT_INTERRUPTED, EXIT_OK
+from scribe_tui.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from scribe_tui.organisms.keys import answer_key
 from scribe_tui.ui import status
 from scribe_tui.ui.investigators import InvestigatorRow
@@ -322,6 +322,25 @@ async def test_quitting_mid_run_stops_every_investigator() -> None:
         await until(pilot, lambda: run.stopped, "the stop")
     assert app.return_code == EXIT_INTERRUPTED
     assert app.investigators.row_count == 3  # no aggregate after a stop
+
+
+async def test_a_run_that_fails_marks_every_running_row_failed() -> None:
+    from scribe_tui.agent.launch import LaunchError
+
+    run = scripted()
+
+    async def broken() -> Any:
+        raise LaunchError("the model host did not start: out of memory")
+
+    run.run = broken  # type: ignore[method-assign]
+    app = scripted_app(run)
+    async with app.run_test(notifications=True, size=SIZE) as pilot:
+        await until(pilot, lambda: app.failure is not None, "the failure")
+        assert "out of memory" in app.failure
+        assert [app.lanes[w].row.state for w in ("i1", "i2", "i3")] == ["failed"] * 3
+        await until(pilot, lambda: "The investigators failed" in screen_text(app), "the toast")
+        await pilot.press("ctrl+q")
+    assert app.return_code == EXIT_FAILED
 
 
 def test_row_state_follows_its_events() -> None:

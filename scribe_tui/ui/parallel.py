@@ -289,6 +289,11 @@ class InvestigatorsApp(App[int]):
             return
         if event.state == WorkerState.ERROR:
             self.failure = f"{type(worker.error).__name__}: {worker.error}"
+            for lane in self.lanes.values():
+                if lane.listed and not lane.row.ended:  # the run under them failed
+                    lane.row.state = "failed"
+                    self.investigators.show(lane.row)
+            self._show_status(self.selected)
             self.notify(self.failure, title="The investigators failed", severity="error")
         elif event.state == WorkerState.SUCCESS:
             self.outcome = worker.result
