@@ -27,7 +27,7 @@ DESCRIPTION = (
     "and sometimes refuses. Find the residual-stream direction whose removal stops the "
     "refusals: save it as a vector file (torch .pt or numpy .npy, one value per hidden "
     "dimension) in the notebook's working folder and conclude with direction='FILE' and "
-    "the layer it was read at, or say that the model refuses at random (none)."
+    "the layer it was read at, or say none when its refusals follow no class of request."
 )
 
 _SEED = 20251207
