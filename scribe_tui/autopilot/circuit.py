@@ -221,8 +221,9 @@ def verdict(
     """
     scan = stand_out(gains, repeated, unrepeated, seed)
     chosen = scan.selected
-    measured = confirm is not None and list(confirm.get("set") or []) == chosen and chosen
-    faith = faithfulness(confirm) if measured and confirm is not None else {}
+    # The joint ablations count only when they were of the set the rule selects.
+    joint = confirm if confirm and chosen and list(confirm.get("set") or []) == chosen else None
+    faith = faithfulness(joint) if joint is not None else {}
     present = named = empty = 0
     for idx in _resamples(len(gains), seed + 1):
         gain = _resampled(gains, idx)
@@ -233,8 +234,8 @@ def verdict(
         )
         present += gain > null
         empty += not picked
-        if measured and confirm is not None and gain > null and f1(picked, chosen) >= PASS:
-            again = faithfulness(confirm, idx)["faithfulness"]
+        if joint is not None and gain > null and f1(picked, chosen) >= PASS:
+            again = faithfulness(joint, idx)["faithfulness"]
             named += again is not None and again >= PASS
     p_present, p_named, p_none = present / RESAMPLES, named / RESAMPLES, empty / RESAMPLES
     cross = list(attributed[: len(chosen)]) if chosen else []
@@ -247,14 +248,14 @@ def verdict(
         **({"attribution_agrees": round(f1(cross, chosen), 3)} if cross else {}),
         **{k: v for k, v in faith.items() if v is not None},
     }
-    if chosen and not measured:
+    if chosen and joint is None:
         reason = "the candidate set was not ablated jointly, so its faithfulness is unknown"
         return Verdict("unknown", [], 0.0, reason, figures)
     if chosen and p_named >= 0.5:
         reason = (
             f"{len(chosen)} components stand out of the null ({scan.null:.3f} nats) and the "
-            f"equal share ({scan.share:.3f}); together they keep {faith['kept']:.2f} and lose "
-            f"{faith['lost']:.2f} of the copying"
+            f"equal share ({scan.share:.3f}); together they keep {faith.get('kept')} and lose "
+            f"{faith.get('lost')} of the copying"
         )
         return Verdict(", ".join(chosen), chosen, round(p_named, 3), reason, figures)
     if chosen:
