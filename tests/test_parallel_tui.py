@@ -304,6 +304,9 @@ async def test_messages_and_controls_reach_the_chosen_investigators() -> None:
         assert "keep going" not in notes(app, "i1")
         await say(pilot, "/frobnicate")
         assert "Unknown command /frobnicate" in screen_text(app)
+        app.clear_notifications()
+        await pilot.press("f1")
+        await until(pilot, lambda: "@all TEXT: to all" in screen_text(app), "the help")
 
         run.finish()
         await until(pilot, lambda: app.outcome is not None, "the verdict")

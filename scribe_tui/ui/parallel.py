@@ -47,6 +47,12 @@ __all__ = ["InvestigatorEvent", "InvestigatorStarted", "InvestigatorsApp"]
 MIN_SIZE = (80, 24)
 QUIT_CLEANUP_S = 15.0
 PLACEHOLDER = "Message the selected investigator · @all TEXT: every one · @i2 TEXT: i2"
+HELP = (
+    "F7/F8 or Tab, ↑/↓: choose an investigator\n"
+    "TEXT: to the chosen one · @all TEXT: to all · @i2 TEXT: to i2\n"
+    "Esc interrupt · F2 pause/resume · F4 edit cell · F6 new cell (the chosen one)\n"
+    "/pause, /resume, /interrupt [all] · /quit or Ctrl+Q: stop all, saved"
+)
 
 
 class InvestigatorEvent(AgentEvent):
@@ -113,6 +119,7 @@ class InvestigatorsApp(App[int]):
         Binding("f6", "new_cell", "New cell", show=False),
         Binding("f7", "move(-1)", "◂ Investigator"),
         Binding("f8", "move(1)", "Investigator ▸"),
+        Binding("f1", "help", "Help"),
         Binding("ctrl+q", "quit", "Quit"),
     ]
 
@@ -422,8 +429,11 @@ class InvestigatorsApp(App[int]):
         if name == "/quit":
             self.run_worker(self.action_quit(), group="quit")
             return
+        if name == "/help":
+            self.action_help()
+            return
         if name not in actions:
-            self.notify(f"Unknown command {name}; here: {', '.join(actions)} [all], /quit.")
+            self.notify(f"Unknown command {name}; /help lists them.", severity="warning")
             return
         lanes = self._targets("all") if argument.strip() == "all" else [self.selected]
         for lane in lanes:
@@ -483,6 +493,9 @@ class InvestigatorsApp(App[int]):
 
     def action_open_images(self) -> None:
         self.notify("Open the notebook to see its images: its path is in the headless summary.")
+
+    def action_help(self) -> None:
+        self.notify(HELP, title="Investigators: keys and commands", timeout=30)
 
     def action_focus_prompt(self) -> None:
         self.prompt.focus()
