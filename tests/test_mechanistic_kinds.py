@@ -21,6 +21,7 @@ from fake_anthropic import (
 from torch_threads import one_torch_thread  # noqa: F401 (an autouse fixture)
 
 from scribe_tui.bench.grid import build_grid, expand
+from scribe_tui.bench.report import write_report
 from scribe_tui.bench.runner import BenchRunner
 from scribe_tui.bench.scoring import claimed_layers, score
 from scribe_tui.claims import layers_in, load_direction, read_layers
@@ -399,9 +400,13 @@ async def test_bench_scores_a_direction_saved_by_the_kernel_and_a_layer_claim(
         (row,) = await BenchRunner(out, expand(grid, 1), jobs=1).run()
         assert row["exit"] == "concluded" and row["claim"] == "named", row
         assert row["correct"] is True, row
+        text = write_report(out).read_text()
         if organism == direction:
             assert row["cosine"] == pytest.approx(-1.0, abs=1e-4)
             assert row["relative_effect"] == pytest.approx(1.0)
             assert row["claimed_layer"] == 0 and row["layer_match"] is (dkey.layer == 0)
+            assert "## Directions" in text and "| cosine | effect |" in text
+            assert "cosine -1.00 · ablation effect 1.00 of the key's" in text
         else:
             assert row["top_named"] is True and row["precision"] == 1.0
+            assert "## Circuits" in text and "## Directions" not in text

@@ -223,6 +223,29 @@ def _circuit_table(cells: list[CellSummary], axes: Sequence[str]) -> list[str]:
     return ["## Circuits", "", *table, "", CIRCUIT_LEGEND, ""]
 
 
+DIRECTION_LEGEND = (
+    "Direction organisms: the claimed vector against the measured refusal direction, means "
+    "over the runs that claimed one. Cosine with the key's direction; effect: the drop in "
+    "refusals when the claim is ablated, over the drop the key's direction causes."
+)
+
+
+def _direction_table(cells: list[CellSummary], axes: Sequence[str]) -> list[str]:
+    """The direction figures of the cells that have any; no lines when none has."""
+    scored = [cell for cell in cells if cell.relative_effect is not None]
+    if not scored:
+        return []
+    header = [*axes, "cosine", "effect"]
+    align = ["---"] * len(axes) + ["---:", "---:"]
+    rows = [
+        [_md(cell.axes.get(name)) for name in axes]
+        + [_fraction(cell.cosine), _fraction(cell.relative_effect)]
+        for cell in scored
+    ]
+    table = ["| " + " | ".join(row) + " |" for row in [header, align, *rows]]
+    return ["## Directions", "", *table, "", DIRECTION_LEGEND, ""]
+
+
 def _code(text: str) -> str:
     """``text`` as inline code, on one line and shortened."""
     text = _shorten(" ".join(text.split()), 80)
@@ -259,6 +282,11 @@ def _run_line(row: dict, shown: Sequence[str]) -> str:
     parts.append(_outcome(row))
     if row.get("f1") is not None:
         parts.append(f"F1 {row['f1']:.2f} · faithfulness {_fraction(row.get('faithfulness'))}")
+    if row.get("relative_effect") is not None:
+        parts.append(
+            f"cosine {row['cosine']:.2f} · ablation effect "
+            f"{row['relative_effect']:.2f} of the key's"
+        )
     if row.get("exit") not in ("concluded", "failed", None):
         parts.append(f"exit: {_md(row['exit'])}")
     if row.get("sealed") is False:
@@ -411,6 +439,7 @@ def write_report(directory: Path, by: Sequence[str] | None = None) -> Path:
         f"![accuracy and reliability]({CHART})",
         "",
         *_circuit_table(cells, by),
+        *_direction_table(cells, by),
         "## Reliability",
         "",
         "Answered runs binned by their stated confidence: a calibrated agent's answers "

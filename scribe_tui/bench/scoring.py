@@ -438,6 +438,10 @@ class CellSummary:
     f1: float | None = None
     iou: float | None = None
     faithfulness: float | None = None
+    # Direction claims scored: mean cosine with the key's direction, and mean ablation
+    # effect relative to the key direction's.
+    cosine: float | None = None
+    relative_effect: float | None = None
 
 
 def _rate(count: int, total: int) -> float | None:
@@ -478,7 +482,10 @@ def _summarise_cell(axes: dict[str, Any], rows: list[dict]) -> CellSummary:
         brier=sum(squares) / len(squares) if squares else None,
         false_positive_rate=_rate(false_positives, len(controls)),
         unsealed=sum(row.get("sealed") is False for row in rows),
-        **{name: _mean_of(judged, name) for name in ("f1", "iou", "faithfulness")},
+        **{
+            name: _mean_of(judged, name)
+            for name in ("f1", "iou", "faithfulness", "cosine", "relative_effect")
+        },
     )
 
 
