@@ -669,6 +669,12 @@ async def test_concluded_is_shown() -> None:
         )
 
 
+async def test_a_stop_says_why_in_words() -> None:
+    app, _inv = make_app([*demo_script(), ev.Stopped("interrupted", "cancelled")])
+    async with app.run_test(notifications=True, size=SIZE) as pilot:
+        await until(pilot, lambda: shows(app, "stopped: interrupted (cancelled)"), "the stop")
+
+
 async def test_run_raising_is_a_failure() -> None:
     class Broken(ReplayInvestigation):
         async def run(self) -> str:

@@ -71,4 +71,4 @@ class InvestigationPanes:
                     "concluded",
                 )
             case ev.Stopped(reason=reason, detail=detail) if reason != "concluded":
-                await agent.note(f"stopped: {reason} {detail}".rstrip(), "info")
+                await agent.note(f"stopped: {reason}" + (f" ({detail})" if detail else ""), "info")
