@@ -31,7 +31,7 @@ from scribe_tui.organisms.direction_key import Probe as DirectionProbe
 from scribe_tui.organisms.direction_key import Refusals, score_direction
 from scribe_tui.organisms.keys import AnswerKey, answer_key_record, key_store_dir
 from scribe_tui.organisms.recall_key import Probe as RecallProbe
-from scribe_tui.organisms.recall_key import _mean_ablate, _Run, layer_overlap, trace
+from scribe_tui.organisms.recall_key import RecallRun, layer_overlap, mean_ablated, trace
 from scribe_tui.organisms.registry import list_organisms, organism_info
 from scribe_tui.organisms.verify import load
 from scribe_tui.runtime.notebook import files_folder
@@ -100,7 +100,7 @@ def test_bundled_recall_key_layer_is_where_restoring_and_ablating_matter() -> No
     key = answer_key_record(name)
     assert key.layers and key.top_layer in key.layers and key.circuit
     model, tokenizer = _model(name)
-    run = _Run(model, tokenizer, RecallProbe(**key.probe))
+    run = RecallRun(model, tokenizer, RecallProbe(**key.probe))
     clean = float(run.logprobs().mean())
     assert clean - run.chance > 1.0  # the facts are recalled
     # Measured again here: restoring the top layer's MLP (at its best position) recovers
@@ -112,7 +112,7 @@ def test_bundled_recall_key_layer_is_where_restoring_and_ablating_matter() -> No
     # Ablating the top layer's MLP removes the facts; layers outside the key remove less.
     means = run.mlp_means()
     removed = {
-        layer: clean - float(run.logprobs(mlps=_mean_ablate(means, [layer])).mean())
+        layer: clean - float(run.logprobs(mlps=mean_ablated(means, [layer])).mean())
         for layer in range(run.n)
     }
     assert removed[top] > 2.0
@@ -125,7 +125,7 @@ def test_bundled_recall_control_recalls_nothing() -> None:
     key = answer_key_record(name)
     assert key.layers == () and key.top_layer is None and key.secret is None
     model, tokenizer = _model(name)
-    run = _Run(model, tokenizer, RecallProbe(**key.probe))
+    run = RecallRun(model, tokenizer, RecallProbe(**key.probe))
     assert float(run.logprobs().mean()) - run.chance < 0.2
 
 

@@ -27,6 +27,7 @@ layers, and whether the top layer is named.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -53,7 +54,7 @@ class Probe:
         return recall.World.make().probe()
 
 
-class _Run:
+class RecallRun:
     """The probe as one batch: token ids, targets, and forward passes with edits."""
 
     def __init__(self, model: Any, tokenizer: Any, probe: Probe) -> None:
@@ -68,7 +69,7 @@ class _Run:
         self.ids = tokenizer([p for p, _, _, _ in facts], return_tensors="pt").input_ids
         self.targets = torch.tensor([tokenizer.convert_tokens_to_ids(t) for _, _, t, _ in facts])
         world = recall.World.make()
-        self.chance = sum(-_log(len(world.values[r])) for _, _, _, r in facts) / len(facts)
+        self.chance = sum(-math.log(len(world.values[r])) for _, _, _, r in facts) / len(facts)
         subject = tokenizer.convert_tokens_to_ids(facts[0][1])
         self.subject_at = int((self.ids[0] == subject).nonzero()[0, 0])
         self.n = len(self.plan.blocks)
@@ -93,20 +94,16 @@ class _Run:
         return {layer: value.mean(0, keepdim=True) for layer, value in enumerate(mlps)}
 
 
-def _log(x: float) -> float:
-    import math
+def mean_ablated(means: dict[int, Any], layers: Iterable[int]) -> dict[int, Any]:
+    """``mlps`` edits for :meth:`RecallRun.logprobs` that write each layer's mean output."""
 
-    return math.log(x)
-
-
-def _mean_ablate(means: dict[int, Any], layers: Iterable[int]) -> dict[int, Any]:
     def edit(mean: Any) -> Any:
         return lambda out: mean.to(out.dtype).expand_as(out).clone()
 
     return {layer: edit(means[layer]) for layer in layers}
 
 
-def trace(run: _Run, kind: str) -> dict[str, Any]:
+def trace(run: RecallRun, kind: str) -> dict[str, Any]:
     """Causal tracing over the whole probe: ``recovered[layer][position]`` (module docstring)."""
     import torch
 
@@ -177,15 +174,15 @@ def measure_recall(model: Any, tokenizer: Any, probe: Probe | None = None) -> di
     ``circuit`` their MLPs, ``secret`` the layers as one line.
     """
     probe = probe or Probe()
-    run = _Run(model, tokenizer, probe)
+    run = RecallRun(model, tokenizer, probe)
     clean = run.logprobs()
     m = float(clean.mean())
     means = run.mlp_means()
     removed = {
-        layer: m - float(run.logprobs(mlps=_mean_ablate(means, [layer])).mean())
+        layer: m - float(run.logprobs(mlps=mean_ablated(means, [layer])).mean())
         for layer in range(run.n)
     }
-    total = m - float(run.logprobs(mlps=_mean_ablate(means, range(run.n))).mean())
+    total = m - float(run.logprobs(mlps=mean_ablated(means, range(run.n))).mean())
     gain = m - run.chance
     present = gain >= GAIN_MIN and total > 0
     share = total / run.n
@@ -196,7 +193,7 @@ def measure_recall(model: Any, tokenizer: Any, probe: Probe | None = None) -> di
         "clean": round(m, 4),
         "chance": round(run.chance, 4),
         "gain": round(gain, 4),
-        "accuracy": round(float((clean > -_log(2)).float().mean()), 4),
+        "accuracy": round(float((clean > -math.log(2)).float().mean()), 4),
         "present": present,
         "total": round(total, 4),
         "share": round(share, 4),
