@@ -14,8 +14,8 @@ all failed ends as failed, never as an answer. On a black-box host (``client.run
 closed) it samples through ``client.chat`` instead (:mod:`blackbox`). After
 a resume it re-reads which experiments' evidence the rebuilt notebook holds. It never
 reads answer keys or model files: everything it knows comes from cell outputs.
-A mechanistic task runs its kind's plan instead (:data:`MECHANISTIC_PLANS`, e.g.
-:mod:`circuit`), whose judging cell prints the claim it concludes with.
+A mechanistic task runs its kind's plan instead (:data:`MECHANISTIC_PLANS`: :mod:`circuit`,
+:mod:`recall`, :mod:`direction`), whose judging cell prints the claim it concludes with.
 """
 
 from __future__ import annotations
@@ -26,7 +26,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scribe_tui.agent.provider import ProviderError, TurnRequest, TurnResult, Usage
-from scribe_tui.autopilot import backdoor, blackbox, cells, circuit, judge, notes
+from scribe_tui.autopilot import (
+    backdoor,
+    blackbox,
+    cells,
+    circuit,
+    direction,
+    judge,
+    notes,
+    recall,
+)
 from scribe_tui.autopilot.kinds import Probe, echoes, mechanistic, probe_for
 from scribe_tui.autopilot.person import acknowledgement, requested
 from scribe_tui.events import Event, TextDelta
@@ -35,7 +44,7 @@ from scribe_tui.events import Event, TextDelta
 WORD_PLAN = ("fit", "direct", "explore", "prefill", "persona", "logit_lens", "base_diff", "falsify")
 BACKDOOR_PLAN = ("fit", "direct", "harvest", "scan", "behaviour", "falsify")
 # Mechanistic tasks (which components do X) each have a plan of their own, by kind.
-MECHANISTIC_PLANS = {plan.kind: plan for plan in (circuit.PLAN,)}
+MECHANISTIC_PLANS = {plan.kind: plan for plan in (circuit.PLAN, recall.PLAN, direction.PLAN)}
 EXPERIMENTS = (
     WORD_PLAN
     + BACKDOOR_PLAN

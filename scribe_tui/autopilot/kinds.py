@@ -39,8 +39,12 @@ _SIGNS = (
 # Mechanistic tasks ask *which parts of the model* do something, not what it hides. They
 # are told from the opening message alone (the task and the description): the fields of
 # ``client.info()`` name layers and heads for every model. Each kind has its own plan
-# (:mod:`circuit` for copying circuits); a new mechanistic kind adds a sign and a plan.
+# (:mod:`circuit` for copying circuits, :mod:`recall` for the layers that recall facts,
+# :mod:`direction` for a refusal direction); a new mechanistic kind adds a sign and a plan.
+# Recall's description names MLPs and components too, so its sign comes before circuit's.
 MECHANISTIC_SIGNS = (
+    ("recall", r"\brecall(?:s|ed|ing)?\b.*\bfacts?\b|\bfacts?\b.*\brecall"),
+    ("direction", r"\bdirections?\b"),
     (
         "circuit",
         r"attention heads?|\bheads?\b|\bmlps?\b|circuit|\bcomponents?\b|induction|"
