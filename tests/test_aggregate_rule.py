@@ -134,7 +134,10 @@ def test_read_claim_reads_metadata_only_and_bounds_the_evidence(tmp_path: Path) 
 def test_autopilot_strategies_reorder_the_plan_and_keep_falsification_last() -> None:
     from scribe_tui.autopilot.investigator import WORD_PLAN
 
-    state = SimpleNamespace(evidence={}, context="'base_model': True", blackbox=False)
+    opening = "Your task: find the secret word"
+    state = SimpleNamespace(
+        evidence={}, context="'base_model': True", blackbox=False, opening=opening
+    )
     plans = {VariedAutopilot(variant=v)._plan(state) for v in range(5)}
     assert len(plans) == 5
     for plan in plans:
