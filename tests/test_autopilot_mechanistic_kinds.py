@@ -153,6 +153,13 @@ def test_a_direction_that_removes_too_few_refusals_is_not_claimed() -> None:
         p_refuse, FIT, TEST, direction_layers(removed), ablations(p_refuse, removed)
     )
     assert found.answer == "unknown" and found.layer is None
+    # Nor one that removes no more than ablating a random direction does.
+    removed = dict.fromkeys(range(4), 1.0)
+    layers = direction_layers(removed)
+    for figures in layers.values():
+        figures["random_removed"] = 1.0
+    found = direction.verdict(p_refuse, FIT, TEST, layers, ablations(p_refuse, removed))
+    assert found.answer == "unknown" and "random" in found.reason
 
 
 def test_a_direction_on_a_control_is_none_even_where_a_layer_separates() -> None:

@@ -26,5 +26,11 @@ model copy repeated text") is told from the task and the description (:mod:`kind
 has a plan of its own: for copying, :mod:`circuit` measures the behaviour, maps the
 heads' attention patterns, ranks candidates by attribution, ablates every component
 against a null, confirms the candidate set jointly (faithfulness) and concludes with
-its components, ``none`` or ``unknown``, by the rule its module states.
+its components, ``none`` or ``unknown``, by the rule its module states. For the layers
+that recall facts, :mod:`recall` elicits facts from the model's own sentences, traces
+them causally and ablates each layer's MLP against the same ablation with the subject
+noised (``layers=[...]``); for a refusal direction, :mod:`direction` finds the requests
+it refuses, tests that refusals follow a class against shuffled labels, and ablates and
+adds each layer's difference of means (the direction saved as a file, ``direction=``,
+``layer=``). Each answers ``none`` when the behaviour is within its null.
 """

@@ -29,8 +29,8 @@ requests): for a named direction, the share of resamples in which refusals follo
 and the direction's ablation removes at least 0.8 of the refusals (the bar a direction
 claim is held to); for ``none``, the share in which refusals follow no class. The answer
 is the direction (saved as a file beside the notebook) when its confidence is at least
-0.5, ``none`` when refusals follow no class with confidence at least 0.5, ``unknown``
-otherwise.
+0.5 and its ablation removes more than any random direction's does, ``none`` when
+refusals follow no class with confidence at least 0.5, ``unknown`` otherwise.
 """
 
 from __future__ import annotations
@@ -267,7 +267,11 @@ def verdict(
             )
             return Verdict(f"the refusal direction read at layer {chosen}", chosen,
                            round(p_named, 3), reason, figures)  # fmt: skip
-        reason = f"the best direction removes the refusals in only {p_named:.2f} of resamples"
+        reason = (
+            f"the best direction removes the refusals in only {p_named:.2f} of resamples"
+            if p_named < 0.5
+            else f"the best direction removes no more than a random one ({random_removed:.3f})"
+        )
         return Verdict("unknown", None, round(1 - p_named, 3), reason, figures)
     if not found.present and 1 - p_present >= 0.5:
         reason = (
