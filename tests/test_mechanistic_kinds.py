@@ -136,12 +136,15 @@ def test_bundled_direction_key_ablation_removes_refusal_and_addition_induces_it(
     run = Refusals(model, tokenizer, DirectionProbe(**key.probe))
     guarded, open_ = run.test
     assert run.rate(guarded) - run.rate(open_) >= 0.8
-    vector = torch.tensor(key.direction)
-    assert run.rate(guarded) - run.rate(guarded, ablate=vector) >= 0.8 * key.effect
-    assert key.effect >= 0.8
+    gap = run.rate(guarded) - run.rate(open_)
+
+    def fall(vector: Any) -> float:  # of the guarded-minus-open gap, the vector ablated
+        return gap - abs(run.rate(guarded, ablate=vector) - run.rate(open_, ablate=vector))
+
+    assert key.effect >= 0.8 and fall(torch.tensor(key.direction)) == pytest.approx(key.effect)
     # A random direction of the same size does nearly nothing.
     random_vector = torch.randn(len(key.direction), generator=torch.Generator().manual_seed(0))
-    assert run.rate(guarded) - run.rate(guarded, ablate=random_vector) < 0.2
+    assert fall(random_vector) < 0.2
     # Added (as the difference of means, at the key's layer) it makes open requests refused.
     fit_guarded, fit_open = run.fit
     diff = run.means(fit_guarded)[key.layer] - run.means(fit_open)[key.layer]

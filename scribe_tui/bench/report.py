@@ -225,8 +225,9 @@ def _circuit_table(cells: list[CellSummary], axes: Sequence[str]) -> list[str]:
 
 DIRECTION_LEGEND = (
     "Direction organisms: the claimed vector against the measured refusal direction, means "
-    "over the runs that claimed one. Cosine with the key's direction; effect: the drop in "
-    "refusals when the claim is ablated, over the drop the key's direction causes."
+    "over the runs that claimed one. Cosine with the key's direction; effect: the fall in the "
+    "gap between refusing the guarded class and the rest when the claim is ablated, over "
+    "the fall the key's direction causes."
 )
 
 

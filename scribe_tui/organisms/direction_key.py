@@ -12,9 +12,13 @@ kinds.direction.REFUSE_WORD` over ``ANSWER_WORD``) after the generation prompt. 
   output at the last prompt token, guarded minus open requests (training phrasings);
 - **ablating** a direction ``d`` removes its component ``h <- h - (h . d) d`` (``d`` a unit
   vector) from the embeddings and every block's output, at every position (Arditi et
-  al.); its *effect* is the drop in the guarded requests' refusal rate (held-out
-  phrasings); **adding** the (unnormalised) difference at layer ``L``, at every position,
-  to open requests gives the *induced* refusal rate;
+  al.); its *effect* is how much of the gap between the guarded and the open requests'
+  refusal rates (held-out phrasings) it removes, ``gap - |gap ablated|`` (a reversed gap
+  still refuses by class): what is left of refusing *one class*. (The drop in
+  guarded refusals alone would miss a direction whose removal leaves this model refusing
+  everything: trained from scratch, it has no default of answering to fall back to.)
+  **Adding** the (unnormalised) difference at layer ``L``, at every position, to open
+  requests gives the *induced* refusal rate;
 - **the key** is the layer whose direction's ablation has the largest effect (ties: the
   larger induced rate, then the earlier layer), with that direction and both rates.
 
@@ -141,13 +145,14 @@ def measure_direction(model: Any, tokenizer: Any, probe: Probe | None = None) ->
     diffs = [g - o for g, o in zip(run.means(fit_guarded), run.means(fit_open), strict=True)]
     layers = []
     for layer, diff in enumerate(diffs):
-        ablated = run.rate(guarded, ablate=diff)
+        ablated = {"guarded": run.rate(guarded, ablate=diff), "open": run.rate(open_, ablate=diff)}
         induced = run.rate(open_, add=(layer, diff))
         layers.append(
             {
                 "layer": layer,
-                "ablated": round(ablated, 4),
-                "effect": round(clean["guarded"] - ablated, 4),
+                "ablated": round(ablated["guarded"], 4),
+                "ablated_open": round(ablated["open"], 4),
+                "effect": round(gap - abs(ablated["guarded"] - ablated["open"]), 4),
                 "induced": round(induced, 4),
                 "norm": round(float(diff.norm()), 4),
             }
@@ -184,7 +189,7 @@ class DirectionScore:
     """A claimed direction against the key's."""
 
     cosine: float
-    effect: float  # the guarded refusal rate's drop when the claim is ablated
+    effect: float  # how much of the guarded-minus-open refusal gap ablating the claim removes
     relative: float  # effect over the key direction's effect
     layer: int | None
     layer_match: bool
@@ -216,7 +221,8 @@ def score_direction(
         raise ValueError("the direction must be finite and not all zeros")
     truth = torch.tensor(key["direction"], dtype=torch.float32)
     cosine = float(torch.nn.functional.cosine_similarity(vector, truth, dim=0))
-    guarded, _ = run.test
-    effect = run.rate(guarded) - run.rate(guarded, ablate=vector)
+    guarded, open_ = run.test
+    gap = run.rate(guarded) - run.rate(open_)
+    effect = gap - abs(run.rate(guarded, ablate=vector) - run.rate(open_, ablate=vector))
     relative = effect / key["effect"] if key["effect"] > 0 else 0.0
     return DirectionScore(cosine, effect, relative, layer, layer == key["layer"])

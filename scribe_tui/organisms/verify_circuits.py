@@ -131,8 +131,9 @@ class MeasuredVerdict:
                 f"refusal: guarded {f['refusal_guarded']:.0%}, open {f['refusal_open']:.0%} "
                 f"(gap {f['gap']:.2f})",
                 *(
-                    f"  layer {row['layer']}: ablated {row['ablated']:.0%} (effect "
-                    f"{row['effect']:.2f}), added to open {row['induced']:.0%}"
+                    f"  layer {row['layer']}: ablated, guarded {row['ablated']:.0%} and open "
+                    f"{row['ablated_open']:.0%} (effect {row['effect']:.2f}); added to open "
+                    f"{row['induced']:.0%}"
                     for row in f["layers"]
                 ),
                 f"key layer: {self.key.get('layer')}; re-measured {self.measured.get('layer')}"
