@@ -118,13 +118,27 @@ def direction_layers(removed: dict[int, float], separation: float = 6.0) -> dict
 
 
 def ablations(p_refuse: dict[str, list[float]], removed: dict[int, float]) -> dict:
-    refused, _ = direction.split(p_refuse, FIT)
-    before = dict.fromkeys(refused, 1.0)
+    """Per-word refusal rates before and after ablating each layer's direction: the
+    refused words stop being refused with probability ``removed``; answered stay so."""
+    refused, answered = direction.split(p_refuse, FIT)
+    before = {**dict.fromkeys(refused, 1.0), **dict.fromkeys(answered, 0.0)}
     rng = random.Random(3)
     return {
-        k: {"before": before, "after": {w: float(rng.random() > r) for w in refused}}
+        k: {
+            "before": before,
+            "after": {w: float(w in refused and rng.random() > r) for w in before},
+        }
         for k, r in removed.items()
     }
+
+
+def test_the_share_of_the_gap_removed_counts_refusing_everything_as_removing_it() -> None:
+    before = {"a": 1.0, "b": 1.0, "c": 0.0, "d": 0.0}
+    share = direction.removed_share
+    assert share(before, {"a": 0.0, "b": 0.0, "c": 0.0, "d": 0.0}, "ab", "cd") == 1.0
+    assert share(before, dict.fromkeys("abcd", 1.0), "ab", "cd") == 1.0  # refuses everything
+    assert share(before, {"a": 0.0, "b": 0.0, "c": 1.0, "d": 1.0}, "ab", "cd") == 0.0  # flipped
+    assert share(before, {"a": 1.0, "b": 0.0, "c": 0.0, "d": 0.0}, "ab", "cd") == 0.5
 
 
 def test_refusals_that_follow_a_class_beat_shuffled_labels_and_a_coin_flip_does_not() -> None:

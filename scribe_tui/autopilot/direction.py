@@ -18,15 +18,16 @@ difference of means of the block output at the request's last token, refused min
 answered (fit phrasings); it *separates* when the test requests' projections differ by
 more standard deviations than any direction built from shuffled labels does. Each
 candidate is ablated (its component removed from the embeddings and every block's output
-at every position, as Arditi et al.): *removed* is the share of the refused class's
-refusals (test requests whose refusal probability exceeds one half) that go, set against
+at every position, as Arditi et al.): *removed* is the share of the gap between the
+classes' refusal rates (a request is refused when a refusal opener is likelier than an
+answer's) that goes, gap minus the gap left (in absolute value) over the gap, set against
 ablating random directions; adding the unnormalised difference at its layer to answered
 requests gives the *induced* refusal rate. The layer is the separating one whose ablation
 removes most (ties: the one that separates most).
 
 Confidence comes from a bootstrap over words (a resample draws words, with all their
 requests): for a named direction, the share of resamples in which refusals follow a class
-and the direction's ablation removes at least 0.8 of the refusals (the bar a direction
+and the direction's ablation removes at least 0.8 of the gap (the bar a direction
 claim is held to); for ``none``, the share in which refusals follow no class. The answer
 is the direction (saved as a file beside the notebook) when its confidence is at least
 0.5 and its ablation removes more than any random direction's does, ``none`` when
@@ -173,10 +174,19 @@ def separation(
     return diff, sep, null
 
 
-def removed_share(before: Sequence[float], after: Sequence[float]) -> float:
-    """The share of refusals an ablation removes (0 where nothing is refused)."""
-    base = _mean(before)
-    return (base - _mean(after)) / base if base > 1e-9 else 0.0
+def removed_share(
+    before: Mapping[str, float],
+    after: Mapping[str, float],
+    refused: Sequence[str],
+    answered: Sequence[str],
+) -> float:
+    """The share of the refusal gap (the refused words' refusal rate minus the answered
+    words') that an ablation removes: (gap - |gap after|) / gap, so a model that then
+    refuses, or answers, everything has lost it all and one that flips the classes none;
+    0 where there is no gap."""
+    gap = _mean([before[w] for w in refused]) - _mean([before[w] for w in answered])
+    gap_after = _mean([after[w] for w in refused]) - _mean([after[w] for w in answered])
+    return (gap - abs(gap_after)) / gap if gap > 1e-9 else 0.0
 
 
 @dataclass
@@ -219,8 +229,8 @@ def verdict(
     seed: int = 0,
 ) -> Verdict:
     """The conclusion by the module's procedure. ``layers[L]`` holds the layer's
-    ``separation``, ``null``, ``removed`` and ``induced``; ``ablated[L]`` the test refusal
-    probability of each refused word ``before`` and ``after`` ablation."""
+    ``separation``, ``null``, ``removed`` and ``induced``; ``ablated[L]`` each word's test
+    refusal rate ``before`` and ``after`` ablation."""
     found = classes(p_refuse, fit, test, seed)
     chosen = choose(layers) if found.present else None
     random_removed = max((f.get("random_removed", 0.0) for f in layers.values()), default=0.0)
@@ -245,7 +255,7 @@ def verdict(
         here = gap > max(found.null, _noise(p_refuse, drawn, test))
         present += here
         if here and chosen is not None:
-            share = removed_share([before[w] for w in refused], [after[w] for w in refused])
+            share = removed_share(before, after, refused, answered)
             named += share >= PASS
     p_present, p_named = present / RESAMPLES, named / RESAMPLES
     figures["p_present"] = p_present
@@ -263,7 +273,7 @@ def verdict(
                 f"refusals follow a class (gap {found.gap:.3f} over null {found.null:.3f}); "
                 f"the layer-{chosen} difference of means separates the classes "
                 f"({f['separation']:.2f} sd against {f['null']:.2f} shuffled) and ablating "
-                f"it removes {f['removed']:.2f} of the refusals"
+                f"it removes {f['removed']:.2f} of the refusal gap"
             )
             return Verdict(f"the refusal direction read at layer {chosen}", chosen,
                            round(p_named, 3), reason, figures)  # fmt: skip
@@ -349,7 +359,7 @@ def requests_cell(seed: int) -> str:
         "    kept = [p for p in phrasings\n"
         "            if unknown not in encode(tokenizer, p.format(vocab[0]))]\n"
         "    used = {w for p in kept for w in p.split()}\n"
-        "    turns, asked = user_words(model, tokenizer, 64, seed)\n"
+        "    turns, asked = user_words(model, tokenizer, 256, seed)\n"
         "    words = [w for w in vocab if w not in used and w in asked]\n"
         "    rows = [encode(tokenizer, p.format(w)) for p in kept for w in words]\n"
         "    probs = last_logits(model, rows).softmax(-1)  # [request, vocabulary]\n"
@@ -460,15 +470,19 @@ def directions_cell(seed: int) -> str:
 def ablate_cell(seed: int) -> str:
     return (
         "# Ablating each layer's direction (its component removed from the embeddings and\n"
-        "# every block's output, at every position) on the refused words' test requests, and\n"
-        "# adding it at its layer to the answered ones. Random directions are the null.\n"
+        "# every block's output, at every position) on both classes' test requests: how much\n"
+        "# of the gap between refusing the refused class and the answered one goes (a model\n"
+        "# that then refuses everything keeps no less of a gap). Random directions are the\n"
+        "# null. Adding each direction at its layer to the answered requests: refusal induced?\n"
         "import matplotlib.pyplot as plt\n"
         "import torch\n\n"
         "from scribe_tui.autopilot.direction import removed_share\n\n\n"
-        "def refusal_under(model, tokenizer, requests, openers, ablate=(), add=None, at=None):\n"
-        "    '''Each request's refusal probability with each vector of ``ablate`` projected out\n"
-        "    everywhere (one run per vector; none: one clean run), or ``add`` added to block\n"
-        "    ``at``'s output.'''\n"
+        "def refusal_under(model, tokenizer, requests, refusing, answering, ablate=(),\n"
+        "                  adds=()):\n"
+        "    '''Each request's refusal share (the refusal openers' probability over theirs\n"
+        "    and the answer openers') with each vector of ``ablate`` projected out everywhere,\n"
+        "    and with each (vector, layer) of ``adds`` added to that block's output: one\n"
+        "    list per run, the clean run first.'''\n"
         "    import torch\n\n"
         "    from scribe_tui.techniques.components import hooked, layout\n"
         "    from scribe_tui.techniques.locate import anatomy, unwrap\n\n"
@@ -477,58 +491,59 @@ def ablate_cell(seed: int) -> str:
         "    def run(edits):\n"
         "        with hooked(model, layout(model), outputs=edits):\n"
         "            probs = last_logits(model, rows).softmax(-1)\n"
-        "        return probs[:, openers].sum(-1).tolist()\n\n"
+        "        refuse, answer = probs[:, refusing].sum(-1), probs[:, answering].sum(-1)\n"
+        "        return (refuse / (refuse + answer).clamp_min(1e-12)).tolist()\n\n"
         "    def projector(vector):\n"
         "        unit = torch.as_tensor(vector).float()\n"
-        "        unit = unit / unit.norm()\n"
+        "        unit = unit / unit.norm()\n\n"
         "        def edit(value):\n"
         "            u = unit.to(value.dtype)\n"
         "            return value - (value @ u)[..., None] * u\n\n"
         "        return edit\n\n"
-        "    if add is not None:\n"
-        "        vector = torch.as_tensor(add).float()\n"
-        "        return run([(parts.layers[at], lambda value: value + vector.to(value.dtype))])\n"
-        "    if not len(ablate):\n"
-        "        return run([])\n"
-        "    return [run([(m, projector(v)) for m in modules]) for v in ablate]\n\n\n"
-        "ref_req = [(w, phrasings[i].format(w)) for w in found_classes.refused for i in test]\n"
-        "ans_req = [phrasings[i].format(w) for w in found_classes.answered for i in test]\n"
-        "texts = [r for _, r in ref_req]\n\n\n"
-        "def per_word(values):\n"
+        "    def adder(vector):\n"
+        "        vector = torch.as_tensor(vector).float()\n"
+        "        return lambda value: value + vector.to(value.dtype)\n\n"
+        "    return ([run([])] + [run([(m, projector(v)) for m in modules]) for v in ablate]\n"
+        "            + [run([(parts.layers[at], adder(v))]) for v, at in adds])\n\n\n"
+        "answering = [t for t, refuses, _ in survey['openers'].values() if not refuses]\n"
+        "pairs_test = [(w, phrasings[i].format(w)) for w in words for i in test]\n\n\n"
+        "def rates(values):\n"
+        "    '''Per word: the share of its test requests refused (refusal likelier).'''\n"
         "    by = {}\n"
-        "    for (w, _), v in zip(ref_req, values):\n"
-        "        by.setdefault(w, []).append(v > 0.5)  # refused: a refusal more likely than not\n"
+        "    for (w, _), v in zip(pairs_test, values):\n"
+        "        by.setdefault(w, []).append(v > 0.5)\n"
         "    return {w: sum(vs) / len(vs) for w, vs in by.items()}\n\n\n"
-        "before = per_word(client.run(refusal_under, requests=texts, openers=refusing))\n"
         f"generator = torch.Generator().manual_seed({seed})\n"
         "dim = next(iter(diffs.values())).shape[-1]\n"
         "randoms = [torch.randn(dim, generator=generator) for _ in range(4)]\n"
-        "candidates = list(diffs.values()) + randoms\n"
-        "runs = client.run(refusal_under, requests=texts, openers=refusing, ablate=candidates)\n"
-        "after = [per_word(values) for values in runs]\n"
-        "random_removed = max(removed_share(list(before.values()), list(a.values()))\n"
-        "                     for a in after[len(diffs):])\n"
+        "runs = client.run(refusal_under, requests=[r for _, r in pairs_test],\n"
+        "                  refusing=refusing, answering=answering,\n"
+        "                  ablate=list(diffs.values()) + randoms,\n"
+        "                  adds=[(d, layer) for layer, d in diffs.items()])\n"
+        "before, runs = rates(runs[0]), [rates(values) for values in runs[1:]]\n"
+        "n = len(diffs)\n"
+        "gone, random_runs, added = runs[:n], runs[n:-n], runs[-n:]\n"
+        "refused, answered = found_classes.refused, found_classes.answered\n"
+        "random_removed = max(removed_share(before, a, refused, answered) for a in random_runs)\n"
         "ablated = {}\n"
-        "for (layer, diff), gone in zip(diffs.items(), after):\n"
-        "    induced = client.run(refusal_under, requests=ans_req, openers=refusing,\n"
-        "                         add=diff, at=layer)\n"
-        "    ablated[layer] = {'before': before, 'after': gone}\n"
+        "for (layer, diff), after, plus in zip(diffs.items(), gone, added):\n"
+        "    ablated[layer] = {'before': before, 'after': after}\n"
         "    layers[layer] |= {\n"
-        "        'removed': removed_share(list(before.values()), list(gone.values())),\n"
-        "        'induced': sum(v > 0.5 for v in induced) / max(len(induced), 1),\n"
+        "        'removed': removed_share(before, after, refused, answered),\n"
+        "        'induced': sum(plus[w] for w in answered) / len(answered),\n"
         "        'random_removed': random_removed}\n"
-        "answered = client.run(refusal_under, requests=ans_req, openers=refusing)\n"
-        "answered_rate = sum(v > 0.5 for v in answered) / max(len(answered), 1)\n"
-        "print(f'refusal rate: refused words {sum(before.values()) / len(before):.3f}, '\n"
-        "      f'answered words {answered_rate:.3f}; random directions remove at most '\n"
-        "      f'{random_removed:.3f}')\n"
+        "rate_refused = sum(before[w] for w in refused) / len(refused)\n"
+        "rate_answered = sum(before[w] for w in answered) / len(answered)\n"
+        "print(f'refusal rate: refused words {rate_refused:.3f}, answered words '\n"
+        "      f'{rate_answered:.3f}; '\n"
+        "      f'random directions remove at most {random_removed:.3f} of the gap')\n"
         "for layer, f in layers.items():\n"
-        "    print(f\"layer {layer}: ablation removes {f['removed']:.3f} of the refusals; \"\n"
+        "    print(f\"layer {layer}: ablation removes {f['removed']:.3f} of the gap; \"\n"
         "          f\"added to answered requests, refusal rate {f['induced']:.3f}\")\n"
         "fig, ax = plt.subplots(figsize=(5, 2.6))\n"
         "xs = list(layers)\n"
         "ax.bar([x - 0.2 for x in xs], [layers[x]['removed'] for x in xs], 0.4,\n"
-        "       label='ablated: share of refusals removed')\n"
+        "       label='ablated: share of the refusal gap removed')\n"
         "ax.bar([x + 0.2 for x in xs], [layers[x]['induced'] for x in xs], 0.4,\n"
         "       label='added: refusal rate on answered')\n"
         "ax.axhline(random_removed, color='k', ls='--', lw=1, label='random directions')\n"
