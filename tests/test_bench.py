@@ -236,6 +236,28 @@ def test_report_of_a_partial_bench(tmp_path: Path) -> None:
     assert "the model host exited" in report
 
 
+def test_report_by_one_axis_pools_the_others(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    rows = []
+    for n, organism, correct in ((1, "taboo", True), (1, "belief", False), (5, "taboo", True)):
+        axes = {"agent": "autopilot", "organism": organism, "investigators": n, "repeat": 0}
+        rows.append(
+            {"run_id": f"r{n}{organism}", "axes": axes, "answer": "x", "confidence": 0.8,
+             "correct": correct, "abstained": False, "control": False, "false_positive": False,
+             "exit": "concluded", "notebook": None, "sandbox": "", "sealed": True, "error": None,
+             "scored": True}
+        )  # fmt: skip
+    (out / "results.jsonl").write_text("\n".join(json.dumps(signed(row)) for row in rows))
+    run = bench("report", str(out), "--by", "investigators", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    table = [line.split() for line in run.stdout.splitlines() if line[:1] in ("1", "5")]
+    assert [(row[0], row[1]) for row in table] == [("1", "2"), ("5", "1")]  # organisms pooled
+    assert "| investigators | n |" in (out / "report.md").read_text()
+    wrong = bench("report", str(out), "--by", "investigator", cwd=tmp_path)
+    assert wrong.returncode == 2 and "its axes: agent, investigators, organism" in wrong.stderr
+
+
 async def test_claude_bench_over_the_loopback_api(
     fake_anthropic: FakeAnthropic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -227,8 +227,9 @@ def _print_grid(runs: list[RunSpec], out: Path, options: dict[str, Any]) -> None
         print(note)
 
 
-def _finish(out: Path, *, quiet: bool) -> int:
-    """Write the report, print the table; the number of failed runs."""
+def _finish(out: Path, *, quiet: bool, by: list[str] | None = None) -> int:
+    """Write the report (its rows grouped ``by`` these axes, default: those that vary),
+    print the table; the number of failed runs."""
     from scribe_tui.bench.report import (
         default_by,
         format_table,
@@ -240,7 +241,8 @@ def _finish(out: Path, *, quiet: bool) -> int:
 
     rejected: list[str] = []
     rows = load_results(out, rejected)
-    report = write_report(out)
+    by = by or default_by(rows)
+    report = write_report(out, by)
     if rejected:
         print(
             f"scribe-tui bench: left out {len(rejected)} rows of {out / 'results.jsonl'} that fail "
@@ -248,7 +250,6 @@ def _finish(out: Path, *, quiet: bool) -> int:
             file=sys.stderr,
         )
     if not quiet:
-        by = default_by(rows)
         print(format_table(summarise(rows, by), by))
         note = methodology_note(rows)
         if note:
@@ -265,6 +266,12 @@ def _report_command(argv: list[str]) -> int:
         "and a reliability diagram). Example: scribe-tui bench report bench",
     )
     parser.add_argument("dir", type=Path, help="the --out directory of a bench")
+    parser.add_argument(
+        "--by",
+        metavar="AXIS[,AXIS]",
+        help="group the rows by these axes only (default: every axis that varies), e.g. "
+        "--by investigators to pool the organisms",
+    )
     args = parser.parse_args(argv)
     if not (args.dir / "results.jsonl").is_file():
         print(
@@ -273,7 +280,20 @@ def _report_command(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    _finish(args.dir, quiet=False)
+    by = [name.strip() for name in args.by.split(",") if name.strip()] if args.by else None
+    if by is not None:
+        from scribe_tui.bench.report import load_results
+
+        axes = sorted({name for row in load_results(args.dir, []) for name in row["axes"]})
+        unknown = [name for name in by if name not in axes]
+        if unknown or not by:
+            print(
+                f"scribe-tui bench: --by {args.by}: not an axis of this bench; "
+                f"its axes: {', '.join(axes)}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    _finish(args.dir, quiet=False, by=by)
     return EXIT_OK
 
 
