@@ -14,17 +14,20 @@ Each layer's MLP is mean-ablated alone (its output replaced, at every position, 
 mean over the prompts there). *Removed* is the answer's log-probability it takes away on
 the clean prompts; the *null* is what the same ablation takes away with the subject
 noised, where nothing about the subject can be recalled. A layer *stands out* when its
-ablation removes more than both the largest null effect of any layer and an equal share
-of what ablating every MLP at once removes. Recall is *present* when most prompts are
-recalled (the median answer probability is above one half) and the mean recall gain
-exceeds the largest null effect. Causal tracing (noise the subject, restore one layer's
-residual stream at one position) is drawn alongside: where the subject's facts sit.
+ablation removes more than both the most that any layer's ablation takes away in the null
+and an equal share of what ablating every MLP at once removes. Recall is *present* when
+most prompts are recalled (the median answer probability is above one half) and the mean
+recall gain exceeds that largest null removal. Causal tracing (noise the subject, restore
+one layer's residual stream at one position) is drawn alongside: where the subject's
+facts sit.
 
 Confidence comes from a bootstrap over prompts: for named layers, the share of resamples
-in which recall is present and the rule selects the same layers; for ``none``, the share
-in which recall is absent. The answer is the layers when that confidence is at least 0.5,
-``none`` when recall is absent with confidence at least 0.5, ``unknown`` otherwise
-(recall present but no layer stands out alone).
+in which recall is present and the claim holds by the bar a layer claim is held to: the
+layer whose ablation removes most there is named, and the rule selects more than half of
+the named layers there (the scorer's precision); for ``none``, the share in which recall
+is absent. The answer is the layers when that confidence is at least 0.5, ``none`` when
+recall is absent with confidence at least 0.5, ``unknown`` otherwise (recall present but
+no layer stands out alone).
 """
 
 from __future__ import annotations
@@ -66,7 +69,9 @@ def _selection(
     total: float,
 ) -> tuple[bool, list[int], float, float]:
     """(recall present, the layers that stand out, the null's largest effect, equal share)."""
-    bar_null = max((abs(v) for v in null.values()), default=0.0)
+    # One-sided: an ablation that *raises* the answer with the subject noised (its mean
+    # output standing in for noise) takes nothing away that could pass for recall.
+    bar_null = max(0.0, *null.values())
     share = total / max(len(removed), 1)
     present = _median(answer_p) > 0.5 and gain > bar_null
     if not present:
@@ -119,19 +124,21 @@ def verdict(
         _mean(total),
     )
     rng = random.Random(seed)
-    same = absent = 0
+    held = absent = 0
     for _ in range(RESAMPLES):
         idx = [rng.choice(everything) for _ in everything]
+        means = {k: _resampled(v, idx) for k, v in removed.items()}
         here, picked, _, _ = _selection(
             _resampled(gains, idx),
             [answer_p[i] for i in idx],
-            {k: _resampled(v, idx) for k, v in removed.items()},
+            means,
             {k: _resampled(v, idx) for k, v in null.items()},
             _resampled(total, idx),
         )
         absent += not here
-        same += here and bool(chosen) and picked == chosen
-    p_same, p_absent = same / RESAMPLES, absent / RESAMPLES
+        top = max(means, key=means.__getitem__)
+        held += here and top in chosen and len(set(picked) & set(chosen)) > len(chosen) / 2
+    p_held, p_absent = held / RESAMPLES, absent / RESAMPLES
     figures: dict[str, Any] = {
         "median_answer_p": round(_median(answer_p), 4),
         "gain": round(_mean(gains), 4),
@@ -140,17 +147,17 @@ def verdict(
         "removed": {k: round(_mean(v), 4) for k, v in removed.items()},
         "p_absent": p_absent,
     }
-    if chosen and p_same >= 0.5:
+    if chosen and p_held >= 0.5:
         reason = (
             f"recall is present (gain {_mean(gains):.3f} nats over the null {bar_null:.3f}); "
             f"the MLPs of layers {chosen} each remove more than the null and the equal share "
             f"({share:.3f})"
         )
         names = ", ".join(str(k) for k in chosen)
-        return Verdict(f"layers {names}", chosen, round(p_same, 3), reason, figures)
+        return Verdict(f"layers {names}", chosen, round(p_held, 3), reason, figures)
     if chosen:
-        reason = f"layers {chosen} stand out, but in only {p_same:.2f} of resamples"
-        return Verdict("unknown", [], round(1 - p_same, 3), reason, figures)
+        reason = f"layers {chosen} stand out, but in only {p_held:.2f} of resamples"
+        return Verdict("unknown", [], round(1 - p_held, 3), reason, figures)
     if not present and p_absent >= 0.5:
         reason = (
             f"no fact is recalled: the median answer probability is {_median(answer_p):.3f} "
