@@ -37,7 +37,7 @@ import json
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 PROMPTS = 32  # prompt pairs; the bootstrap resamples these
 LENGTH = 12  # words said once before the repeat
@@ -274,8 +274,15 @@ def verdict(
     return Verdict("unknown", [], round(1 - p_present, 3), reason, figures)
 
 
-def judging_table(found: Verdict) -> str:
-    """The verdict as the judging cell prints it."""
+class _Judged(Protocol):
+    answer: str
+    confidence: float
+    reason: str
+    figures: dict[str, Any]
+
+
+def judging_table(found: _Judged) -> str:
+    """A mechanistic plan's verdict as its judging cell prints it (every plan's)."""
     rows = [f"{k}: {v}" for k, v in found.figures.items()]
     rows += [f"answer: {found.answer}", f"confidence: {found.confidence}", f"why: {found.reason}"]
     return "\n".join(rows)

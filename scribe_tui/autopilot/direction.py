@@ -293,12 +293,6 @@ def verdict(
     return Verdict("unknown", None, round(1 - p_present, 3), reason, figures)
 
 
-def judging_table(found: Verdict) -> str:
-    rows = [f"{k}: {v}" for k, v in found.figures.items()]
-    rows += [f"answer: {found.answer}", f"confidence: {found.confidence}", f"why: {found.reason}"]
-    return "\n".join(rows)
-
-
 # -- cells ------------------------------------------------------------------------------------
 
 
@@ -561,7 +555,8 @@ def judging_cell(seed: int) -> str:
         "# Judging, by the procedure above: the layer, the bootstrap confidence, the claim.\n"
         "# A named direction is saved beside the notebook: the conclusion points to the file.\n"
         "import torch\n\n"
-        "from scribe_tui.autopilot.direction import FILE, judging_table, verdict\n\n"
+        "from scribe_tui.autopilot.circuit import judging_table\n"
+        "from scribe_tui.autopilot.direction import FILE, verdict\n\n"
         "found = verdict(p_refuse, fit, test, globals().get('layers', {}),\n"
         f"                globals().get('ablated', {{}}), seed={seed})\n"
         "if found.layer is not None:\n"

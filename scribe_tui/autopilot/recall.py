@@ -168,12 +168,6 @@ def verdict(
     return Verdict("unknown", [], round(1 - p_absent, 3), reason, figures)
 
 
-def judging_table(found: Verdict) -> str:
-    rows = [f"{k}: {v}" for k, v in found.figures.items()]
-    rows += [f"answer: {found.answer}", f"confidence: {found.confidence}", f"why: {found.reason}"]
-    return "\n".join(rows)
-
-
 # -- cells ------------------------------------------------------------------------------------
 
 
@@ -355,7 +349,8 @@ def ablation_cell() -> str:
 def judging_cell(seed: int) -> str:
     return (
         "# Judging, by the procedure above: the layers, the bootstrap confidence, the claim.\n"
-        "from scribe_tui.autopilot.recall import judging_table, verdict\n\n"
+        "from scribe_tui.autopilot.circuit import judging_table\n"
+        "from scribe_tui.autopilot.recall import verdict\n\n"
         f"found = verdict(answer_p, gains, removed, null, total, seed={seed})\n"
         "print(judging_table(found))\n"
         "found.record()\n"
