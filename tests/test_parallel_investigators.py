@@ -100,6 +100,7 @@ def test_three_autopilot_investigators_share_one_host_and_aggregate(tmp_path: Pa
     # Its verdict is drawn from the investigators' claims: fork refuses it and says what to fork.
     refused = scribe("fork", str(notebooks["aggregate"]), "--at", "1", "--auto", cwd=tmp_path)
     assert refused.returncode == 2 and "fork one of them instead" in refused.stderr
+    assert f"scribe-tui fork {notebooks['i1']} --at N" in refused.stderr
     assert not [p for p in folder.rglob("*.ipynb") if "fork" in p.name]
 
 

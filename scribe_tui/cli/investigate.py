@@ -190,9 +190,13 @@ def run_command(args: argparse.Namespace) -> int:
 
     manifest = find_manifest(args.notebook)
     if manifest is not None:
+        from scribe_tui.agent.transcript import started_notebook
+
+        first = started_notebook(manifest.parent / "i1")
+        example = first if first is not None else manifest.parent / "i1" / "NOTEBOOK.ipynb"
         raise UsageError(
             f"{args.notebook} is an aggregate's verdict, drawn from its investigators' claims: "
-            f"fork one of them instead (scribe-tui fork {manifest.parent}/i1/….ipynb --at N), "
+            f"fork one of them instead (scribe-tui fork {example} --at N), "
             f"or resume the aggregate (scribe-tui resume {manifest.parent})"
         )
     try:
