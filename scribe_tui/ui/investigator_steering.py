@@ -94,7 +94,11 @@ class InvestigatorSteering(App[int]):
         if name.lower() == "all":
             going = [lane for lane in self.lanes.values() if lane.listed and not lane.row.ended]
             if not going:
-                self.notify("No investigator is still running.", severity="warning")
+                self.notify(
+                    "No investigator is still running. To go on from one, quit (Ctrl+Q) and "
+                    "fork its notebook: scribe-tui fork NOTEBOOK --at N.",
+                    severity="warning",
+                )
             return going
         if name not in self.lanes:
             names = ", ".join(self.lanes)
@@ -108,7 +112,9 @@ class InvestigatorSteering(App[int]):
         """Queue ``text`` for one investigator (held here until its investigation exists)."""
         if lane.row.ended:
             self.notify(
-                f"{lane.row.id} has finished; it reads no more messages.", severity="warning"
+                f"{lane.row.id} has finished; it reads no more messages. To go on from it, quit "
+                "(Ctrl+Q) and fork its notebook: scribe-tui fork NOTEBOOK --at N.",
+                severity="warning",
             )
         elif lane.controls is None:
             lane.pending.append(text)
