@@ -61,7 +61,7 @@ class MechanisticPlan:
     why: Mapping[str, str]
     code: Callable[[str, dict[str, dict[str, Any]], int], str]
     plan_note: Callable[[], str]
-    method_note: Callable[[], str]
+    procedure: str  # the stated rule, the notebook's "How I judge" note
     summary_note: Callable[[dict[str, dict[str, Any]], dict[str, str]], str]
     conclusion: Callable[[dict[str, dict[str, Any]]], dict[str, Any]]
 
@@ -492,10 +492,6 @@ def plan_note() -> str:
     )
 
 
-def method_note() -> str:
-    return "## How I judge\n\n" + PROCEDURE
-
-
 def summary_note(evidence: dict[str, dict[str, Any]], missing: dict[str, str]) -> str:
     """The distilled claim from the judging cell's verdict, the evidence and the limits."""
     found = evidence.get("judging") or {}
@@ -572,7 +568,7 @@ PLAN = MechanisticPlan(
     },
     code=_code,
     plan_note=plan_note,
-    method_note=method_note,
+    procedure=PROCEDURE,
     summary_note=summary_note,
     conclusion=conclusion,
 )

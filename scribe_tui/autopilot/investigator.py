@@ -354,7 +354,7 @@ class Autopilot:
                 continue  # it reads what an experiment that failed would have left
             if step == plan.steps[-1] and "method" not in state.done:
                 return ("method", "How I judge.", "add_markdown",
-                        {**sid, "content": plan.method_note()})  # fmt: skip
+                        {**sid, "content": "## How I judge\n\n" + plan.procedure})  # fmt: skip
             code = plan.code(step, state.evidence, self.seed)
             return step, plan.why[step], "execute_code", {**sid, "code": code}
         if "summary" not in state.done:

@@ -376,10 +376,6 @@ def plan_note() -> str:
     )
 
 
-def method_note() -> str:
-    return "## How I judge\n\n" + PROCEDURE
-
-
 def summary_note(evidence: dict[str, dict[str, Any]], missing: dict[str, str]) -> str:
     """The distilled claim from the judging cell's verdict, the evidence and the limits."""
     found = evidence.get("judge_recall") or {}
@@ -444,7 +440,7 @@ PLAN = MechanisticPlan(
     },
     code=_code,
     plan_note=plan_note,
-    method_note=method_note,
+    procedure=PROCEDURE,
     summary_note=summary_note,
     conclusion=conclusion,
 )
