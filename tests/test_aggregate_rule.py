@@ -178,3 +178,160 @@ def test_list_nests_the_investigators_under_their_aggregate(tmp_path: Path) -> N
     ]  # fmt: skip
     assert format_line(entries[2]).startswith("  └ i1: ")
     assert "| ↳ i2: [" in index_markdown(tmp_path, entries)
+
+
+# -- structured claims (rules 6 to 8): components, layers, a direction ---------------------------
+
+
+def circuit(ident: str, components: list[str] | None, confidence: float, answer: str = ""):
+    said = answer or (", ".join(components) if components else "none")
+    return InvestigatorClaim(
+        ident, "s", "concluded", said, confidence, "e",
+        components=tuple(components) if components else None,
+    )  # fmt: skip
+
+
+def test_overlapping_circuits_vote_per_component_not_as_disagreeing_words() -> None:
+    core = ["L0H3", "L1H1", "L1H2"]
+    claims = [
+        circuit("i1", core, 0.9),
+        circuit("i2", core, 0.8),
+        circuit("i3", [*core, "L1H3"], 0.6),
+    ]
+    verdict = decide(claims)
+    assert not verdict.needs_adjudication and verdict.contenders == ()
+    assert verdict.components == tuple(core) and verdict.answer == "L0H3, L1H1, L1H2"
+    # L1H3: support 0.6 against 1.7; every claim matches the set (F1 >= 0.8: 6/7 for i3),
+    # so the confidence is mean(0.9, 0.8, 0.6) * 2.3 / 2.3.
+    assert verdict.confidence == pytest.approx((0.9 + 0.8 + 0.6) / 3, abs=1e-3)
+    assert "L1H1 2.30 > 0.00" in verdict.reason and "3 of 3 investigators" in verdict.reason
+
+
+def test_a_none_lowers_a_circuit_and_nones_never_make_one() -> None:
+    claims = [circuit("i1", ["L0H3", "L1H2"], 0.8), circuit("i2", ["L1H2"], 0.7)]
+    verdict = decide([*claims, circuit("i3", None, 0.6)])
+    # L0H3: 0.8 against 1.3 is out; L1H2: 1.5 > 0.6. Only i2's claim matches {L1H2}
+    # (i1's F1 is 2/3): confidence 0.7 * 0.7 / 2.1.
+    assert verdict.components == ("L1H2",)
+    assert verdict.confidence == pytest.approx(0.7 * 0.7 / 2.1, abs=1e-3)
+    weak = [circuit("i1", ["L1H2"], 0.5), circuit("i2", None, 0.6)]
+    assert decide(weak).answer == "unknown"  # rule 5: one none of two votes is no majority
+    verdict = decide([*weak, circuit("i3", None, 0.4)])
+    assert verdict.answer == "none" and verdict.components is None
+    assert decide([circuit(f"i{k}", None, 0.9) for k in range(1, 4)]).answer == "none"
+
+
+def test_a_majority_set_that_nobody_claimed_is_unknown() -> None:
+    claims = [
+        circuit("i1", ["L0H1", "L0H2", "L0H3"], 0.7),
+        circuit("i2", ["L0H1", "L1H1", "L1H2"], 0.7),
+        circuit("i3", ["L0H2", "L1H1", "L1H3"], 0.7),
+    ]
+    verdict = decide(claims)  # the majority is {L0H1, L0H2, L1H1}: F1 2/3 with each claim
+    assert verdict.answer == "unknown" and "no investigator claimed that set" in verdict.reason
+
+
+def test_an_answer_listing_components_votes_as_them_and_a_word_opposes() -> None:
+    said = InvestigatorClaim("i2", "s", "concluded", "L1H2 and L0H3", 0.7, "e")
+    claims = [circuit("i1", ["L0H3", "L1H2"], 0.8), said, circuit("i3", [], 0.9, "copying")]
+    with_answer = [c if c.id != "i2" else _read(said, components=None) for c in claims]
+    verdict = decide(with_answer)
+    # "copying" names no component: it opposes both (0.9), which the two claims outweigh.
+    assert verdict.components == ("L0H3", "L1H2")
+    assert verdict.confidence == pytest.approx(0.75 * 1.5 / 2.4, abs=1e-3)
+
+
+def _read(claim: InvestigatorClaim, **conclusion: Any) -> InvestigatorClaim:
+    """``claim`` as read_claim reads it back from a notebook's metadata."""
+    import tempfile
+
+    scribe = {
+        "status": claim.state,
+        "conclusion": {
+            "answer": claim.answer,
+            "confidence": claim.confidence,
+            "evidence": claim.evidence,
+            **{k: v for k, v in conclusion.items() if v is not None},
+        },
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        notebook = Path(folder) / "n.ipynb"
+        notebook.write_text(json.dumps({"metadata": {"scribe": scribe}, "cells": []}))
+        return read_claim(claim.id, claim.strategy, notebook)
+
+
+def test_read_claim_reads_the_structured_claim() -> None:
+    base = InvestigatorClaim("i1", "s", "concluded", "the circuit", 0.8, "e")
+    read = _read(base, components=["L0H1", "mlp1"])
+    assert read.components == ("L0H1", "mlp1") and read.layers is None
+    assert _read(base, layers=[3, 0]).layers == (3, 0)
+    found = _read(base, direction={"path": "d.pt", "sha256": "x", "layer": 2, "vector": [1.0]})
+    assert found.direction == {"vector": [1.0], "layer": 2}
+    assert _read(InvestigatorClaim("i1", "s", "concluded", "violin", 0.8, "e")).components is None
+
+
+def test_recall_layers_vote_per_layer_and_mlps_name_their_layer() -> None:
+    def recall(ident: str, layers: list[int] | None, p: float, components=None):
+        return InvestigatorClaim(
+            ident, "s", "concluded", f"layers {layers}", p, "e",
+            components=components, layers=tuple(layers) if layers else None,
+        )  # fmt: skip
+
+    claims = [recall("i1", [0, 3], 0.8), recall("i2", [0, 3], 0.6), recall("i3", [0], 0.7)]
+    verdict = decide(claims)
+    assert verdict.layers == (0, 3) and verdict.answer == "layers 0, 3"
+    assert verdict.confidence == pytest.approx(0.7 * 1.4 / 2.1, abs=1e-3)  # i3: F1 2/3
+    mlps = recall("i3", None, 0.7, components=("mlp0", "mlp3"))
+    assert decide([*claims[:2], mlps]).confidence == pytest.approx(0.7, abs=1e-3)
+
+
+def direction_claim(ident: str, layer: int | None, vector: list[float], p: float):
+    return InvestigatorClaim(
+        ident, "s", "concluded", f"the direction at layer {layer}", p, "e",
+        direction={"vector": vector, "layer": layer},
+    )  # fmt: skip
+
+
+def test_a_direction_is_the_most_confident_one_at_the_layer_most_claims_agree_on() -> None:
+    claims = [
+        direction_claim("i1", 2, [1.0, 0.1, 0.0], 0.7),
+        direction_claim("i2", 2, [-0.9, -0.1, 0.05], 0.8),  # the same line, the other sign
+        direction_claim("i3", 1, [0.0, 1.0, 0.0], 0.9),
+    ]
+    verdict = decide(claims)
+    assert verdict.direction == {"vector": [-0.9, -0.1, 0.05], "layer": 2, "from": "i2"}
+    assert verdict.confidence == pytest.approx(0.75 * 1.5 / 2.4, abs=1e-3)
+    assert not verdict.needs_adjudication
+    # At the same layer but another direction: no longer a supporter, so nothing wins.
+    apart = [claims[0], direction_claim("i2", 2, [0.0, 0.0, 1.0], 0.8), claims[2]]
+    assert decide(apart).answer == "unknown"
+    nones = [direction_claim("i1", 2, [1.0, 0.0], 0.6), claim("i2", "none", 0.9)]
+    assert decide([*nones, claim("i3", "none", 0.8)]).answer == "none"
+
+
+async def test_the_pilot_concludes_with_the_voted_components(tmp_path: Path) -> None:
+    core = ["L0H3", "L1H1", "L1H2"]
+    claims = [circuit("i1", core, 0.9), circuit("i2", [*core, "L1H3"], 0.6)]
+    pilot = AggregatorPilot(claims, tmp_path, context="which attention heads copy text")
+    calls = await _steps(pilot, {})
+    assert [c["name"] for c in calls].count("execute_code") == 0
+    assert calls[-1]["input"]["components"] == core
+    table = calls[2]["input"]["content"]
+    assert "L0H3, L1H1, L1H2 (named)" in table and "S(x) > A(x)" in table
+
+
+async def test_the_pilot_saves_the_voted_direction_and_concludes_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scribe_tui.claims import load_direction
+
+    vector = [0.25, -1.5, 3.0000001, 1e-7]
+    claims = [direction_claim("i1", 1, vector, 0.8), direction_claim("i2", 1, vector, 0.7)]
+    pilot = AggregatorPilot(claims, tmp_path, context="find the refusal direction")
+    calls = await _steps(pilot, {})
+    steps = [c["id"].split("_", 3)[-1] for c in calls]
+    assert steps[-2:] == ["direction", "conclude"]
+    assert calls[-1]["input"]["direction"] == "direction.pt" and calls[-1]["input"]["layer"] == 1
+    monkeypatch.chdir(tmp_path)  # the kernel works in the notebook's files folder
+    exec(calls[-2]["input"]["code"], {})
+    assert load_direction(tmp_path / "direction.pt") == pytest.approx(vector, rel=1e-6)

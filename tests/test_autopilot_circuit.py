@@ -268,6 +268,16 @@ async def test_every_experiment_failing_ends_the_run_as_failed() -> None:
         await drive_circuit(errors=("copying",))
 
 
+async def test_on_a_black_box_host_a_mechanistic_task_concludes_unknown_and_says_why() -> None:
+    setup = "InterpClient: organism:x on cpu (float32), 1M params (black-box: client.generate)"
+    calls = tool_calls(await drive_circuit(outputs={"init": setup}))
+    assert steps_of(calls) == ["start", "init", "conclude"]  # no cell that needs client.run
+    conclusion = calls[-1]["input"]
+    assert conclusion["answer"] == "unknown" and "components" not in conclusion
+    assert "refuses client.run" in conclusion["evidence"]
+    assert "without --mode blackbox" in conclusion["evidence"]
+
+
 async def test_a_person_and_a_checkpoint_request_are_answered_mid_plan() -> None:
     person = "Message from the person: what do the induction heads look like?"
     checkpoint = "Please write an exploration checkpoint now."

@@ -414,3 +414,29 @@ def test_every_command_s_help_has_an_example_and_every_option_says_what_it_does(
 def test_bench_usage_names_its_report_command() -> None:
     run = run_cli("bench", "--help")
     assert run.returncode == 0 and "bench report" in run.stdout
+
+
+@pytest.mark.parametrize("extra", [[], ["--investigators", "3"]])
+def test_a_mechanistic_task_in_black_box_mode_is_refused_before_anything_starts(
+    extra, tmp_path, monkeypatch, capsys
+) -> None:
+    from scribe_tui.agent.launch import Workbench, blackbox_refusal
+    from scribe_tui.agent.parallel import ParallelRun
+
+    def no_start(*args, **kwargs):
+        raise AssertionError("a usage error must not start a host or a kernel")
+
+    monkeypatch.setattr(Workbench, "open", no_start)
+    monkeypatch.setattr(ParallelRun, "create", no_start)
+    folder = tmp_path / "notebooks"
+    task = "which attention heads let this model copy repeated text"
+    args = ["investigate", task, "--auto", "--model", "organism:induction-1", "--mode", "blackbox"]
+    code = main([*args, *extra, "--notebooks-dir", str(folder), "--config", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "mechanistic task (circuit" in err and "run it without --mode blackbox" in err
+    assert not folder.exists()
+    # The organism's description alone makes a vague task mechanistic; secrets stay black-box.
+    assert blackbox_refusal("find out what it does", "organism:recall-1", "blackbox")
+    assert blackbox_refusal(task, "organism:induction-1", "local") is None
+    assert blackbox_refusal("find the secret word", "organism:taboo", "blackbox") is None

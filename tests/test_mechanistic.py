@@ -260,3 +260,55 @@ async def test_bench_scores_a_scripted_claudes_circuit_with_f1_and_faithfulness(
     text = write_report(out).read_text()
     assert "## Circuits" in text and "| F1 | IoU | faithfulness |" in text
     assert f"F1 {row['f1']:.2f} · faithfulness {row['faithfulness']:.2f}" in text
+
+
+async def test_a_real_investigation_checks_claims_against_the_models_layout(
+    tmp_path: Path,
+) -> None:
+    """The launcher records the layout the model host reports, and conclude holds a claim
+    on the bundled 2-layer, 4-head organism to it."""
+    from scribe_tui.agent.launch import RunSettings, Workbench
+    from scribe_tui.agent.loop import InvestigationConfig
+    from scribe_tui.agent.scripted import SESSION, ScriptedProvider, tool
+
+    said: list[str] = []
+
+    def conclude(**claim: Any) -> Any:
+        def turn(request: Any) -> list[dict[str, Any]]:
+            last = request.messages[-1]["content"]
+            said.extend(b["content"] for b in last if b.get("type") == "tool_result")
+            base = {"session_id": SESSION, "answer": "the copying circuit", "confidence": 0.6}
+            return [tool("conclude", **base, evidence="e", **claim)]
+
+        return turn
+
+    turns = [
+        [tool("start_new_session", experiment_name="layout")],
+        conclude(components=["L9H3"]),
+        conclude(components=["L1H4"]),
+        conclude(layers=[0, 2]),
+        conclude(components=["L1H3", "L0H0"]),
+    ]
+    settings = RunSettings(
+        task="which attention heads let this model copy repeated text",
+        agent="scripted",
+        model="organism:induction-1",
+        notebooks_dir=tmp_path / "notebooks",
+        device="cpu",
+        config=InvestigationConfig(checkpoint_every=0),
+    )
+    bench = await Workbench.open(settings, ScriptedProvider(turns))
+    try:
+        outcome = await bench.investigation.run()
+        notebook = bench.investigation.notebook_path
+    finally:
+        await bench.close()
+    assert outcome.reason == "concluded", outcome
+    refusals = [str(text) for text in said[1:]]
+    assert len(refusals) == 3 and all("\n" not in r for r in refusals), refusals
+    assert "conclude: L9H3 is not in this model (2 layers of 4 heads" in refusals[0]
+    assert "conclude: L1H4 is not in this model" in refusals[1]
+    assert "conclude: layer 2 is not in this model (2 layers" in refusals[2]
+    scribe = nbformat.read(notebook, as_version=4).metadata["scribe"]
+    assert scribe["layout"] == {"layers": 2, "heads": 4}
+    assert scribe["conclusion"]["components"] == ["L0H0", "L1H3"]

@@ -104,6 +104,44 @@ def test_three_autopilot_investigators_share_one_host_and_aggregate(tmp_path: Pa
     assert not [p for p in folder.rglob("*.ipynb") if "fork" in p.name]
 
 
+def test_three_autopilot_investigators_vote_on_the_induction_circuit(tmp_path: Path) -> None:
+    """Rule 6 end to end: the verdict is a set of components, concluded as one, which the
+    bench scores (as its investigators axis reads the aggregate notebook)."""
+    from scribe_tui.bench.parallel_runs import _structured_claim
+    from scribe_tui.bench.scoring import score
+    from scribe_tui.organisms.keys import answer_key_record
+
+    task = "which attention heads let this model copy repeated text"
+    run = scribe(
+        "investigate", task, "--model", "organism:induction-1", "--auto", "--investigators",
+        "3", "--json", "--agent", "autopilot", "--notebooks-dir", "nb", cwd=tmp_path,
+        timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads(run.stdout.splitlines()[-1])
+    assert summary["type"] == "aggregate_finished" and summary["model_loads"] == 1
+    notebooks = _notebooks(_aggregate_folder(tmp_path))
+    aggregate = nbformat.read(notebooks["aggregate"], as_version=4)
+    nbformat.validate(aggregate)
+    # Voted on, not adjudicated: the only code cell is the session's setup.
+    assert [c.metadata["scribe"]["author"] for c in aggregate.cells if c.cell_type == "code"] == [
+        "system"
+    ]
+    assert "S(x) > A(x)" in "\n".join(c.source for c in aggregate.cells)
+    conclusion = aggregate.metadata["scribe"]["conclusion"]
+    claimed = _structured_claim(notebooks["aggregate"])
+    assert claimed["components"] == conclusion["components"] and conclusion["components"]
+    assert aggregate.metadata["scribe"]["layout"] == {"layers": 2, "heads": 4}
+    result = score(
+        conclusion["answer"],
+        answer_key_record("induction-1"),
+        components=claimed["components"],
+        organism="induction-1",
+    )
+    assert result.claim == "named" and result.circuit.f1 >= 0.8, result
+    print(f"VERDICT {conclusion['components']} {conclusion['confidence']} {result.circuit}")
+
+
 def _status(notebook: Path) -> str:
     try:
         return str(_scribe(notebook).get("status"))

@@ -22,6 +22,22 @@ the autopilot aggregates by this rule, which its notebook states too:
     5. Otherwise the verdict is `none` when most votes (named or `none` claims) are
        `none` (confidence mean(p of the none claims) * N / T, N their summed p), else
        `unknown`.
+    6. On a mechanistic task the named claims are sets, not words (components such as
+       L1H3, or layers; an answer that lists only components counts as them). Each
+       component or layer x is voted on by itself: S(x) is the summed p of the claims
+       whose set includes x, A(x) that of every other vote (sets without x, and `none`).
+       The verdict's set is every x with S(x) > A(x). Its supporters are the claims
+       whose set matches it (F1 >= 0.8, the bar the bench holds a circuit to), and its
+       confidence is mean(p of the supporters) * S / T, S their summed p; a majority
+       set that no investigator claimed is `unknown`. The vote settles the disagreement:
+       no adjudicating cell runs.
+    7. A direction: the layer whose claimed directions carry the most p is chosen, and
+       there the most confident claim's vector. Its supporters are the claims at that
+       layer whose vector has |cosine| >= 0.8 with it; it is the verdict when their
+       summed p S exceeds the rest, with confidence mean(p of the supporters) * S / T.
+       A cell of this notebook saves the vector, and the verdict concludes with it.
+    8. Where no set or direction wins, rule 5 decides between `none` and `unknown`;
+       `none` claims name no component, so they never make a set.
 
 Why this confidence: investigators share the model, the techniques and often the
 same false lead, so their agreement is not independent evidence and must not
@@ -42,8 +58,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from scribe_tui.agent.claim_votes import (
+    Verdict,
+    conclude_arguments,
+    decide_structured,
+    direction_cell,
+    structure_note,
+    structure_of,
+)
 from scribe_tui.agent.provider import TurnRequest, TurnResult, Usage
-from scribe_tui.claims import Claim, claim_of, normalise
+from scribe_tui.claims import Claim, claim_of, components_in, normalise
 from scribe_tui.events import Event, TextDelta
 from scribe_tui.paths import prompts_dir
 
@@ -82,6 +106,9 @@ class InvestigatorClaim:
     evidence: str = ""
     notebook: Path | None = None
     cost_usd: float = 0.0
+    components: tuple[str, ...] | None = None
+    layers: tuple[int, ...] | None = None
+    direction: dict[str, Any] | None = None  # {"vector", "layer"}, as the conclusion read it
 
     @property
     def claim(self) -> Claim | None:
@@ -115,30 +142,29 @@ def read_claim(ident: str, strategy: str, notebook: Path | None) -> Investigator
     evidence = " ".join(str(conclusion.get("evidence", "")).split())
     if len(evidence) > _EVIDENCE_CHARS:
         evidence = evidence[: _EVIDENCE_CHARS - 1] + "…"
+    answer = str(conclusion["answer"]) if "answer" in conclusion else None
+    components = conclusion.get("components")
+    layers = conclusion.get("layers")
+    direction = conclusion.get("direction")
+    if not components and claim_of(answer) == "named":
+        components = components_in(answer)  # "L0H1, L1H3" claims those components
     return InvestigatorClaim(
         ident,
         strategy,
         str(scribe.get("status", "paused")),
-        answer=str(conclusion["answer"]) if "answer" in conclusion else None,
+        answer=answer,
         confidence=float(confidence) if isinstance(confidence, (int, float)) else None,
         evidence=evidence,
         notebook=notebook,
         cost_usd=float(completed.get("cost_usd") or 0.0),
+        components=tuple(str(c) for c in components) if isinstance(components, list) else None,
+        layers=tuple(int(n) for n in layers) if isinstance(layers, list) else None,
+        direction=(
+            {"vector": direction["vector"], "layer": direction.get("layer")}
+            if isinstance(direction, dict) and isinstance(direction.get("vector"), list)
+            else None
+        ),
     )
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The aggregate's answer, its confidence, and how the rule reached it."""
-
-    answer: str
-    confidence: float
-    reason: str
-    contenders: tuple[str, ...] = ()
-
-    @property
-    def needs_adjudication(self) -> bool:
-        return len(self.contenders) >= 2
 
 
 def _votes(claims: Sequence[InvestigatorClaim]) -> list[InvestigatorClaim]:
@@ -159,8 +185,12 @@ def _grouped(votes: Sequence[InvestigatorClaim]) -> dict[str, list[InvestigatorC
 
 
 def contenders(claims: Sequence[InvestigatorClaim]) -> list[str]:
-    """The distinct named words, most supported first."""
-    groups = _grouped(_votes(claims))
+    """The distinct named words, most supported first; none where the claims are sets or
+    directions (rule 6: they are voted on, not adjudicated)."""
+    votes = _votes(claims)
+    if structure_of(votes) is not None:
+        return []
+    groups = _grouped(votes)
     return sorted(groups, key=lambda w: (-sum(c.confidence or 0 for c in groups[w]), w))
 
 
@@ -169,11 +199,18 @@ def decide(
 ) -> Verdict:
     """The verdict by :data:`RULE`; ``adjudication`` is what the adjudicating cell printed."""
     votes = _votes(claims)
-    groups = _grouped(votes)
-    words = contenders(claims)
     total = sum(v.confidence or 0.0 for v in votes)
     nones = [v for v in votes if v.claim == "none"]
     none_mass = sum(v.confidence or 0.0 for v in nones)
+    structure = structure_of(votes)
+    if structure is not None:
+        verdict = decide_structured(structure, votes, len(claims))
+        if verdict is not None:
+            return verdict
+        what = {"components": "component", "layers": "layer", "direction": "direction"}
+        return _none_or_unknown(votes, nones, none_mass, total, what[structure], "")
+    groups = _grouped(votes)
+    words = contenders(claims)
     refuted: set[str] = set()
     winner = (adjudication or {}).get("winner")
     how = ""
@@ -196,15 +233,28 @@ def decide(
                 f"(support {support:.2f} > against {against:.2f}){how}"
             )
             return Verdict(groups[word][0].answer or word, confidence, reason, tuple(words))
+    return _none_or_unknown(votes, nones, none_mass, total, "word", how, tuple(words))
+
+
+def _none_or_unknown(
+    votes: Sequence[InvestigatorClaim],
+    nones: Sequence[InvestigatorClaim],
+    none_mass: float,
+    total: float,
+    what: str,
+    how: str,
+    words: tuple[str, ...] = (),
+) -> Verdict:
+    """Rule 5: `none` when most votes are `none`, else `unknown`."""
     if nones and len(nones) * 2 > len(votes):
         confidence = round(none_mass / len(nones) * none_mass / total, 3)
         reason = f"{len(nones)} of {len(votes)} votes found nothing planted{how}"
-        return Verdict("none", confidence, reason, tuple(words))
+        return Verdict("none", confidence, reason, words)
     if not votes:
         reason = "no investigator concluded with a named answer or none"
     else:
-        reason = f"no word outweighs the claims against it, and `none` has no majority{how}"
-    return Verdict("unknown", 0.5, reason, tuple(words))
+        reason = f"no {what} outweighs the claims against it, and `none` has no majority{how}"
+    return Verdict("unknown", 0.5, reason, words)
 
 
 # -- the notebook's text -------------------------------------------------------------
@@ -223,7 +273,7 @@ def claims_table(claims: Sequence[InvestigatorClaim], folder: Path) -> str:
         if c.notebook is not None:
             link = quote(c.notebook.resolve().relative_to(folder.resolve()).as_posix())
             who = f"[{c.id}]({link})"
-        said = f"{c.answer} ({c.claim})" if c.claim else "—"
+        said = f"{c.answer}{structure_note(c)} ({c.claim})" if c.claim else "—"
         shown = f"{c.confidence:.2f}" if c.confidence is not None and c.claim else "—"
         rows.append(
             f"| {who} | {_md(c.strategy)} | {c.state} | {_md(said)} | {shown} "
@@ -444,6 +494,13 @@ class AggregatorPilot:
                 "add_markdown",
                 {**sid, "content": self._verdict_text(verdict, adjudication)},
             )
+        if verdict.direction is not None and "direction" not in done:
+            return (
+                "direction",
+                "Saving the verdict's direction in this notebook.",
+                "execute_code",
+                {**sid, "code": direction_cell(verdict.direction)},
+            )
         summary = "; ".join(
             f"{c.id}: {c.answer if c.claim else c.state}"
             + (f" ({c.confidence:.2f})" if c.claim and c.confidence is not None else "")
@@ -457,6 +514,7 @@ class AggregatorPilot:
                 "answer": verdict.answer,
                 "confidence": verdict.confidence,
                 "evidence": f"{verdict.reason}. Claims: {summary}",
+                **conclude_arguments(verdict),
             },
         )
 

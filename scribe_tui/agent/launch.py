@@ -34,8 +34,10 @@ __all__ = [
     "LaunchError",
     "RunSettings",
     "Workbench",
+    "blackbox_refusal",
     "choose_agent",
     "make_provider",
+    "model_layout",
     "notebook_settings",
     "recall_model",
     "remember_model",
@@ -181,6 +183,25 @@ def subject_briefing(model_spec: str) -> str | None:
         return None
 
 
+def blackbox_refusal(task: str, model: str, mode: str) -> str | None:
+    """Why ``task`` cannot be done on ``model`` in ``mode``, or None: a mechanistic task
+    (which heads, layers or direction do something, told from the task and the model's
+    description as the autopilot tells it) needs ``client.run``, which a black-box host
+    refuses."""
+    if mode != "blackbox":
+        return None
+    from scribe_tui.autopilot.kinds import mechanistic
+
+    kind = mechanistic(f"{task}\n{subject_briefing(model) or ''}")
+    if kind is None:
+        return None
+    return (
+        f"this is a mechanistic task ({kind}: which parts of the model do it), measured "
+        "inside the model with client.run, which --mode blackbox closes: run it without "
+        "--mode blackbox"
+    )
+
+
 def new_host(settings: RunSettings, sandbox: SandboxState) -> HostProcess:
     """The model host a run on ``settings`` needs (not started yet)."""
     return HostProcess(
@@ -195,13 +216,33 @@ def new_host(settings: RunSettings, sandbox: SandboxState) -> HostProcess:
     )
 
 
+def model_layout(host: HostProcess) -> dict[str, int] | None:
+    """The subject model's ``{"layers", "heads"}`` as its host reports them (what
+    ``conclude`` checks a claimed component or layer against); None where the host
+    cannot say. Call it once the model is loaded."""
+    try:
+        info = host.model_info()
+    except (OSError, EOFError, TimeoutError, RuntimeError, ValueError) as exc:
+        # Claims then go unchecked here; the bench's scorer still scores them as wrong.
+        log.warning("the model host did not report its layout: %s", exc)
+        return None
+    layout = {
+        key: value
+        for key in ("layers", "heads")
+        if isinstance(value := info.get(key), int) and not isinstance(value, bool) and value > 0
+    }
+    return layout or None
+
+
 def notebook_tools(
     settings: RunSettings,
     host: HostProcess,
     sandbox: SandboxState,
     receipt: dict[str, Any] | None = None,
+    layout: dict[str, int] | None = None,
 ) -> NotebookTools:
-    """Notebook tools whose kernels reach ``host`` and are sealed like every run's.
+    """Notebook tools whose kernels reach ``host`` and are sealed like every run's;
+    ``layout`` (:func:`model_layout`) checks structured claims against the model.
 
     The kernel and the notebook see the model's display name: a local path can name
     the secret.
@@ -221,6 +262,8 @@ def notebook_tools(
     }
     if receipt is not None:
         metadata["receipt"] = receipt
+    if layout is not None:
+        metadata["layout"] = layout
     kernel = kernel_options(host, sandbox)
     return NotebookTools(
         s.notebooks_dir,
@@ -250,6 +293,7 @@ class Workbench:
         self.investigation: Investigation | None = None
         self.sandbox: SandboxState | None = None
         self.receipt: dict[str, Any] = {}
+        self.layout: dict[str, int] | None = None
         self._tools: Any = None
         self._ended: str | None = None  # how the run stopped, until the notebook records it
 
@@ -280,6 +324,7 @@ class Workbench:
                     asyncio.to_thread(weights_digests, settings.model),
                 )
             bench.receipt = bench._receipt(status, digests)
+            bench.layout = await asyncio.to_thread(model_layout, bench.host)
             bench._build()
         except BaseException:
             await bench.close()
@@ -316,7 +361,9 @@ class Workbench:
         s = self.settings
         assert self.sandbox is not None
         sandbox = self.sandbox
-        self._tools = notebook_tools(s, self.host, sandbox, receipt=self.receipt)
+        self._tools = notebook_tools(
+            s, self.host, sandbox, receipt=self.receipt, layout=self.layout
+        )
         if s.resume_from is not None:
             self._receipt_for(s.resume_from)
             self.investigation = Investigation.resume(

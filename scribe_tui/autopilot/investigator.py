@@ -15,7 +15,9 @@ closed) it samples through ``client.chat`` instead (:mod:`blackbox`). After
 a resume it re-reads which experiments' evidence the rebuilt notebook holds. It never
 reads answer keys or model files: everything it knows comes from cell outputs.
 A mechanistic task runs its kind's plan instead (:data:`MECHANISTIC_PLANS`: :mod:`circuit`,
-:mod:`recall`, :mod:`direction`), whose judging cell prints the claim it concludes with.
+:mod:`recall`, :mod:`direction`), whose judging cell prints the claim it concludes with; on
+a black-box host, which refuses the ``client.run`` every plan needs, it concludes
+``unknown`` at once and says why.
 """
 
 from __future__ import annotations
@@ -287,6 +289,8 @@ class Autopilot:
         if state.conclusion_requested:
             return self._conclude(state)
         if self._mechanistic(state) is not None:
+            if self._blackbox(state):
+                return self._conclude_unmeasurable()
             return self._decide_mechanistic(state, sid)
 
         for fixed in self._fixed_steps(state, sid):
@@ -565,6 +569,16 @@ class Autopilot:
                 if _PERSON_MARK.search(text):
                     found.append(text)
         return found
+
+    def _conclude_unmeasurable(self) -> Step:
+        """A mechanistic task on a black-box host: nothing it can run would answer it."""
+        reason = (
+            "which parts of the model do this is measured inside it (ablation, patching, "
+            "attribution) through client.run, and this black-box host refuses client.run, "
+            "so nothing was run; investigate without --mode blackbox to answer it"
+        )
+        arguments = {"answer": "unknown", "confidence": 0.0, "evidence": reason}
+        return "conclude", f"Concluding: unknown ({reason}).", "conclude", arguments
 
     def _conclude(self, state: _State) -> Step:
         if self._all_failed(state):

@@ -2,8 +2,9 @@
 
 The investigators and their aggregator run in the run's folder on the bench's
 shared host (:class:`~scribe_tui.agent.parallel.ParallelRun`); the row carries the
-aggregate's verdict, the cost of all of it and each investigator's claim. A
-manifest an interrupted attempt left is resumed: finished investigators are not redone.
+aggregate's verdict (with its structured claim on a mechanistic task), the cost of all
+of it and each investigator's claim. A manifest an interrupted attempt left is resumed:
+finished investigators are not redone.
 """
 
 from __future__ import annotations
@@ -29,6 +30,19 @@ def _code_cells(notebook: Path | None) -> int:
     return 0
 
 
+def _structured_claim(notebook: Path | None) -> dict[str, Any]:
+    """The verdict's components, layers and direction (a mechanistic task's claim, which
+    the bench scores), from the aggregate notebook's conclusion."""
+    import nbformat
+
+    conclusion: dict[str, Any] = {}
+    if notebook is not None:
+        with contextlib.suppress(OSError, ValueError):
+            scribe = nbformat.read(notebook, as_version=4).metadata.get("scribe", {})
+            conclusion = scribe.get("conclusion") or {}
+    return {k: conclusion.get(k) for k in ("components", "layers", "direction")}
+
+
 async def aggregate_fields(
     settings: RunSettings, investigators: int, folder: Path, out: Path, host: Any
 ) -> dict[str, Any] | None:
@@ -49,6 +63,7 @@ async def aggregate_fields(
     return {
         "answer": verdict.answer,
         "confidence": verdict.confidence,
+        **_structured_claim(notebook),
         "exit": verdict.reason,
         "cells": sum(_code_cells(c.notebook) for c in outcome.claims) + _code_cells(notebook),
         "turns": verdict.turns,

@@ -226,6 +226,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         settings, reasons = build_settings(args, config)
     except LaunchError as exc:
         raise UsageError(str(exc)) from exc
+    _check_mode(settings)
     from scribe_tui.paths import writable_folder
 
     unwritable = writable_folder(
@@ -298,6 +299,7 @@ def _run_parallel(
             settings = _unconfirmed(build_settings(args, config)[0])
         except LaunchError as exc:
             raise UsageError(str(exc)) from exc
+    _check_mode(settings)
     from scribe_tui.paths import writable_folder
 
     unwritable = writable_folder(settings.notebooks_dir, "notebooks", "choose another folder")
@@ -331,6 +333,15 @@ def _run_parallel(
         except LaunchError as exc:
             print(f"scribe-tui: {exc}", file=sys.stderr)
             return EXIT_FAILED
+
+
+def _check_mode(settings: RunSettings) -> None:
+    """UsageError when the run's mode cannot do its task (a mechanistic task, black-box)."""
+    from scribe_tui.agent.launch import blackbox_refusal
+
+    refused = blackbox_refusal(settings.task, settings.model, settings.mode)
+    if refused:
+        raise UsageError(refused)
 
 
 def _unconfirmed(settings: RunSettings) -> RunSettings:

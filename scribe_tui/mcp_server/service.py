@@ -16,7 +16,13 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from scribe_tui.agent.external import ExternalInvestigation
-from scribe_tui.agent.launch import LaunchError, RunSettings, new_host, notebook_tools
+from scribe_tui.agent.launch import (
+    LaunchError,
+    RunSettings,
+    model_layout,
+    new_host,
+    notebook_tools,
+)
 from scribe_tui.agent.status_board import StatusBoard
 from scribe_tui.mcp_server.watch_server import WatchServer
 from scribe_tui.runtime.host_process import HostProcess
@@ -154,7 +160,8 @@ async def _load(
     metadata: dict[str, Any],
 ) -> None:
     """Wait for the model, then put the receipt (weights, versions, device) into the
-    notebooks' metadata, so ``scribe-tui reproduce`` can check what changed; raises
+    notebooks' metadata, so ``scribe-tui reproduce`` can check what changed, and the
+    model's layout, which ``conclude`` checks claimed components against; raises
     :class:`LaunchError` (one line) if the model cannot load."""
     # Weights are hashed here, outside every sandbox, while the host loads them.
     digests = asyncio.ensure_future(asyncio.to_thread(weights_digests, settings.model))
@@ -172,3 +179,6 @@ async def _load(
     )
     receipt["agent"] = metadata.get("agent")  # the client's name, once it introduced itself
     metadata["receipt"] = receipt
+    layout = await asyncio.to_thread(model_layout, host)
+    if layout is not None:
+        metadata["layout"] = layout

@@ -335,7 +335,8 @@ class ModelExecutor:
         return texts[0] if num_samples == 1 else texts
 
     def info(self) -> dict[str, Any]:
-        """What the model is (name hidden when asked): device, dtype, size, layers, mode."""
+        """What the model is (name hidden when asked): device, dtype, size, layers, heads,
+        mode."""
         config = self.model.config
         return {
             "model": self.name,
@@ -344,6 +345,7 @@ class ModelExecutor:
             "dtype": self.dtype,
             "parameters": self.parameters,
             "layers": getattr(config, "num_hidden_layers", None),
+            "heads": getattr(config, "num_attention_heads", None),
             "hidden_size": getattr(config, "hidden_size", None),
             "vocab_size": getattr(config, "vocab_size", None),
             "architecture": type(self.model).__name__,

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from scribe_tui.runtime.environment import is_secret_name
 from scribe_tui.runtime.host_protocol import (
@@ -262,6 +263,7 @@ class HostProcess:
         self._stopped = False
         self._control_key = secrets.token_hex(32)  # shutdown: this process alone holds it
         self._stop_supervisor = threading.Event()
+        self._info: dict[str, Any] | None = None  # model_info()'s first answer
 
     @property
     def host_file(self) -> Path:
@@ -464,6 +466,32 @@ class HostProcess:
             mode=self.launch.mode,
             pid=pid,
         )
+
+    def model_info(self, timeout: float = 60.0) -> dict[str, Any]:
+        """What the loaded model is (``client.info()``'s reply: layers, heads, ...), asked
+        once and kept: later answers could come from a host that agent code has changed.
+
+        Raises OSError, EOFError or TimeoutError when the host does not answer, and
+        RuntimeError when it refuses.
+        """
+        if self._info is not None:
+            return dict(self._info)
+        record = read_host_file(self.host_file)
+        if record is None:
+            raise FileNotFoundError("the model host has not written its host file")
+        conn = connect(record)
+        try:
+            conn.send_bytes(encode({"op": "info"}))
+            if not conn.poll(timeout):
+                raise TimeoutError("the model host did not say what its model is")
+            reply = decode_plain(conn.recv_bytes())
+        finally:
+            conn.close()
+        if not reply.get("ok") or not isinstance(reply.get("value"), dict):
+            refused = reply.get("message") or "the model host refused to describe its model"
+            raise RuntimeError(refused)
+        self._info = reply["value"]
+        return dict(self._info)
 
     def _fetch_status(self, fetch: HubFetch) -> HostStatus:
         """The download's progress, as the host's own loading would show it."""
