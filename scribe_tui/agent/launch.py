@@ -202,8 +202,9 @@ def blackbox_refusal(task: str, model: str, mode: str) -> str | None:
     )
 
 
-def new_host(settings: RunSettings, sandbox: SandboxState) -> HostProcess:
-    """The model host a run on ``settings`` needs (not started yet)."""
+def new_host(settings: RunSettings, sandbox: SandboxState, workers: int = 1) -> HostProcess:
+    """The model host a run on ``settings`` needs (not started yet); ``workers`` processes
+    serve calls side by side when the model is small and on CPU (runtime.host_workers)."""
     return HostProcess(
         settings.model,
         mode=settings.mode,
@@ -213,6 +214,7 @@ def new_host(settings: RunSettings, sandbox: SandboxState) -> HostProcess:
         modal_timeout=settings.modal_timeout,
         sealed=sandbox.sealed,
         allow_network=not sandbox.network_closed,
+        workers=workers,
     )
 
 

@@ -21,6 +21,7 @@ import asyncio
 import copy
 import dataclasses
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -398,7 +399,9 @@ class ParallelRun:
 
         s = self.settings
         if self.host is None:
-            self.host = new_host(s, sandbox_state(s.sandbox, s.allow_network))
+            # A worker per investigator, up to a core each: they call the model side by side.
+            workers = min(len(self.members), os.cpu_count() or 1)
+            self.host = new_host(s, sandbox_state(s.sandbox, s.allow_network), workers)
         try:
             await start_host(self.host, self.on_host)  # a started host just answers
         except (HostStartError, TimeoutError) as exc:

@@ -177,7 +177,10 @@ class BenchRunner:
             host = self._hosts.get(key)
             if host is None:
                 host = new_host(
-                    self._settings(run), sandbox_state(self.sandbox, self.allow_network)
+                    self._settings(run),
+                    sandbox_state(self.sandbox, self.allow_network),
+                    # The runs on this organism may call it side by side, up to a core each.
+                    workers=min(self.jobs, os.cpu_count() or 1),
                 )
                 self._hosts[key] = host
                 self._emit({"type": "host_starting", "organism": organism_label(run["organism"])})

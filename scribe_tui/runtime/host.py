@@ -36,6 +36,7 @@ from scribe_tui.runtime.host_process import HostProcess
 from scribe_tui.runtime.host_protocol import (
     HostRecord,
     LaunchSpec,
+    RemoteCallError,
     decode_plain,
     encode,
     pack_exception,
@@ -190,6 +191,13 @@ class HostServer:
                 import torch
 
                 torch.set_num_threads(1)
+                if self.launch.workers > 1:  # and it is bound by Python: serve side by side
+                    from scribe_tui.runtime.host_workers import WorkerPool
+
+                    self._set_phase(f"starting {self.launch.workers} workers", 0.99)
+                    self.backend = WorkerPool(
+                        self.backend, self.launch.workers, self._exit_without_workers
+                    )
         self._loads += 1
         self._state, self._phase, self._progress = "ready", "ready", 1.0
         self._last_activity = time.monotonic()
@@ -344,7 +352,10 @@ class HostServer:
         lock, and every later call would wait behind it for good. The host file stays,
         so the supervisor or the next client call starts a new host from it.
         """
-        if self.backend.wait_stopped(call_id, CANCEL_GRACE):
+        stop_stuck = getattr(self.backend, "stop_stuck", None)  # a pool ends just its worker
+        if self.backend.wait_stopped(call_id, CANCEL_GRACE) or (
+            stop_stuck is not None and stop_stuck(call_id)
+        ):
             with self._counters:
                 self._watched.discard(call_id)
             return
@@ -353,6 +364,18 @@ class HostServer:
         # note lets their clients resend them to the next host instead of failing.
         write_exit_note(self.host_file, reason, stuck_call=call_id)
         print(f"model host: exiting: {reason}", file=sys.stderr)
+        sys.stderr.flush()
+        self._close()
+        os._exit(EXIT_STUCK_CALL)
+
+    def _exit_without_workers(self, reason: str, call_id: str) -> None:
+        """The last worker is gone: exit, so that the next call starts a new host.
+
+        The call that ended it is named in the note (it is not resent); every other call
+        in flight was waiting for a worker and never started.
+        """
+        write_exit_note(self.host_file, f"no model worker left: {reason}", stuck_call=call_id)
+        print("model host: exiting: no model worker left", file=sys.stderr)
         sys.stderr.flush()
         self._close()
         os._exit(EXIT_STUCK_CALL)
@@ -380,6 +403,8 @@ class HostServer:
             if op == "info":
                 return {"ok": True, "value": self.backend.info()}
             return {"ok": True, "value": getattr(self.backend, op)(**request.get("kwargs", {}))}
+        except RemoteCallError as exc:  # raised in a worker, and packed there
+            return exc.reply
         except BaseException as exc:
             return {"ok": False, "kind": "exception", "error": pack_exception(exc, skip_frames=1)}
         finally:

@@ -238,6 +238,7 @@ class HostProcess:
         state_dir: Path | None = None,
         sealed: bool = False,
         allow_network: bool = False,
+        workers: int = 1,
     ) -> None:
         self.launch = LaunchSpec(
             model=model_spec,
@@ -249,6 +250,7 @@ class HostProcess:
             hide_model_name=hide_model_name,
             gpu=gpu,
             modal_timeout=modal_timeout,
+            workers=workers,
         )
         self.sealed = sealed
         self.allow_network = allow_network  # when sealed: TCP open for the host and its kernels

@@ -90,10 +90,15 @@ class LaunchSpec:
     hide_model_name: bool = False
     gpu: str | None = None  # Modal GPU type
     modal_timeout: float = 60.0
+    # Processes serving calls side by side; taken up only for a small model on CPU
+    # (runtime.host_workers), where one process serves one call at a time.
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in ("local", "blackbox", "modal"):
             raise ValueError(f"mode must be local, blackbox or modal, not {self.mode!r}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"workers must be a whole number from 1, not {self.workers!r}")
 
     @property
     def display_name(self) -> str:
@@ -229,6 +234,15 @@ def decode_plain(data: bytes) -> Any:
 
 
 # --- exceptions across the socket ----------------------------------------------------------------
+
+
+class RemoteCallError(Exception):
+    """A call that raised in a host's worker process, already packed there: ``reply`` is the
+    error reply to send on (see runtime.host_workers)."""
+
+    def __init__(self, reply: dict[str, Any]) -> None:
+        super().__init__(str(reply.get("error", {}).get("message", "the call failed")))
+        self.reply = reply
 
 
 def pack_exception(exc: BaseException, skip_frames: int = 0) -> dict[str, Any]:

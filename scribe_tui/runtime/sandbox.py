@@ -360,6 +360,14 @@ def apply(policy: SandboxPolicy) -> None:
     rules.restrict()
 
 
+def die_with_parent(parent: int) -> bool:
+    """Ask for SIGKILL when the thread that forked this process exits; False if ``parent``
+    is already gone (it died before the request took hold)."""
+    if sys.platform.startswith("linux"):
+        _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    return os.getppid() == parent
+
+
 def set_non_dumpable() -> None:
     """Keep this process's memory and environment out of reach of same-user processes."""
     if sys.platform.startswith("linux"):
@@ -408,8 +416,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parent = os.getppid()
     # The launcher dies with whoever started it (a closed terminal takes scribe-tui with
     # it, and no shutdown comes), and the kernel dies with the launcher.
-    _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
+    if not die_with_parent(parent):
         sys.exit("scribe-tui sandbox: the process that started the kernel is gone")
     if _own_pid_namespace():
         child = os.fork()
