@@ -115,6 +115,33 @@ def test_drift_ignores_how_stdout_and_stderr_chunks_interleave() -> None:
     assert compare_outputs(recorded, [*printed, _result_of("1")])[0] == "changed"
 
 
+def test_the_drift_report_lists_only_the_cells_that_differ(tmp_path: Path) -> None:
+    """Each cell's verdict is shown live as it runs; the report totals them and names
+    only the cells with something to say, so no verdict is printed twice."""
+    from scribe_tui.record.drift import CellDrift
+    from scribe_tui.record.reproduce import Reproduction
+
+    cells = [
+        CellDrift(1, "identical"),
+        CellDrift(2, "within tolerance", "largest move 0.4312 → 0.4313"),
+        CellDrift(3, "identical"),
+        CellDrift(4, "changed", "stdout: line 1: 'moon' → 'sun'"),
+    ]
+    result = Reproduction(tmp_path / "a.ipynb", tmp_path / "a.reproduced.ipynb", cells, wall=2.0)
+    lines = result.report().splitlines()
+    assert lines[1] == "Cells: 2 identical, 1 within tolerance, 1 changed"
+    assert lines[2:4] == [
+        "  [2]   within tolerance largest move 0.4312 → 0.4313",
+        "  [4]   changed          stdout: line 1: 'moon' → 'sun'",
+    ]
+    assert lines[4].startswith("Drifted: ") and len(lines) == 5
+    same = Reproduction(tmp_path / "a.ipynb", tmp_path / "b.ipynb", [CellDrift(1, "identical")])
+    assert same.report().splitlines()[1:] == [
+        "Cells: 1 identical",
+        f"Reproduced: {tmp_path / 'a.ipynb'} → {tmp_path / 'b.ipynb'} (1 code cells, 0.0 s)",
+    ]
+
+
 def _result_of(text: str) -> dict[str, Any]:
     return {"output_type": "execute_result", "data": {"text/plain": text}, "metadata": {}}
 

@@ -61,7 +61,8 @@ class Reproduction:
         return found
 
     def report(self) -> str:
-        """The drift report: receipt differences first, then one line per code cell."""
+        """The drift report: receipt differences first, the cells' totals, then a line for
+        each cell that is not identical (each cell's verdict was shown live as it ran)."""
         lines = []
         if not self.had_receipt:
             lines.append("Receipt: the original has none (written before receipts existed)")
@@ -75,7 +76,7 @@ class Reproduction:
             lines.append("Receipt: same weights, versions and device")
         counts = ", ".join(f"{n} {verdict}" for verdict, n in self.counts().items())
         lines.append(f"Cells: {counts or 'no code cells'}")
-        for cell in self.cells:
+        for cell in (cell for cell in self.cells if cell.verdict != "identical"):
             lines.append(f"  {f'[{cell.number}]':<6}{cell.verdict:<17}{cell.detail}".rstrip())
         lines.append(
             f"{self.status.capitalize()}: {self.original} → {self.copy} "
