@@ -260,6 +260,16 @@ def test_a_model_folder_without_a_tokenizer_is_one_line_before_loading(tmp_path)
     assert not (tmp_path / "notebooks").exists() or not any((tmp_path / "notebooks").iterdir())
 
 
+def test_a_bare_organism_name_is_one_line_before_anything_starts(tmp_path) -> None:
+    """``--model taboo`` is neither a folder nor a hub id scribe-tui can reach offline: the
+    user meant the bundled organism, and is told so before a host starts."""
+    run = run_cli("investigate", "find the secret word", "--auto", "--model", "taboo", cwd=tmp_path)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2, run.stderr
+    assert len(lines) == 1 and "did you mean --model organism:taboo?" in lines[0], run.stderr
+    assert "host" not in run.stderr and not any((tmp_path / "notebooks").glob("*"))
+
+
 def test_list_shows_each_notebook(tmp_path) -> None:
     empty = run_cli("list", "--notebooks-dir", str(tmp_path))
     assert empty.returncode == 0 and "No notebooks" in empty.stdout

@@ -457,10 +457,17 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
 
 def _check_local_model(spec: str) -> None:
     """An organism or a local folder that cannot load is a usage error, found before the host
-    starts (hub ids are checked where they load: resolving them may wait on the network)."""
+    starts (hub ids are checked where they load: resolving them may wait on the network), and
+    so is a bundled organism's bare name, which would otherwise be looked up on the hub."""
+    from scribe_tui.organisms.registry import PREFIX, list_organisms
     from scribe_tui.runtime.loading import ModelLoadError, resolve_model
 
-    if not (spec.startswith("organism:") or Path(spec).expanduser().exists()):
+    if not (spec.startswith(PREFIX) or Path(spec).expanduser().exists()):
+        if spec in {organism.name for organism in list_organisms()}:
+            raise UsageError(
+                f"--model {spec}: that is a bundled organism's name, not a local folder or hub "
+                f"id: did you mean --model {PREFIX}{spec}?"
+            )
         return
     try:
         resolve_model(spec)
