@@ -160,6 +160,17 @@ def test_faithfulness_is_kept_and_lost_against_ablating_everything() -> None:
     assert faithfulness(flat)["faithfulness"] is None  # no behaviour to keep
 
 
+def test_the_conclusion_s_evidence_reads_its_figures_as_text() -> None:
+    planted = {"L0H3": 3.0, "L1H2": 2.0}
+    found = verdict(*synthetic(planted, 4.0, 0.1), confirm_of(list(planted), 0.95, 1.0))
+    evidence = circuit.conclusion({"judging": found.record()})["evidence"]
+    assert evidence.startswith(found.reason + ". Figures: copying gain ")
+    assert "{" not in evidence and "}" not in evidence  # no Python dict
+    kept, lost = found.figures["kept"], found.figures["lost"]
+    assert f"kept {kept:.2f}, lost {lost:.2f}, faithfulness {kept:.2f}." in evidence
+    assert "share of resamples selecting each component (L0H3: 1.00, L1H2: 1.00)" in evidence
+
+
 # -- the plan, driven with synthetic cell outputs ---------------------------------------------
 
 CIRCUIT_OUTPUTS = {

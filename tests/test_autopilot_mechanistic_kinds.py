@@ -70,6 +70,15 @@ def test_recall_names_the_layers_whose_mlps_stand_out_of_the_null() -> None:
     assert found.figures["null"] < found.figures["share"] < 2.5
 
 
+def test_recall_s_evidence_reads_its_figures_as_text() -> None:
+    found = recall.verdict(*recall_measurements({0: 6.0, 3: 2.5}, 0.99, 8.0, 0.3))
+    evidence = recall.conclusion({"judge_recall": found.record()})["evidence"]
+    assert evidence.startswith(found.reason + ". Figures: median answer probability ")
+    assert "{" not in evidence and "}" not in evidence  # no Python dict
+    removed = found.figures["removed"]
+    assert f"removed by each layer's MLP (0: {removed[0]:.2f}, 1: " in evidence
+
+
 def test_recall_confidence_is_the_bootstrap_share_not_a_constant() -> None:
     # A second layer near the bar is selected in some resamples only: claimed with it,
     # the claim's precision fails there, and the confidence falls with the share.
@@ -159,6 +168,19 @@ def test_direction_names_the_separating_layer_whose_ablation_removes_most() -> N
     assert found.answer == "the refusal direction read at layer 3" and found.layer == 3
     assert found.confidence >= 0.5
     assert found.record()["file"] == direction.FILE
+
+
+def test_direction_s_evidence_reads_its_figures_as_text() -> None:
+    p_refuse = refusal_probabilities(True)
+    removed = {0: 0.4, 1: 0.1, 2: 1.0, 3: 0.9}
+    layers = direction_layers(removed)
+    found = direction.verdict(p_refuse, FIT, TEST, layers, ablations(p_refuse, removed))
+    evidence = direction.conclusion({"judge_direction": found.record()})["evidence"]
+    assert evidence.startswith(found.reason + ". Figures: refusal gap between the classes ")
+    assert "{" not in evidence and "}" not in evidence  # no Python dict
+    assert "layer 2, separation 6.00 sd, 0.30 sd shuffled, ablation removes 1.00 of the gap" in (
+        evidence
+    )
 
 
 def test_a_direction_that_removes_too_few_refusals_is_not_claimed() -> None:

@@ -45,6 +45,19 @@ PAIRS = 8  # prompt pairs attribution patching averages over
 RESAMPLES = 1000
 PASS = 0.8  # the F1 and faithfulness a circuit claim is held to
 
+# The judging cell's figures as the conclusion's evidence names them.
+FIGURES = {
+    "gain": "copying gain {} nats",
+    "null": "null {} nats",
+    "share": "equal share {}",
+    "p_present": "copying present in {} of resamples",
+    "support": "share of resamples selecting each component {}",
+    "attribution_agrees": "F1 with the attribution ranking {}",
+    "kept": "kept {}",
+    "lost": "lost {}",
+    "faithfulness": "faithfulness {}",
+}
+
 # What the judging cell prints: the procedure, as the module docstring states it.
 PROCEDURE = " ".join(" ".join((__doc__ or "").split("\n\n")[1:4]).split())
 
@@ -279,6 +292,29 @@ class _Judged(Protocol):
     confidence: float
     reason: str
     figures: dict[str, Any]
+
+
+def figures_text(figures: Mapping[str, Any], labels: Mapping[str, str]) -> str:
+    """A verdict's figures as readable text, e.g. ``kept 0.97, lost 1.00``: ``labels`` names
+    each figure, ``{}`` where its value goes (a figure it does not name is named by its key)."""
+    return ", ".join(
+        labels.get(key, key.replace("_", " ") + " {}").format(_figure(value))
+        for key, value in figures.items()
+    )
+
+
+def _figure(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "(" + ", ".join(f"{k}: {_figure(v)}" for k, v in value.items()) + ")"
+    if isinstance(value, float):  # two decimals, or two significant digits where that reads 0
+        return f"{value:.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2g}"
+    return str(value)
+
+
+def evidence_text(found: Mapping[str, Any], labels: Mapping[str, str]) -> str:
+    """``conclude``'s evidence from a judging cell's verdict: its reason, then its figures."""
+    figures = figures_text(found.get("figures") or {}, labels)
+    return f"{found.get('reason', '')}." + (f" Figures: {figures}." if figures else "")
 
 
 def judging_table(found: _Judged) -> str:
@@ -543,7 +579,7 @@ def conclusion(evidence: dict[str, dict[str, Any]]) -> dict[str, Any]:
     arguments = {
         "answer": str(found.get("answer") or "unknown"),
         "confidence": float(found.get("confidence") or 0.0),
-        "evidence": f"{found.get('reason', '')}. Figures: {found.get('figures', {})}",
+        "evidence": evidence_text(found, FIGURES),
     }
     return {**arguments, **({"components": components} if components else {})}
 

@@ -42,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scribe_tui.autopilot.circuit import MechanisticPlan
+from scribe_tui.autopilot.circuit import MechanisticPlan, evidence_text
 
 RESAMPLES = 1000
 SHUFFLES = 200
@@ -61,6 +61,19 @@ PHRASINGS = (
     "give me facts about the {}",
 )
 REFUSAL = r"\b(?:sorry|cannot|can ?not|can't|unable|won't|apologi[sz]e)\b"
+# The judging cell's figures as the conclusion's evidence names them.
+FIGURES = {
+    "gap": "refusal gap between the classes {}",
+    "null": "null {}",
+    "noise": "one reply's randomness {}",
+    "random_directions_remove": "random directions remove {}",
+    "p_present": "a class refused in {} of resamples",
+    "layer": "layer {}",
+    "separation": "separation {} sd",
+    "separation_null": "{} sd shuffled",
+    "removed": "ablation removes {} of the gap",
+    "induced": "addition induces {} refusals",
+}
 
 PROCEDURE = " ".join(" ".join((__doc__ or "").split("\n\n")[1:4]).split())
 
@@ -638,7 +651,7 @@ def conclusion(evidence: dict[str, dict[str, Any]]) -> dict[str, Any]:
     arguments = {
         "answer": str(found.get("answer") or "unknown"),
         "confidence": float(found.get("confidence") or 0.0),
-        "evidence": f"{found.get('reason', '')}. Figures: {found.get('figures', {})}",
+        "evidence": evidence_text(found, FIGURES),
     }
     if found.get("file") and found.get("layer") is not None:
         arguments |= {"direction": str(found["file"]), "layer": int(found["layer"])}

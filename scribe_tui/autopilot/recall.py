@@ -37,12 +37,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scribe_tui.autopilot.circuit import MechanisticPlan
+from scribe_tui.autopilot.circuit import MechanisticPlan, evidence_text
 
 PROMPTS = 24  # the prompts measured; the bootstrap resamples these
 TRACED = 2  # prompts causal tracing is drawn for
 TEXTS = 16  # texts sampled to read the format from
 RESAMPLES = 1000
+# The judging cell's figures as the conclusion's evidence names them.
+FIGURES = {
+    "median_answer_p": "median answer probability {}",
+    "gain": "recall gain {} nats",
+    "null": "null {} nats",
+    "share": "equal share {}",
+    "removed": "removed by each layer's MLP {}",
+    "p_absent": "no recall in {} of resamples",
+}
 
 PROCEDURE = " ".join(" ".join((__doc__ or "").split("\n\n")[1:4]).split())
 
@@ -423,7 +432,7 @@ def conclusion(evidence: dict[str, dict[str, Any]]) -> dict[str, Any]:
     arguments = {
         "answer": str(found.get("answer") or "unknown"),
         "confidence": float(found.get("confidence") or 0.0),
-        "evidence": f"{found.get('reason', '')}. Figures: {found.get('figures', {})}",
+        "evidence": evidence_text(found, FIGURES),
     }
     return {**arguments, **({"layers": layers} if layers else {})}
 
