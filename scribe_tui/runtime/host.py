@@ -440,6 +440,7 @@ class HostServer:
             loads=self._loads,
             pid=os.getpid(),
             container=getattr(backend, "container", None),
+            workers=getattr(backend, "workers", 1),
         )
 
 

@@ -113,7 +113,8 @@ class WorkerPool:
         return self._value(self._call("chat", uuid.uuid4().hex, {"kwargs": kwargs}, None))
 
     def info(self) -> dict[str, Any]:
-        return {**self.executor.info(), "workers": self.workers}
+        # The same as a one-process host's: what the model is, not how it is served.
+        return self.executor.info()
 
     def usage(self) -> DeviceUsage:
         return self.executor.usage()

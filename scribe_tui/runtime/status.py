@@ -45,6 +45,7 @@ class HostStatus:
     loads: int = 0
     pid: int | None = None
     container: str | None = None
+    workers: int = 1  # processes serving calls side by side (runtime.host_workers)
 
     @property
     def ready(self) -> bool:
@@ -79,6 +80,8 @@ class HostStatus:
             parts.append(f"{self.utilization:.0f}% util")
         if self.container:
             parts.append(f"container {self.container}")
+        if self.workers > 1:
+            parts.append(f"{self.workers} workers")
         busy = f", {self.calls_in_flight} running" if self.calls_in_flight else ""
         parts.append(f"{self.calls} calls{busy}")
         if self.last_call_s is not None:
