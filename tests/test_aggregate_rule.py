@@ -48,6 +48,17 @@ def test_a_control_where_all_say_none_is_none_and_never_a_word() -> None:
     assert decide(mixed).answer == "none"
 
 
+def test_votes_that_all_have_confidence_zero_back_nothing() -> None:
+    for claims in (
+        [claim("i1", "none", 0.0), claim("i2", "none", 0.0)],
+        [claim("i1", "violin", 0.0), claim("i2", "none", 0.0), claim("i3", "none", 0.0)],
+        [claim("i1", "L0H3, L1H2", 0.0), claim("i2", "none", 0.0), claim("i3", "none", 0.0)],
+    ):
+        verdict = decide(claims)
+        assert verdict.answer == "unknown", claims
+        assert "every vote has confidence 0, so no claim is backed" in verdict.reason
+
+
 def test_disagreement_needs_adjudication_and_the_adjudication_decides() -> None:
     claims = [claim("i1", "violin", 0.8), claim("i2", "piano", 0.7), claim("i3", "none", 0.3)]
     undecided = decide(claims)

@@ -21,7 +21,7 @@ the autopilot aggregates by this rule, which its notebook states too:
        mean(p of the claims naming w) * S(w) / T, T the summed p of every vote.
     5. Otherwise the verdict is `none` when most votes (named or `none` claims) are
        `none` (confidence mean(p of the none claims) * N / T, N their summed p), else
-       `unknown`.
+       `unknown`; also `unknown` when every vote has p = 0 (T = 0: nothing is backed).
     6. On a mechanistic task the named claims are sets, not words (components such as
        L1H3, or layers; an answer that lists only components counts as them). Each
        component or layer x is voted on by itself: S(x) is the summed p of the claims
@@ -246,6 +246,9 @@ def _none_or_unknown(
     words: tuple[str, ...] = (),
 ) -> Verdict:
     """Rule 5: `none` when most votes are `none`, else `unknown`."""
+    if votes and total == 0:  # a none majority's confidence would divide by zero
+        reason = f"every vote has confidence 0, so no claim is backed{how}"
+        return Verdict("unknown", 0.5, reason, words)
     if nones and len(nones) * 2 > len(votes):
         confidence = round(none_mass / len(nones) * none_mass / total, 3)
         reason = f"{len(nones)} of {len(votes)} votes found nothing planted{how}"
