@@ -58,6 +58,10 @@ def host(tiny_model: Path):
     hp.stop()
     assert not pid_alive(pid), "the host outlived stop()"
     assert not hp.host_file.parent.exists()
+    # Stopped, it still says what it ran on (a status bar shows it), not what it held.
+    stopped = hp.status()
+    assert (stopped.state, stopped.device, stopped.dtype) == ("stopped", "cpu", "float32")
+    assert stopped.memory_used is None and stopped.pid is None
 
 
 @pytest.fixture(scope="module")

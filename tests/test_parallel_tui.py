@@ -118,6 +118,9 @@ async def test_two_autopilot_investigators_in_the_tui(tmp_path: Path) -> None:
             assert row.state == "finished" and row.answer and row.confidence is not None
             assert rows[who][2].plain == "finished" and rows[who][3].plain == row.answer
         assert app.lanes["aggregate"].row.answer == outcome.answer
+        # The shared host stops with the run; the bar still says what it ran on.
+        await until(pilot, lambda: "host stopped" in screen_text(app), "the host to stop")
+        assert "taboo · i1 · cpu │ host stopped │" in screen_text(app)
 
         # Each investigator's events went to its own notebook pane: the pane holds
         # exactly the cells its notebook file holds.

@@ -260,6 +260,8 @@ def test_approve_checkpoints_in_a_real_terminal(
         )
         if "✓ concluded" in screen:
             break
+    # The host stops with the run; the status bar still says what it ran on.
+    resumed.wait_for(lambda s: "cpu │ host stopped │" in s, "the host to stop", 60)
     resumed.send("C-q")
     final = resumed.wait_for(lambda s: resumed.dead(), "the app to exit", timeout=60)
     assert "Concluded:" in final and "Traceback" not in final, final

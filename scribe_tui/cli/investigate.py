@@ -531,6 +531,7 @@ def run_interactive(settings: RunSettings, provider: Provider) -> int:
         finally:
             board.close()
             await bench.close()
+            board.host_update(bench.host.status())  # stopped, and what it ran on
 
     code = run_app(
         opened,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -266,6 +267,7 @@ class HostProcess:
         self._control_key = secrets.token_hex(32)  # shutdown: this process alone holds it
         self._stop_supervisor = threading.Event()
         self._info: dict[str, Any] | None = None  # model_info()'s first answer
+        self._ran: HostStatus | None = None  # the last ready snapshot: what it ran on
 
     @property
     def host_file(self) -> Path:
@@ -431,9 +433,7 @@ class HostProcess:
     def status(self, timeout: float = 2.0) -> HostStatus:
         """A snapshot; answered even while a ``client.run`` is busy (no model lock involved)."""
         if self._stopped or (self._proc is None and self._fetch is None):
-            return HostStatus(
-                state="stopped", model=self.launch.display_name, mode=self.launch.mode
-            )
+            return self._stopped_status()
         if self._proc is None:
             assert self._fetch is not None
             return self._fetch_status(self._fetch)
@@ -448,9 +448,13 @@ class HostProcess:
             )
         with self._status_lock:
             try:
-                return request_status(self._status_connection(record), timeout)
+                status = request_status(self._status_connection(record), timeout)
             except (*CONNECT_ERRORS, TimeoutError, KeyError, ValueError):
                 self._drop_status_connection()
+            else:
+                if status.ready:
+                    self._ran = status
+                return status
         pid = record.pid if record else self._proc.pid
         if pid_alive(pid):
             return HostStatus(
@@ -467,6 +471,23 @@ class HostProcess:
             model=self.launch.display_name,
             mode=self.launch.mode,
             pid=pid,
+        )
+
+    def _stopped_status(self) -> HostStatus:
+        """A stopped host's snapshot: the device, dtype and calls of its last ready one (a
+        status bar still says what the run used), without the memory it no longer holds."""
+        if self._ran is None:
+            return HostStatus(
+                state="stopped", model=self.launch.display_name, mode=self.launch.mode
+            )
+        return dataclasses.replace(
+            self._ran,
+            state="stopped",
+            memory_used=None,
+            memory_total=None,
+            utilization=None,
+            calls_in_flight=0,
+            pid=None,
         )
 
     def model_info(self, timeout: float = 60.0) -> dict[str, Any]:
