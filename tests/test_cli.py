@@ -270,6 +270,47 @@ def test_a_bare_organism_name_is_one_line_before_anything_starts(tmp_path) -> No
     assert "host" not in run.stderr and not any((tmp_path / "notebooks").glob("*"))
 
 
+@pytest.mark.parametrize(
+    "path", ["/no/such/model", "./nope", "../nope", "~/no-such-model", "a/b/c"]
+)
+@pytest.mark.parametrize(
+    "command",
+    [["investigate", "find it", "--auto"], ["mcp"], ["sweep", "any.ipynb", "--axis", "seed=1"]],
+)
+def test_a_model_path_that_names_no_folder_is_one_line_before_anything_starts(
+    command, path, tmp_path, capsys
+) -> None:
+    """Every command that takes --model refuses a missing folder itself, with what to write
+    instead, rather than starting a host that then fails to load it."""
+    config = [] if command[0] == "sweep" else ["--config", str(tmp_path / "absent.toml")]
+    code = main([*command, "--model", path, *config])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and f"--model {path}: no such folder" in err, err
+    assert "organism:NAME" in err and "hub id" in err
+
+
+@pytest.mark.parametrize(
+    ("spec", "is_path"),
+    [
+        ("gpt2", False),
+        ("owner/name", False),
+        ("organism:taboo", False),
+        ("/abs/model", True),
+        ("./model", True),
+        ("../model", True),
+        ("~/model", True),
+        ("a/b/c", True),
+        ("model/", True),
+        ("/owner", True),
+    ],
+)
+def test_a_model_spec_is_a_path_unless_it_reads_as_a_hub_id(spec, is_path) -> None:
+    from scribe_tui.cli.common import looks_like_path
+
+    assert looks_like_path(spec) is is_path
+
+
 def test_list_shows_each_notebook(tmp_path) -> None:
     empty = run_cli("list", "--notebooks-dir", str(tmp_path))
     assert empty.returncode == 0 and "No notebooks" in empty.stdout

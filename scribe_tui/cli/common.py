@@ -1,14 +1,60 @@
-"""What every command shares: the usage error and the guard for a closed stdout."""
+"""What every command shares: the usage error, the early ``--model`` check and the guard for a
+closed stdout."""
 
 from __future__ import annotations
 
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 class UsageError(Exception):
     """Bad input from the command line; printed as one line, exit code 2."""
+
+
+def check_model(spec: str) -> None:
+    """UsageError for a ``--model`` that cannot load, found before a host starts.
+
+    An organism or a local folder is resolved here; a path that names no folder, and a bundled
+    organism's bare name (which would otherwise be looked up on the hub), are refused with what
+    to write instead. Hub ids are checked where they load: resolving them may wait on the network.
+    """
+    from scribe_tui.organisms.registry import PREFIX, list_organisms
+    from scribe_tui.runtime.loading import ModelLoadError, resolve_model
+
+    if not (spec.startswith(PREFIX) or Path(spec).expanduser().exists()):
+        if spec in {organism.name for organism in list_organisms()}:
+            raise UsageError(
+                f"--model {spec}: that is a bundled organism's name, not a local folder or hub "
+                f"id: did you mean --model {PREFIX}{spec}?"
+            )
+        if looks_like_path(spec):
+            raise UsageError(
+                f"--model {spec}: no such folder; use {PREFIX}NAME (see `scribe-tui organisms "
+                "list`), a local model folder, or a hub id (owner/name)"
+            )
+        return
+    try:
+        resolve_model(spec)
+    except ModelLoadError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def looks_like_path(spec: str) -> bool:
+    """Whether a model spec is written as a filesystem path rather than a hub id.
+
+    A hub id is ``name`` or ``owner/name``: at most one slash, with text on both sides. Anything
+    starting with ``/``, ``./``, ``../`` or ``~``, or with more slashes (or a trailing one), is a
+    path.
+    """
+    if spec in (".", "..") or spec.startswith(("/", "./", "../", "~", os.sep)):
+        return True
+    slashed = spec.replace(os.sep, "/")
+    if "/" not in slashed:
+        return False
+    owner, _, name = slashed.partition("/")
+    return not owner or not name or "/" in name
 
 
 def quiet_on_closed_pipe(command: Callable[[], int]) -> int:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from scribe_tui.cli.common import UsageError
+from scribe_tui.cli.common import UsageError, check_model
 from scribe_tui.config import Config, ConfigError, load_config
 from scribe_tui.exit_codes import EXIT_FAILED, EXIT_FOR_REASON
 
@@ -238,7 +238,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     )
     if unwritable:
         raise UsageError(unwritable)
-    _check_local_model(settings.model)
+    check_model(settings.model)
     from scribe_tui.runtime.sandbox import set_non_dumpable
 
     set_non_dumpable()  # this process holds the API key: no same-user process may read it
@@ -305,7 +305,7 @@ def _run_parallel(
     unwritable = writable_folder(settings.notebooks_dir, "notebooks", "choose another folder")
     if unwritable:
         raise UsageError(unwritable)
-    _check_local_model(settings.model)
+    check_model(settings.model)
     if settings.agent == "claude":
         from scribe_tui.agent.launch import make_provider
 
@@ -453,26 +453,6 @@ def build_settings(args: argparse.Namespace, config: Config) -> tuple[RunSetting
         overrides=overrides,
     )
     return settings, {"agent": agent_reason, "model": model_reason}
-
-
-def _check_local_model(spec: str) -> None:
-    """An organism or a local folder that cannot load is a usage error, found before the host
-    starts (hub ids are checked where they load: resolving them may wait on the network), and
-    so is a bundled organism's bare name, which would otherwise be looked up on the hub."""
-    from scribe_tui.organisms.registry import PREFIX, list_organisms
-    from scribe_tui.runtime.loading import ModelLoadError, resolve_model
-
-    if not (spec.startswith(PREFIX) or Path(spec).expanduser().exists()):
-        if spec in {organism.name for organism in list_organisms()}:
-            raise UsageError(
-                f"--model {spec}: that is a bundled organism's name, not a local folder or hub "
-                f"id: did you mean --model {PREFIX}{spec}?"
-            )
-        return
-    try:
-        resolve_model(spec)
-    except ModelLoadError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def _check_unfinished(notebook: Path) -> None:

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scribe_tui.cli.common import UsageError, check_model
 from scribe_tui.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -104,7 +105,8 @@ def main(argv: list[str]) -> int:
 
     try:
         settings, every = _settings(args, load_config(args.config))
-    except (ConfigError, ValueError) as exc:
+        check_model(settings.model)
+    except (ConfigError, ValueError, UsageError) as exc:
         print(f"scribe-tui mcp: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.http is not None and not 0 <= args.http < 65536:

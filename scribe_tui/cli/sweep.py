@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scribe_tui.cli.common import UsageError, check_model
 from scribe_tui.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -63,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
     from scribe_tui.record.sweep import plan_sweep
 
     try:
+        if args.model is not None:
+            check_model(args.model)
         plan = plan_sweep(args.notebook, args.axis, out=args.out, model=args.model, jobs=args.jobs)
-    except RecordError as exc:
+    except (UsageError, RecordError) as exc:
         print(f"scribe-tui sweep: {exc}", file=sys.stderr)
         return EXIT_USAGE
     unwritable = writable_folder(
