@@ -423,10 +423,38 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path, args) -> N
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
 
 
-def test_an_unknown_option_shows_the_command_s_own_usage() -> None:
-    run = run_cli("investigate", "x", "--bogus")
-    assert run.returncode == 2
-    assert "usage: scribe-tui investigate" in run.stderr and "--bogus" in run.stderr
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            ["investigate", "x", "--atuo"],
+            "scribe-tui investigate: unrecognized arguments: --atuo (did you mean --auto?); "
+            "see scribe-tui investigate --help",
+        ),
+        (  # an abbreviation is an unknown option, not --investigators
+            ["investigate", "x", "--investigator", "3"],
+            "scribe-tui investigate: unrecognized arguments: --investigator (did you mean "
+            "--investigators?) 3; see scribe-tui investigate --help",
+        ),
+        (
+            ["investigate", "x", "--agent", "bob"],
+            "scribe-tui investigate: argument --agent: invalid choice: 'bob' (choose from "
+            "'claude', 'autopilot'); see scribe-tui investigate --help",
+        ),
+        (["list", "--bogus"], "scribe-tui list: unrecognized arguments: --bogus; see"),
+        (["bench", "--axs", "organism=taboo"], "scribe-tui bench: unrecognized arguments: --axs"),
+        (["bench", "report", "d", "--b", "x"], "scribe-tui bench report: unrecognized arguments"),
+        (["organisms", "list", "--leek"], "(did you mean --leak?); see scribe-tui organisms list"),
+        (["mcp", "--htpp", "1"], "scribe-tui mcp: unrecognized arguments: --htpp (did you mean"),
+        (["watch", "--bogus"], "scribe-tui watch: unrecognized arguments: --bogus"),
+    ],
+)
+def test_a_parse_error_is_one_line_with_a_hint_and_no_usage_block(args, says, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    err = capsys.readouterr().err.strip()
+    assert exited.value.code == 2
+    assert len(err.splitlines()) == 1 and says in err and "usage:" not in err, err
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:

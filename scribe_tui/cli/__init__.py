@@ -12,14 +12,14 @@ import sys
 from collections.abc import Sequence
 
 from scribe_tui import __version__
-from scribe_tui.cli.common import UsageError, quiet_on_closed_pipe
+from scribe_tui.cli.common import CommandParser, UsageError, quiet_on_closed_pipe
 from scribe_tui.exit_codes import EXIT_OK, EXIT_USAGE
 
 
 def build_parser() -> argparse.ArgumentParser:
     from scribe_tui.paths import config_file
 
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="scribe-tui",
         description="An AI agent does interpretability research in a real Jupyter notebook "
         "while you watch and steer.",
@@ -74,10 +74,7 @@ def _dispatch(argv: list[str]) -> int:
 
         return (mcp_cli.main if argv[0] == "mcp" else mcp_cli.watch_main)(argv[1:])
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:
-        # The command's own usage, not the top level's: it names the options that do exist.
-        _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
+    args = parser.parse_args(argv)
     try:
         if args.command is None:
             parser.print_help()
@@ -96,11 +93,3 @@ def _dispatch(argv: list[str]) -> int:
     except UsageError as exc:
         print(f"scribe-tui: {exc}", file=sys.stderr)
         return EXIT_USAGE
-
-
-def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
-    """The parser of ``command`` (the top level's when there is none)."""
-    for action in parser._subparsers._group_actions if parser._subparsers else ():
-        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
-            return action.choices[command]
-    return parser

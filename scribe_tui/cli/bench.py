@@ -28,6 +28,7 @@ from scribe_tui.bench.grid import (
     organism_label,
     parse_axis,
 )
+from scribe_tui.cli.common import CommandParser
 from scribe_tui.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 USAGE = (
@@ -37,8 +38,8 @@ USAGE = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> CommandParser:
+    parser = CommandParser(
         prog="scribe-tui bench",
         usage=USAGE,
         description="Score investigators on model organisms: every combination of the axes, "
@@ -259,7 +260,7 @@ def _finish(out: Path, *, quiet: bool, by: list[str] | None = None) -> int:
 
 
 def _report_command(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="scribe-tui bench report",
         description="Print a bench's table again and rewrite DIR/report.md and report.png "
         "(coverage, accuracy when answering, Brier, false positives on controls, failed runs "
@@ -300,7 +301,7 @@ def _report_command(argv: list[str]) -> int:
 def _export_command(argv: list[str]) -> int:
     from scribe_tui.bench.inspect_export import FORMATS, ExportError, export_inspect
 
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="scribe-tui bench export",
         description="Write a bench as a log another tool reads. --to inspect: an Inspect eval "
         "log, one sample per run (its transcript, score and notebook), for `inspect view`. "

@@ -1,12 +1,60 @@
-"""What every command shares: the usage error, the early ``--model`` check and the guard for a
-closed stdout."""
+"""What every command shares: the argument parser, the usage error, the early ``--model`` check
+and the guard for a closed stdout."""
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of every scribe-tui command: options are never abbreviated (``--investigator``
+    is not ``--investigators``), and an error is one line that names the closest option and the
+    command's ``--help`` instead of a usage block. Subcommands' parsers are of this class too."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """As argparse's, but an unknown option is reported by the subcommand that was given it,
+        so the hint names that command's options and help."""
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            self._chosen(parsed).error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {self._with_hint(message)}; see {self.prog} --help\n")
+
+    def _chosen(self, parsed: argparse.Namespace) -> CommandParser:
+        """The innermost subcommand's parser that ``parsed`` went through (else this one)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                sub = action.choices.get(getattr(parsed, action.dest, None))
+                if isinstance(sub, CommandParser):
+                    return sub._chosen(parsed)
+        return self
+
+    def _with_hint(self, message: str) -> str:
+        """``unrecognized arguments: --atuo`` gains ``(did you mean --auto?)``."""
+        prefix = "unrecognized arguments: "
+        if not message.startswith(prefix):
+            return message
+        words = []
+        for word in message.removeprefix(prefix).split(" "):
+            option = word.split("=", 1)[0]
+            close = option.startswith("-") and difflib.get_close_matches(
+                option, list(self._option_string_actions), n=1
+            )
+            words.append(f"{word} (did you mean {close[0]}?)" if close else word)
+        return prefix + " ".join(words)
 
 
 class UsageError(Exception):

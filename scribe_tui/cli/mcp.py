@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scribe_tui.cli.common import UsageError, check_model
+from scribe_tui.cli.common import CommandParser, UsageError, check_model
 from scribe_tui.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -31,8 +31,8 @@ TOKEN_ENV = "SCRIBE_MCP_TOKEN"
 DEFAULT_TASK = "find the secret the subject model was trained to keep"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> CommandParser:
+    parser = CommandParser(
         prog="scribe-tui mcp",
         description="Serve the notebook tools over MCP (stdio by default) to Claude Code, Codex, "
         "Gemini CLI or any MCP client. One model host serves every session; "
@@ -185,8 +185,8 @@ def _report_host(service: Service) -> None:
         print(f"scribe-tui mcp: {service.host.status().summary()}", file=sys.stderr, flush=True)
 
 
-def build_watch_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_watch_parser() -> CommandParser:
+    parser = CommandParser(
         prog="scribe-tui watch",
         description="Open the TUI on a session an MCP client drives through `scribe-tui mcp`: "
         "the notebook as it grows, the status bar, checkpoints; pause (holds the agent's next "

@@ -9,13 +9,15 @@ import shutil
 import sys
 from pathlib import Path
 
+from scribe_tui.cli.common import CommandParser
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser() -> CommandParser:
     from scribe_tui.organisms.kinds import BANKS, BEHAVIOURS, KINDS, MECHANISTIC
     from scribe_tui.organisms.tokenizer import TEMPLATES, TOKENIZERS
 
     raw = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="scribe-tui organisms",
         description="Tiny model organisms with planted secrets.",
         epilog="examples:\n  scribe-tui organisms list\n  scribe-tui organisms verify taboo\n"
