@@ -95,6 +95,9 @@ def test_three_autopilot_investigators_share_one_host_and_aggregate(tmp_path: Pa
     again = scribe("reproduce", str(notebooks["aggregate"]), cwd=tmp_path, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Aggregate: 4 of 4 notebooks reproduced" in again.stdout
+    # They ran on one shared host and re-run on one: the model loads once for all four.
+    assert again.stderr.count("loading: loading weights") == 1, again.stderr
+    assert again.stderr.count("on the aggregate's model host") == 4
     for notebook in notebooks.values():
         assert notebook.with_name(notebook.stem + ".reproduced.ipynb").is_file()
     # Its verdict is drawn from the investigators' claims: fork refuses it and says what to fork.

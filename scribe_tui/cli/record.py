@@ -13,10 +13,14 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scribe_tui.cli.common import UsageError
 from scribe_tui.exit_codes import EXIT_DRIFT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from scribe_tui.record.index import STATUSES
+
+if TYPE_CHECKING:
+    from scribe_tui.record.replay import ReplayHosts
 
 __all__ = ["COMMANDS", "add_commands", "run"]
 
@@ -178,11 +182,17 @@ def _reproduce(args: argparse.Namespace) -> int:
             f"{args.notebook} is an aggregate of several notebooks and --out names one copy: "
             "drop --out (each copy is written beside its original)"
         )
+    from scribe_tui.record.replay import ReplayHosts
+
     codes = []
-    for notebook in notebooks:
-        codes.append(_reproduce_one(args, notebook, None))
-        if codes[-1] == EXIT_INTERRUPTED:
-            return EXIT_INTERRUPTED
+    hosts = ReplayHosts()  # they ran on one shared host: they re-run on one
+    try:
+        for notebook in notebooks:
+            codes.append(_reproduce_one(args, notebook, None, hosts))
+            if codes[-1] == EXIT_INTERRUPTED:
+                return EXIT_INTERRUPTED
+    finally:
+        hosts.stop()
     drifted = [str(nb) for nb, code in zip(notebooks, codes, strict=True) if code != EXIT_OK]
     print(
         f"Aggregate: {len(notebooks) - len(drifted)} of {len(notebooks)} notebooks reproduced"
@@ -215,7 +225,9 @@ def _aggregate_notebooks(path: Path) -> list[Path] | None:
     return notebooks
 
 
-def _reproduce_one(args: argparse.Namespace, notebook: Path, out: Path | None) -> int:
+def _reproduce_one(
+    args: argparse.Namespace, notebook: Path, out: Path | None, hosts: ReplayHosts | None = None
+) -> int:
     from scribe_tui.record.drift import DEFAULT_TOLERANCE, CellDrift
     from scribe_tui.record.reproduce import reproduce
     from scribe_tui.runtime.host_protocol import HostStartError
@@ -227,7 +239,8 @@ def _reproduce_one(args: argparse.Namespace, notebook: Path, out: Path | None) -
     def on_host(status: HostStatus) -> None:
         nonlocal last_phase
         if not last_phase:  # the input is good: the work begins
-            print(f"scribe-tui: re-executing {notebook} in a fresh kernel and model host",
+            host = "the aggregate's model host" if hosts else "a fresh model host"
+            print(f"scribe-tui: re-executing {notebook} in a fresh kernel on {host}",
                   file=sys.stderr)  # fmt: skip
         if f"{status.state}:{status.phase}" != last_phase:
             last_phase = f"{status.state}:{status.phase}"
@@ -247,6 +260,7 @@ def _reproduce_one(args: argparse.Namespace, notebook: Path, out: Path | None) -
                 sandbox=not args.no_sandbox,
                 on_cell=on_cell,
                 on_host=on_host,
+                hosts=hosts,
             )
         )
     except (HostStartError, KernelError, TimeoutError) as exc:

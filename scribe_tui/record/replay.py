@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from nbclient import NotebookClient
@@ -19,7 +20,14 @@ from scribe_tui.runtime.receipt import build_receipt
 from scribe_tui.runtime.sandbox import SandboxState
 from scribe_tui.runtime.status import HostStatus
 
-__all__ = ["SealedNotebookClient", "execute", "host_for", "receipt_for", "sealed_client"]
+__all__ = [
+    "ReplayHosts",
+    "SealedNotebookClient",
+    "execute",
+    "host_for",
+    "receipt_for",
+    "sealed_client",
+]
 
 
 def host_for(notebook: Notebook, spec: str, sandbox: SandboxState) -> HostProcess:
@@ -33,6 +41,45 @@ def host_for(notebook: Notebook, spec: str, sandbox: SandboxState) -> HostProces
         dtype=str(requested.get("dtype", "auto")),
         sealed=sandbox.sealed,
     )
+
+
+class ReplayHosts:
+    """The model hosts of a series of re-executions (an aggregate's notebooks), one per
+    launch: the notebooks of one investigation ran on one shared host, and re-run on one.
+
+    The executor puts back hooks, modes and attributes after every call (and a technique
+    that edits weights in place must restore them), so a notebook re-executed on a host
+    another one used meets the model as loaded, as it did in the original run.
+    """
+
+    def __init__(self) -> None:
+        self._started: dict[str, tuple[HostProcess, HostStatus, dict[str, Any]]] = {}
+
+    async def start(
+        self,
+        notebook: Notebook,
+        spec: str,
+        sandbox: SandboxState,
+        on_progress: Callable[[HostStatus], None] | None = None,
+    ) -> tuple[HostProcess, HostStatus, dict[str, Any]]:
+        """The host ``notebook`` asks for, its ready status and weights' digests: started
+        and hashed on first use; afterwards ``on_progress`` sees its status once."""
+        from scribe_tui.runtime.sealed import start_host_hashed
+
+        host = host_for(notebook, spec, sandbox)
+        key = json.dumps([host.launch.to_dict(), host.sealed], sort_keys=True)
+        if key in self._started:
+            if on_progress is not None:
+                on_progress(self._started[key][1])
+            return self._started[key]
+        self._started[key] = (host, *await start_host_hashed(host, on_progress))
+        return self._started[key]
+
+    def stop(self) -> None:
+        """Stop every host started here."""
+        for host, _, _ in self._started.values():
+            host.stop()
+        self._started.clear()
 
 
 def receipt_for(

@@ -18,13 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scribe_tui.record.drift import DEFAULT_TOLERANCE, CellDrift, compare_outputs
 from scribe_tui.record.source import RecordError, open_record
 from scribe_tui.runtime.nblock import NotebookLock
 from scribe_tui.runtime.notebook import Notebook, NotebookError, cap_outputs, files_folder
 from scribe_tui.runtime.receipt import differences
+
+if TYPE_CHECKING:
+    from scribe_tui.record.replay import ReplayHosts
 
 __all__ = ["Reproduction", "copy_path", "reproduce"]
 
@@ -100,11 +103,14 @@ async def reproduce(
     cell_timeout: float = CELL_TIMEOUT,
     on_cell: Callable[[CellDrift, float], None] | None = None,
     on_host: Callable[[Any], None] | None = None,
+    hosts: ReplayHosts | None = None,
 ) -> Reproduction:
     """Re-execute ``path`` in a fresh kernel and host; RecordError for unusable input.
 
     ``model`` overrides the recorded subject model (needed when it was a local path
     this machine has no record of). ``on_cell`` sees each verdict as it is known.
+    ``hosts`` keeps the host for the next notebook of a series (its caller stops them);
+    without it the host is this reproduction's own.
     """
     from scribe_tui.agent.launch import LaunchError, recall_model
 
@@ -137,6 +143,7 @@ async def reproduce(
             tolerance,
             on_cell,
             on_host,
+            hosts,
         )
         result = Reproduction(path, target, [])
         result.cells = [
@@ -178,25 +185,21 @@ async def _execute(
     tolerance: float,
     on_cell: Callable[[CellDrift, float], None] | None,
     on_host: Callable[[Any], None] | None,
+    hosts: ReplayHosts | None,
 ) -> tuple[Any, dict[str, Any], dict[int, CellDrift]]:
     """Run every code cell with nbclient: the executed document, the new receipt, and the
     verdicts of the cells that ran (by position)."""
     import nbformat
     from nbclient.exceptions import DeadKernelError
 
-    from scribe_tui.record.replay import (
-        execute,
-        host_for,
-        receipt_for,
-        sealed_client,
-    )
-    from scribe_tui.runtime.sealed import sandbox_state, sealed_kernel, start_host_hashed
+    from scribe_tui.record.replay import ReplayHosts, execute, receipt_for, sealed_client
+    from scribe_tui.runtime.sealed import sandbox_state, sealed_kernel
 
     sandbox = sandbox_state(sandbox_wanted)
-    host = host_for(original, spec, sandbox)
+    series = ReplayHosts() if hosts is None else hosts
     kernel = None
     try:
-        status, digests = await start_host_hashed(host, on_host)
+        host, status, digests = await series.start(original, spec, sandbox, on_host)
         receipt = receipt_for(host, status, digests, sandbox)
         kernel = sealed_kernel(host, sandbox, workdir)
         await kernel.start()
@@ -235,7 +238,8 @@ async def _execute(
     finally:
         if kernel is not None:
             await kernel.shutdown()
-        await asyncio.to_thread(host.stop)
+        if hosts is None:
+            await asyncio.to_thread(series.stop)
 
 
 def _unexecuted(original: Notebook, index: int, number: int) -> CellDrift:
