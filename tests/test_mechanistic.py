@@ -216,6 +216,20 @@ def test_scores_of_circuit_claims_on_a_circuit_and_on_a_control() -> None:
     assert score("no such circuit", ckey, organism=control).correct is True
 
 
+def test_scoring_loads_an_organism_without_transformers_progress_bars(capfd) -> None:
+    """The scorer's load prints nothing (a loading bar would split the bench's progress lines),
+    and leaves transformers' own settings as they were."""
+    from transformers.utils import logging
+
+    from scribe_tui.bench import scoring
+
+    logging.enable_progress_bar()
+    scoring._organism_model.cache_clear()
+    scoring._organism_model(_with_circuit()[0])
+    assert capfd.readouterr().err == ""
+    assert logging.is_progress_bar_enabled()
+
+
 # -- a bench ----------------------------------------------------------------------------------
 
 

@@ -46,7 +46,7 @@ import contextlib
 import functools
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -207,8 +207,26 @@ def _organism_model(organism: str) -> tuple[Any, Any]:
     from scribe_tui.organisms.registry import organism_info, resolve_model_spec
 
     model_dir, _ = resolve_model_spec(str(organism_info(organism).path))
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
-    return model, AutoTokenizer.from_pretrained(str(model_dir))
+    with _quiet_transformers():
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
+        return model, AutoTokenizer.from_pretrained(str(model_dir))
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers without its progress bars and with errors only, for one load: a loading bar
+    on stderr would land in the middle of the bench's progress lines."""
+    from transformers.utils import logging
+
+    bars, verbosity = logging.is_progress_bar_enabled(), logging.get_verbosity()
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
 
 
 def score_circuit(claimed: list[str], key: AnswerKey, organism: str) -> CircuitScore:
