@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -164,11 +165,29 @@ def test_the_conclusion_s_evidence_reads_its_figures_as_text() -> None:
     planted = {"L0H3": 3.0, "L1H2": 2.0}
     found = verdict(*synthetic(planted, 4.0, 0.1), confirm_of(list(planted), 0.95, 1.0))
     evidence = circuit.conclusion({"judging": found.record()})["evidence"]
-    assert evidence.startswith(found.reason + ". Figures: copying gain ")
+    assert evidence.startswith(circuit.two_decimals(found.reason) + ". Figures: copying gain ")
     assert "{" not in evidence and "}" not in evidence  # no Python dict
     kept, lost = found.figures["kept"], found.figures["lost"]
     assert f"kept {kept:.2f}, lost {lost:.2f}, faithfulness {kept:.2f}." in evidence
     assert "share of resamples selecting each component (L0H3: 1.00, L1H2: 1.00)" in evidence
+    # The judging cell prints its reason as worded in the kernel; the evidence reads it at
+    # the figures' precision, and says what the confidence counts.
+    assert "lose 1.0 of" in found.reason and "lose 1.00 of the copying" in evidence
+    assert all(len(n.split(".")[1]) == 2 for n in re.findall(r"\d+\.\d+", evidence)), evidence
+    assert evidence.endswith(
+        "Confidence: the share of resamples in which copying is present, the chosen set is "
+        "within F1 0.80 of the claim, and the claim is faithful (keeps and loses at least 0.80)."
+    )
+
+
+def test_the_summary_s_claim_reads_its_numbers_at_two_decimals() -> None:
+    planted = {"L0H3": 3.0, "L1H2": 2.0}
+    found = verdict(*synthetic(planted, 4.0, 0.1), confirm_of(list(planted), 0.95, 1.0))
+    confirm = {"faithfulness": 0.9512}
+    note = circuit.summary_note({"judging": found.record(), "confirm": confirm}, {})
+    claim = note.splitlines()[2]
+    assert "lose 1.00 of the copying; faithfulness 0.95." in claim, claim
+    assert f"Confidence {found.confidence:.2f} (bootstrap over prompts)." in claim
 
 
 # -- the plan, driven with synthetic cell outputs ---------------------------------------------

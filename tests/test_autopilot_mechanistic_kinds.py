@@ -15,6 +15,7 @@ from test_autopilot_logic import steps_of, tool_calls
 from test_investigate_e2e import only_notebook, scribe
 
 from scribe_tui.autopilot import direction, recall
+from scribe_tui.autopilot.circuit import two_decimals
 from scribe_tui.autopilot.kinds import mechanistic
 from scribe_tui.bench.scoring import score
 from scribe_tui.claims import load_direction
@@ -73,10 +74,19 @@ def test_recall_names_the_layers_whose_mlps_stand_out_of_the_null() -> None:
 def test_recall_s_evidence_reads_its_figures_as_text() -> None:
     found = recall.verdict(*recall_measurements({0: 6.0, 3: 2.5}, 0.99, 8.0, 0.3))
     evidence = recall.conclusion({"judge_recall": found.record()})["evidence"]
-    assert evidence.startswith(found.reason + ". Figures: median answer probability ")
+    assert evidence.startswith(two_decimals(found.reason) + ". Figures: median answer probability ")
     assert "{" not in evidence and "}" not in evidence  # no Python dict
     removed = found.figures["removed"]
     assert f"removed by each layer's MLP (0: {removed[0]:.2f}, 1: " in evidence
+    assert "recall absent in 0.00 of resamples" in evidence and "no recall" not in evidence
+    assert evidence.endswith(
+        "Confidence: the share of resamples in which recall is present, the layer whose "
+        "ablation removes most is named, and more than half the named layers are selected."
+    )
+    none = recall.verdict(*recall_measurements({0: 0.1}, 0.1, 0.1, 0.2))
+    assert recall.conclusion({"judge_recall": none.record()})["evidence"].endswith(
+        "Confidence: the share of resamples in which recall is absent."
+    )
 
 
 def test_recall_confidence_is_the_bootstrap_share_not_a_constant() -> None:
@@ -176,7 +186,13 @@ def test_direction_s_evidence_reads_its_figures_as_text() -> None:
     layers = direction_layers(removed)
     found = direction.verdict(p_refuse, FIT, TEST, layers, ablations(p_refuse, removed))
     evidence = direction.conclusion({"judge_direction": found.record()})["evidence"]
-    assert evidence.startswith(found.reason + ". Figures: refusal gap between the classes ")
+    assert evidence.startswith(
+        two_decimals(found.reason) + ". Figures: refusal gap between the classes "
+    )
+    assert evidence.endswith(
+        "Confidence: the share of resamples in which refusals follow a class and ablating the "
+        "direction removes at least 0.80 of the gap."
+    )
     assert "{" not in evidence and "}" not in evidence  # no Python dict
     assert "layer 2, separation 6.00 sd, 0.30 sd shuffled, ablation removes 1.00 of the gap" in (
         evidence

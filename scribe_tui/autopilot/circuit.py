@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -56,6 +57,12 @@ FIGURES = {
     "kept": "kept {}",
     "lost": "lost {}",
     "faithfulness": "faithfulness {}",
+}
+# What the conclusion's confidence counts, by its claim (the module docstring's bootstrap).
+CONFIDENCE = {
+    "named": f"the share of resamples in which copying is present, the chosen set is within F1 "
+    f"{PASS:.2f} of the claim, and the claim is faithful (keeps and loses at least {PASS:.2f})",
+    "none": "the share of resamples in which no component stands out",
 }
 
 # What the judging cell prints: the procedure, as the module docstring states it.
@@ -311,10 +318,26 @@ def _figure(value: object) -> str:
     return str(value)
 
 
-def evidence_text(found: Mapping[str, Any], labels: Mapping[str, str]) -> str:
-    """``conclude``'s evidence from a judging cell's verdict: its reason, then its figures."""
+def two_decimals(text: str) -> str:
+    """``text`` with every decimal number as the figures show them (``keep 0.9703 and lose 1.0``
+    reads ``keep 0.97 and lose 1.00``): a verdict's reason is worded in the kernel, at the
+    precision its judging cell prints, and is kept as printed there."""
+    return re.sub(r"\d+\.\d+", lambda number: _figure(float(number.group())), text)
+
+
+def evidence_text(
+    found: Mapping[str, Any], labels: Mapping[str, str], counts: Mapping[str, str]
+) -> str:
+    """``conclude``'s evidence from a judging cell's verdict: its reason, its figures, and what
+    its confidence counts (``counts`` says it for a ``named`` claim and for ``none``)."""
     figures = figures_text(found.get("figures") or {}, labels)
-    return f"{found.get('reason', '')}." + (f" Figures: {figures}." if figures else "")
+    answer = found.get("answer", "unknown")
+    counted = None if answer == "unknown" else counts.get("none" if answer == "none" else "named")
+    return (
+        f"{two_decimals(str(found.get('reason', '')))}."
+        + (f" Figures: {figures}." if figures else "")
+        + (f" Confidence: {counted}." if counted else "")
+    )
 
 
 def judging_table(found: _Judged) -> str:
@@ -545,7 +568,9 @@ def summary_note(evidence: dict[str, dict[str, Any]], missing: dict[str, str]) -
         )
     lines = [
         "## Summary\n",
-        f"1. {claim} Confidence {found.get('confidence', 0.0)} (bootstrap over prompts).",
+        two_decimals(
+            f"1. {claim} Confidence {found.get('confidence', 0.0)} (bootstrap over prompts)."
+        ),
         f"2. Copying gain {copying.get('gain')} nats on {copying.get('prompts')} prompts; "
         f"strongest ablations: {scan.get('top', [])[:5]}.",
         f"3. Attention patterns (strongest heads): {patterns.get('top', {})}.",
@@ -579,7 +604,7 @@ def conclusion(evidence: dict[str, dict[str, Any]]) -> dict[str, Any]:
     arguments = {
         "answer": str(found.get("answer") or "unknown"),
         "confidence": float(found.get("confidence") or 0.0),
-        "evidence": evidence_text(found, FIGURES),
+        "evidence": evidence_text(found, FIGURES, CONFIDENCE),
     }
     return {**arguments, **({"components": components} if components else {})}
 

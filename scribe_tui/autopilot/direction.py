@@ -42,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scribe_tui.autopilot.circuit import MechanisticPlan, evidence_text
+from scribe_tui.autopilot.circuit import MechanisticPlan, evidence_text, two_decimals
 
 RESAMPLES = 1000
 SHUFFLES = 200
@@ -73,6 +73,12 @@ FIGURES = {
     "separation_null": "{} sd shuffled",
     "removed": "ablation removes {} of the gap",
     "induced": "addition induces {} refusals",
+}
+# What the conclusion's confidence counts, by its claim (the module docstring's bootstrap).
+CONFIDENCE = {
+    "named": f"the share of resamples in which refusals follow a class and ablating the "
+    f"direction removes at least {PASS:.2f} of the gap",
+    "none": "the share of resamples in which refusals follow no class",
 }
 
 PROCEDURE = " ".join(" ".join((__doc__ or "").split("\n\n")[1:4]).split())
@@ -618,7 +624,9 @@ def summary_note(evidence: dict[str, dict[str, Any]], missing: dict[str, str]) -
         )
     lines = [
         "## Summary\n",
-        f"1. {claim} Confidence {found.get('confidence', 0.0)} (bootstrap over words).",
+        two_decimals(
+            f"1. {claim} Confidence {found.get('confidence', 0.0)} (bootstrap over words)."
+        ),
         f"2. {requests.get('phrasings')} phrasings x {requests.get('words')} words; refusal "
         f"opens with {requests.get('refusal_openers')}; class gap {grouped.get('gap')} "
         f"(null {grouped.get('null')}, one reply's randomness {grouped.get('noise')}).",
@@ -651,7 +659,7 @@ def conclusion(evidence: dict[str, dict[str, Any]]) -> dict[str, Any]:
     arguments = {
         "answer": str(found.get("answer") or "unknown"),
         "confidence": float(found.get("confidence") or 0.0),
-        "evidence": evidence_text(found, FIGURES),
+        "evidence": evidence_text(found, FIGURES, CONFIDENCE),
     }
     if found.get("file") and found.get("layer") is not None:
         arguments |= {"direction": str(found["file"]), "layer": int(found["layer"])}

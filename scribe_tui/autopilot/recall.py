@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scribe_tui.autopilot.circuit import MechanisticPlan, evidence_text
+from scribe_tui.autopilot.circuit import MechanisticPlan, evidence_text, two_decimals
 
 PROMPTS = 24  # the prompts measured; the bootstrap resamples these
 TRACED = 2  # prompts causal tracing is drawn for
@@ -50,7 +50,13 @@ FIGURES = {
     "null": "null {} nats",
     "share": "equal share {}",
     "removed": "removed by each layer's MLP {}",
-    "p_absent": "no recall in {} of resamples",
+    "p_absent": "recall absent in {} of resamples",
+}
+# What the conclusion's confidence counts, by its claim (the module docstring's bootstrap).
+CONFIDENCE = {
+    "named": "the share of resamples in which recall is present, the layer whose ablation "
+    "removes most is named, and more than half the named layers are selected",
+    "none": "the share of resamples in which recall is absent",
 }
 
 PROCEDURE = " ".join(" ".join((__doc__ or "").split("\n\n")[1:4]).split())
@@ -399,7 +405,9 @@ def summary_note(evidence: dict[str, dict[str, Any]], missing: dict[str, str]) -
         claim = f"**The MLPs of {answer} recall the facts.** {found.get('reason', '')}."
     lines = [
         "## Summary\n",
-        f"1. {claim} Confidence {found.get('confidence', 0.0)} (bootstrap over prompts).",
+        two_decimals(
+            f"1. {claim} Confidence {found.get('confidence', 0.0)} (bootstrap over prompts)."
+        ),
         f"2. {facts.get('prompts')} prompts from the model's own sentences; "
         f"{facts.get('recalled')} of them recalled (answer probability above one half).",
         f"3. Recall gain {ablation.get('gain')} nats; MLP ablation removes "
@@ -432,7 +440,7 @@ def conclusion(evidence: dict[str, dict[str, Any]]) -> dict[str, Any]:
     arguments = {
         "answer": str(found.get("answer") or "unknown"),
         "confidence": float(found.get("confidence") or 0.0),
-        "evidence": evidence_text(found, FIGURES),
+        "evidence": evidence_text(found, FIGURES, CONFIDENCE),
     }
     return {**arguments, **({"layers": layers} if layers else {})}
 
