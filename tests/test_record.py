@@ -254,6 +254,18 @@ def test_index_writes_a_table_github_renders(tmp_path: Path, capsys: Any) -> Non
     assert "paused: no conclusion yet, 3 code cells" in text
 
 
+def test_list_and_index_count_one_cell_in_the_singular(tmp_path: Path, capsys: Any) -> None:
+    folder = tmp_path / "notebooks"
+    metadata = {"task": "one cell", "model": "organism:taboo", "agent": "autopilot"}
+    notebook = Notebook.create(folder, "one cell", metadata=metadata, now=WHEN)
+    notebook.add_code_cell("print(1)")
+    notebook.update_scribe(status="stopped")
+    assert main(["list", str(folder)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(" · autopilot · 1 cell")
+    assert main(["index", str(folder)]) == 0
+    assert "no conclusion yet, 1 code cell |" in (folder / "INDEX.md").read_text(encoding="utf-8")
+
+
 def test_since_accepts_dates_and_ages() -> None:
     now = datetime(2026, 11, 21, 12, 0).astimezone()
     assert parse_since("3d", now) == now - timedelta(days=3)

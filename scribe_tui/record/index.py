@@ -76,8 +76,8 @@ class NotebookEntry:
             score = f", {self.score}" if self.score else ""
             return f"{self.status}: {self.answer}{confidence}{score}"
         if self.status == "completed":  # a sweep's run: it concludes nothing
-            return f"completed, {self.cells} code cells"
-        return f"{self.status}: no conclusion yet, {self.cells} code cells"
+            return f"completed, {_count(self.cells, 'code cell')}"
+        return f"{self.status}: no conclusion yet, {_count(self.cells, 'code cell')}"
 
 
 def _holder_alive(path: Path) -> bool:
@@ -277,8 +277,13 @@ def format_line(entry: NotebookEntry) -> str:
     nested = f"  └ {entry.investigator}: " if entry.investigator else ""
     return nested + (
         f"{entry.path}  [{entry.status}] {entry.task!r} · {entry.model}{mode} · {entry.agent} · "
-        f"{entry.cells} cells{answer}{score}"
+        f"{_count(entry.cells, 'cell')}{answer}{score}"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 cell``, ``3 cells``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _cell(text: str) -> str:
