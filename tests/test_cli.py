@@ -446,7 +446,8 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path, args) -> N
         (["bench", "report", "d", "--b", "x"], "scribe-tui bench report: unrecognized arguments"),
         (["organisms", "list", "--leek"], "(did you mean --leak?); see scribe-tui organisms list"),
         (["mcp", "--htpp", "1"], "scribe-tui mcp: unrecognized arguments: --htpp (did you mean"),
-        (["watch", "--bogus"], "scribe-tui watch: unrecognized arguments: --bogus"),
+        (["watch", "--bogus"], "scribe-tui watch: unrecognized arguments: --bogus; see"),
+        (["bench", "--bogus"], "unrecognized arguments: --bogus; see"),  # no far-fetched hint
     ],
 )
 def test_a_parse_error_is_one_line_with_a_hint_and_no_usage_block(args, says, capsys) -> None:

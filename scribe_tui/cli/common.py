@@ -50,8 +50,9 @@ class CommandParser(argparse.ArgumentParser):
         words = []
         for word in message.removeprefix(prefix).split(" "):
             option = word.split("=", 1)[0]
+            # A high cutoff: a typo's hint, not a guess (--bogus is not --out).
             close = option.startswith("-") and difflib.get_close_matches(
-                option, list(self._option_string_actions), n=1
+                option, list(self._option_string_actions), n=1, cutoff=0.75
             )
             words.append(f"{word} (did you mean {close[0]}?)" if close else word)
         return prefix + " ".join(words)
