@@ -377,6 +377,35 @@ def test_format_table_fits_a_terminal():
     ]
 
 
+def test_bench_report_prints_the_circuits_and_directions_tables_too(tmp_path, capsys):
+    """The terminal shows what report.md shows for mechanistic organisms; a bench without
+    them prints no such tables."""
+    from scribe_tui.cli.bench import main as bench_main
+
+    circuit = {"f1": 0.8, "iou": 0.667, "faithfulness": 0.95}
+    direction = {"cosine": 0.91, "relative_effect": 1.02}
+    rows = [
+        _named("i1", "L0H3, L1H2", 0.9, True, organism="induction-1", **circuit),
+        _named("d1", "the refusal direction", 0.8, True, organism="direction-1", **direction),
+        _named("t1", "violin", 0.9, True),
+    ]
+    _write(tmp_path, rows)
+    assert bench_main(["report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    circuits = out[out.index("\nCircuits\n") :].splitlines()[2:5]
+    assert circuits[0].split() == ["organism", "F1", "IoU", "faithfulness"]
+    assert circuits[2].split() == ["induction-1", "0.80", "0.67", "0.95"]
+    directions = out[out.index("\nDirections\n") :].splitlines()[2:5]
+    assert directions[0].split() == ["organism", "cosine", "effect"]
+    assert directions[2].split() == ["direction-1", "0.91", "1.02"]
+    assert "taboo" not in out[out.index("\nCircuits\n") :]
+
+    _write(tmp_path, rows[2:])
+    assert bench_main(["report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Circuits" not in out and "Directions" not in out
+
+
 def test_write_report(tmp_path):
     _write(tmp_path, ROWS)
     path = write_report(tmp_path)

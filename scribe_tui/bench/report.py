@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -168,13 +168,30 @@ def _clip(value: Any) -> str:
 
 def format_table(cells: list[CellSummary], axes: Sequence[str]) -> str:
     """A plain-text table of ``cells`` for the terminal: axis columns, then :data:`HEADERS`."""
-    header = [*axes, *HEADERS]
     body = [[_clip(cell.axes.get(name)) for name in axes] + _figures(cell) for cell in cells]
+    return _plain_table([*axes, *HEADERS], body, len(axes))
+
+
+def format_mechanistic_tables(cells: list[CellSummary], axes: Sequence[str]) -> str:
+    """The report's Circuits and Directions tables for the terminal, each under its title;
+    empty when no cell has circuit or direction figures."""
+    tables = []
+    for title, (header, body) in (
+        ("Circuits", _circuit_rows(cells, axes, _clip)),
+        ("Directions", _direction_rows(cells, axes, _clip)),
+    ):
+        if body:
+            tables.append(f"{title}\n{_plain_table(header, body, len(axes))}")
+    return "\n\n".join(tables)
+
+
+def _plain_table(header: list[str], body: list[list[str]], axes: int) -> str:
+    """Columns padded to fit: the first ``axes`` (names) to the left, figures to the right."""
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
 
     def line(row: list[str]) -> str:
         parts = [
-            text.ljust(width) if i < len(axes) else text.rjust(width)
+            text.ljust(width) if i < axes else text.rjust(width)
             for i, (text, width) in enumerate(zip(row, widths, strict=True))
         ]
         return "  ".join(parts).rstrip()
@@ -192,10 +209,8 @@ def _md(text: Any) -> str:
 
 
 def _markdown_table(cells: list[CellSummary], axes: Sequence[str]) -> list[str]:
-    header = [*axes, *HEADERS]
-    align = ["---"] * len(axes) + ["---:"] * len(HEADERS)
     rows = [[_md(cell.axes.get(name)) for name in axes] + _figures(cell) for cell in cells]
-    return ["| " + " | ".join(row) + " |" for row in [header, align, *rows]]
+    return _markdown_rows([*axes, *HEADERS], rows, len(axes))
 
 
 CIRCUIT_HEADERS = ("F1", "IoU", "faithfulness")
@@ -207,20 +222,31 @@ CIRCUIT_LEGEND = (
 )
 
 
+def _circuit_rows(
+    cells: list[CellSummary], axes: Sequence[str], name: Callable[[Any], str]
+) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of the cells that have circuit figures (axis values through
+    ``name``); no rows when none has."""
+    rows = [
+        [name(cell.axes.get(axis)) for axis in axes]
+        + [_fraction(cell.f1), _fraction(cell.iou), _fraction(cell.faithfulness)]
+        for cell in cells
+        if cell.f1 is not None
+    ]
+    return [*axes, *CIRCUIT_HEADERS], rows
+
+
 def _circuit_table(cells: list[CellSummary], axes: Sequence[str]) -> list[str]:
     """The circuit figures of the cells that have any; no lines when none has."""
-    scored = [cell for cell in cells if cell.f1 is not None]
-    if not scored:
+    header, rows = _circuit_rows(cells, axes, _md)
+    if not rows:
         return []
-    header = [*axes, *CIRCUIT_HEADERS]
-    align = ["---"] * len(axes) + ["---:"] * len(CIRCUIT_HEADERS)
-    rows = [
-        [_md(cell.axes.get(name)) for name in axes]
-        + [_fraction(cell.f1), _fraction(cell.iou), _fraction(cell.faithfulness)]
-        for cell in scored
-    ]
-    table = ["| " + " | ".join(row) + " |" for row in [header, align, *rows]]
-    return ["## Circuits", "", *table, "", CIRCUIT_LEGEND, ""]
+    return ["## Circuits", "", *_markdown_rows(header, rows, len(axes)), "", CIRCUIT_LEGEND, ""]
+
+
+def _markdown_rows(header: list[str], rows: list[list[str]], axes: int) -> list[str]:
+    align = ["---"] * axes + ["---:"] * (len(header) - axes)
+    return ["| " + " | ".join(row) + " |" for row in [header, align, *rows]]
 
 
 DIRECTION_LEGEND = (
@@ -231,20 +257,26 @@ DIRECTION_LEGEND = (
 )
 
 
+def _direction_rows(
+    cells: list[CellSummary], axes: Sequence[str], name: Callable[[Any], str]
+) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of the cells that have direction figures (axis values through
+    ``name``); no rows when none has."""
+    rows = [
+        [name(cell.axes.get(axis)) for axis in axes]
+        + [_fraction(cell.cosine), _fraction(cell.relative_effect)]
+        for cell in cells
+        if cell.relative_effect is not None
+    ]
+    return [*axes, "cosine", "effect"], rows
+
+
 def _direction_table(cells: list[CellSummary], axes: Sequence[str]) -> list[str]:
     """The direction figures of the cells that have any; no lines when none has."""
-    scored = [cell for cell in cells if cell.relative_effect is not None]
-    if not scored:
+    header, rows = _direction_rows(cells, axes, _md)
+    if not rows:
         return []
-    header = [*axes, "cosine", "effect"]
-    align = ["---"] * len(axes) + ["---:", "---:"]
-    rows = [
-        [_md(cell.axes.get(name)) for name in axes]
-        + [_fraction(cell.cosine), _fraction(cell.relative_effect)]
-        for cell in scored
-    ]
-    table = ["| " + " | ".join(row) + " |" for row in [header, align, *rows]]
-    return ["## Directions", "", *table, "", DIRECTION_LEGEND, ""]
+    return ["## Directions", "", *_markdown_rows(header, rows, len(axes)), "", DIRECTION_LEGEND, ""]
 
 
 def _code(text: str) -> str:

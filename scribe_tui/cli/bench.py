@@ -233,6 +233,7 @@ def _finish(out: Path, *, quiet: bool, by: list[str] | None = None) -> int:
     print the table; the number of failed runs."""
     from scribe_tui.bench.report import (
         default_by,
+        format_mechanistic_tables,
         format_table,
         load_results,
         methodology_note,
@@ -251,7 +252,11 @@ def _finish(out: Path, *, quiet: bool, by: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     if not quiet:
-        print(format_table(summarise(rows, by), by))
+        cells = summarise(rows, by)
+        print(format_table(cells, by))
+        mechanistic = format_mechanistic_tables(cells, by)
+        if mechanistic:
+            print(f"\n{mechanistic}")
         note = methodology_note(rows)
         if note:
             print(note)
