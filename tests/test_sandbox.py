@@ -556,9 +556,36 @@ def test_the_launcher_refuses_to_run_unsealed(tmp_path: Path) -> None:
     assert shutil.which("true")
 
 
+def test_a_launcher_whose_spawner_died_while_it_started_never_runs_its_command(
+    tmp_path: Path,
+) -> None:
+    """A spawner killed while its launcher is still starting leaves the launcher reparented:
+    it must compare its parent with the spawner's pid, not take the new parent for it (the
+    kernel would otherwise outlive the investigation). Here the named spawner is a process
+    that is not the launcher's parent, as after such a death."""
+    import subprocess
+
+    ran = tmp_path / "ran"
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        argv = sandboxed_argv(["touch", str(ran)])
+        assert argv[argv.index("--parent") + 1] == str(os.getpid())
+        argv[argv.index("--parent") + 1] = str(other.pid)
+        env = {**os.environ, POLICY_ENV: base_policy(read=[], write=[str(tmp_path)]).to_json()}
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+    finally:
+        other.kill()
+        other.wait()
+    assert done.returncode == 1
+    assert "the process that started the kernel is gone" in done.stderr
+    assert not ran.exists()
+
+
 STARTER = """
 import json, subprocess, sys, time
-launcher = subprocess.Popen(json.loads(sys.stdin.readline()))  # argv not in our command line
+from scribe_tui.runtime.sandbox import sandboxed_argv
+# argv not in our command line; the launcher's argv names its spawner, so it is built here
+launcher = subprocess.Popen(sandboxed_argv(json.loads(sys.stdin.readline())))
 print(launcher.pid, flush=True)
 time.sleep(600)
 """
@@ -608,7 +635,7 @@ def test_a_sealed_process_ends_when_its_starter_dies_or_it_is_terminated(
     )
     try:
         assert starter.stdin is not None and starter.stdout is not None
-        starter.stdin.write(json.dumps(sandboxed_argv(sleeper)) + "\n")
+        starter.stdin.write(json.dumps(sleeper) + "\n")
         starter.stdin.flush()
         launcher = int(starter.stdout.readline())
         deadline = time.monotonic() + 60

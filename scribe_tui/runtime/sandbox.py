@@ -392,7 +392,10 @@ def sandboxed_argv(argv: Sequence[str]) -> list[str]:
     Isolated (``-I``): ``-m`` would otherwise put the working folder, which the kernel can
     write, first on ``sys.path``, and a planted ``scribe_tui`` there would run unsealed.
     """
-    return [sys.executable, "-I", "-m", "scribe_tui.runtime.sandbox", "--", *argv]
+    # The spawner's pid: if it dies while the launcher is still starting, the launcher
+    # (reparented by then) must notice rather than take its new parent for the spawner.
+    spawner = ["--parent", str(os.getpid())]
+    return [sys.executable, "-I", "-m", "scribe_tui.runtime.sandbox", *spawner, "--", *argv]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -403,8 +406,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if "--" not in args:
-        sys.exit("usage: python -m scribe_tui.runtime.sandbox -- COMMAND [ARGS...]")
-    command = args[args.index("--") + 1 :]
+        sys.exit("usage: python -m scribe_tui.runtime.sandbox [--parent PID] -- COMMAND [ARGS...]")
+    command, options = args[args.index("--") + 1 :], args[: args.index("--")]
     text = os.environ.pop(POLICY_ENV, None)
     if not command or text is None:
         sys.exit(f"scribe-tui sandbox: no command or no {POLICY_ENV}; refusing to run unsealed")
@@ -413,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         connection_file = command[command.index("-f") + 1]
         policy.read.append(connection_file)
         policy.bind_ports += kernel_ports(connection_file)
-    parent = os.getppid()
+    parent = int(options[1]) if options[:1] == ["--parent"] and len(options) == 2 else os.getppid()
     # The launcher dies with whoever started it (a closed terminal takes scribe-tui with
     # it, and no shutdown comes), and the kernel dies with the launcher.
     if not die_with_parent(parent):
