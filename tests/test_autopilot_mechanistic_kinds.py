@@ -311,7 +311,15 @@ def investigate(organism: str, task: str, tmp_path: Path) -> dict:
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2
-    return nb.metadata["scribe"]["conclusion"]
+    conclusion = nb.metadata["scribe"]["conclusion"]
+    # The end-of-run summary names the structured claim, and where a direction was saved.
+    if conclusion.get("layers"):
+        assert f"\nLayers: {', '.join(map(str, conclusion['layers']))}\n" in run.stdout
+    if conclusion.get("direction"):
+        said = conclusion["direction"]
+        saved = only_notebook(tmp_path).relative_to(tmp_path).with_suffix(".files") / said["path"]
+        assert f"\nDirection: {saved} (layer {said['layer']})\n" in run.stdout
+    return conclusion
 
 
 @pytest.mark.slow

@@ -138,7 +138,7 @@ def test_the_drift_report_lists_only_the_cells_that_differ(tmp_path: Path) -> No
     same = Reproduction(tmp_path / "a.ipynb", tmp_path / "b.ipynb", [CellDrift(1, "identical")])
     assert same.report().splitlines()[1:] == [
         "Cells: 1 identical",
-        f"Reproduced: {tmp_path / 'a.ipynb'} → {tmp_path / 'b.ipynb'} (1 code cells, 0.0 s)",
+        f"Reproduced: {tmp_path / 'a.ipynb'} → {tmp_path / 'b.ipynb'} (1 code cell, 0.0 s)",
     ]
 
 

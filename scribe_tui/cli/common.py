@@ -120,3 +120,29 @@ def quiet_on_closed_pipe(command: Callable[[], int]) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     return code
+
+
+def claim_lines(notebook: Path | None) -> list[str]:
+    """The structured claim a notebook concluded with (components, layers, a direction
+    file), one line each for the end-of-run summary; none for a word answer."""
+    import json
+
+    from scribe_tui.runtime.notebook import files_folder
+
+    try:
+        meta = json.loads(notebook.read_text(encoding="utf-8"))["metadata"] if notebook else {}
+        conclusion = meta.get("scribe", {}).get("conclusion") or {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+    lines = []
+    if conclusion.get("components"):
+        lines.append(f"Components: {', '.join(conclusion['components'])}")
+    if conclusion.get("layers"):
+        lines.append(f"Layers: {', '.join(map(str, conclusion['layers']))}")
+    direction = conclusion.get("direction")
+    if isinstance(direction, dict) and notebook is not None:
+        lines.append(
+            f"Direction: {files_folder(notebook) / str(direction.get('path'))} "
+            f"(layer {direction.get('layer')})"
+        )
+    return lines

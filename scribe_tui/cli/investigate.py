@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from scribe_tui.cli.common import UsageError, check_model
+from scribe_tui.cli.common import UsageError, check_model, claim_lines
 from scribe_tui.config import Config, ConfigError, load_config
 from scribe_tui.exit_codes import EXIT_FAILED, EXIT_FOR_REASON
 
@@ -590,6 +590,8 @@ async def run_headless(
     progress.finish(outcome, time.monotonic() - started)
     if outcome.reason == "concluded" and not json_events:
         print(f"Answer: {outcome.answer}", file=out)
+        for line in claim_lines(outcome.notebook_path):
+            print(line, file=out)
         print(f"Confidence: {outcome.confidence:.2f}", file=out)
         print(f"Evidence: {outcome.evidence}", file=out)
         print(f"Notebook: {outcome.notebook_path}", file=out)

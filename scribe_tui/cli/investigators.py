@@ -15,6 +15,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from scribe_tui.cli.common import claim_lines
 from scribe_tui.exit_codes import EXIT_FAILED, EXIT_FOR_REASON
 
 if TYPE_CHECKING:
@@ -143,6 +144,8 @@ def _report(outcome: AggregateOutcome, json_out: TextIO | None, out: TextIO) -> 
     verdict = outcome.verdict
     if verdict.reason == "concluded":
         print(f"Answer: {verdict.answer}", file=out)
+        for line in claim_lines(verdict.notebook_path):
+            print(line, file=out)
         print(f"Confidence: {verdict.confidence:.2f}", file=out)
         print(f"Evidence: {verdict.evidence}", file=out)
     else:

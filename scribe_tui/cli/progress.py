@@ -23,6 +23,7 @@ from scribe_tui.events import (
     Status,
     Stopped,
 )
+from scribe_tui.record.index import counted
 from scribe_tui.runtime.status import HostStatus
 
 
@@ -143,6 +144,6 @@ class ProgressPrinter:
         cost = f", ${usage.cost_usd:.2f}" if usage.cost_usd else ""
         self._say(
             f"scribe-tui: {outcome.reason} after {wall:.1f} s, {outcome.turns} turns, "
-            f"{self._code_cells} cells{cost}; notebook {outcome.notebook_path}; "
+            f"{counted(self._code_cells, 'cell')}{cost}; notebook {outcome.notebook_path}; "
             f"transcript {outcome.transcript_path}"
         )

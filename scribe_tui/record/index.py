@@ -26,7 +26,15 @@ from urllib.parse import quote
 
 from scribe_tui.integrity import verified
 
-__all__ = ["STATUSES", "NotebookEntry", "parse_since", "read_entries", "read_entry", "write_index"]
+__all__ = [
+    "STATUSES",
+    "NotebookEntry",
+    "counted",
+    "parse_since",
+    "read_entries",
+    "read_entry",
+    "write_index",
+]
 
 STATUSES = (
     "running",
@@ -76,8 +84,8 @@ class NotebookEntry:
             score = f", {self.score}" if self.score else ""
             return f"{self.status}: {self.answer}{confidence}{score}"
         if self.status == "completed":  # a sweep's run: it concludes nothing
-            return f"completed, {_count(self.cells, 'code cell')}"
-        return f"{self.status}: no conclusion yet, {_count(self.cells, 'code cell')}"
+            return f"completed, {counted(self.cells, 'code cell')}"
+        return f"{self.status}: no conclusion yet, {counted(self.cells, 'code cell')}"
 
 
 def _holder_alive(path: Path) -> bool:
@@ -277,12 +285,12 @@ def format_line(entry: NotebookEntry) -> str:
     nested = f"  └ {entry.investigator}: " if entry.investigator else ""
     return nested + (
         f"{entry.path}  [{entry.status}] {entry.task!r} · {entry.model}{mode} · {entry.agent} · "
-        f"{_count(entry.cells, 'cell')}{answer}{score}"
+        f"{counted(entry.cells, 'cell')}{answer}{score}"
     )
 
 
-def _count(n: int, noun: str) -> str:
-    """``1 cell``, ``3 cells``."""
+def counted(n: int, noun: str) -> str:
+    """``1 cell``, ``3 cells``: a count and its noun, in the singular where it is one."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 

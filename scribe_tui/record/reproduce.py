@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scribe_tui.record.drift import DEFAULT_TOLERANCE, CellDrift, compare_outputs
+from scribe_tui.record.index import counted
 from scribe_tui.record.source import RecordError, open_record
 from scribe_tui.runtime.nblock import NotebookLock
 from scribe_tui.runtime.notebook import Notebook, NotebookError, cap_outputs, files_folder
@@ -83,7 +84,7 @@ class Reproduction:
             lines.append(f"  {f'[{cell.number}]':<6}{cell.verdict:<17}{cell.detail}".rstrip())
         lines.append(
             f"{self.status.capitalize()}: {self.original} → {self.copy} "
-            f"({len(self.cells)} code cells, {self.wall:.1f} s)"
+            f"({counted(len(self.cells), 'code cell')}, {self.wall:.1f} s)"
         )
         return "\n".join(lines)
 

@@ -141,7 +141,7 @@ class Sweep:
         lines = [
             f"# Sweep of {self.plan.notebook.path.name}",
             "",
-            f"{done} runs finished · {grid} · model {self.plan.model}",
+            f"{done} run{'' if planned == 1 else 's'} finished · {grid} · model {self.plan.model}",
             "",
             "| " + " | ".join(head) + " |",
             "|" + " --- |" * len(head),
