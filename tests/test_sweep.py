@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -29,12 +30,11 @@ pytestmark = pytest.mark.slow
 MODEL = "organism:taboo"
 Swept = tuple[Path, Path, "subprocess.CompletedProcess[str]"]
 SAE_CELL = """\
-import os
 from scribe_tui.techniques import train_sae
 
 prompts = ["the cat sat on the mat", "a dog ran in the park", "hello there, my friend"]
 sae = client.run(train_sae, prompts=prompts, layer=0, n_features=32, steps=steps, seed=seed)
-host = client.run(lambda model, tokenizer: os.getpid())  # which process served this run
+host = client.status().pid  # which model host served this run (its workers have their own)
 """
 
 
@@ -124,6 +124,8 @@ def test_one_model_host_serves_every_run(swept: Swept) -> None:
         rows = list(csv.DictReader(handle))
     assert len({row["host"] for row in rows}) == 1
     assert run.stderr.count("loading weights") == 1 and run.stderr.count("host    ready") == 1
+    # --jobs 2: two workers of that host serve the runs side by side (where there are two cores).
+    assert ("2 workers" in run.stderr) == ((os.cpu_count() or 1) >= 2)
 
 
 def test_the_table_has_a_row_per_run_with_values_that_differ_by_seed(swept: Swept) -> None:
@@ -149,8 +151,8 @@ def test_a_failed_run_is_tabled_and_ctrl_c_keeps_the_finished_runs(tmp_path: Pat
             new_code_cell(setup_code(MODEL)),
             parameters("seed = 0"),
             new_code_cell(
-                "import os, time\n"
-                "host = client.run(lambda model, tokenizer: os.getpid())\n"
+                "import time\n"
+                "host = client.status().pid\n"
                 "if seed == 2:\n    raise ValueError('no good seed')\n"
                 "if seed == 3:\n    print('waiting', flush=True)\n    time.sleep(120)\n"
             ),

@@ -30,8 +30,9 @@ __all__ = [
 ]
 
 
-def host_for(notebook: Notebook, spec: str, sandbox: SandboxState) -> HostProcess:
-    """A host for ``spec`` in the mode, device and dtype the notebook's run asked for."""
+def host_for(notebook: Notebook, spec: str, sandbox: SandboxState, workers: int = 1) -> HostProcess:
+    """A host for ``spec`` in the mode, device and dtype the notebook's run asked for;
+    ``workers`` serve calls side by side (a small CPU model only: runtime.host_workers)."""
     scribe = notebook.scribe
     requested = (scribe.get("receipt") or {}).get("requested") or {}
     return HostProcess(
@@ -40,6 +41,7 @@ def host_for(notebook: Notebook, spec: str, sandbox: SandboxState) -> HostProces
         device=str(requested.get("device", "auto")),
         dtype=str(requested.get("dtype", "auto")),
         sealed=sandbox.sealed,
+        workers=workers,
     )
 
 

@@ -20,6 +20,7 @@ import copy
 import csv
 import io
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -260,7 +261,8 @@ async def run_sweep(
     from scribe_tui.runtime.sealed import sandbox_state, start_host_hashed
 
     state = sandbox_state(sandbox)
-    host = host_for(plan.notebook, plan.model, state)
+    # Runs in flight call the model side by side, a worker each up to the cores.
+    host = host_for(plan.notebook, plan.model, state, workers=min(plan.jobs, os.cpu_count() or 1))
     sweep = Sweep(plan)
     plan.folder.mkdir(parents=True, exist_ok=True)
     sweep.write_tables()
