@@ -88,7 +88,8 @@ class RemoteInvestigation:
             while True:
                 try:
                     message = receive(self._conn)
-                except (EOFError, OSError, ValueError):
+                # TypeError: detach() closed the connection under this read (its handle is None).
+                except (EOFError, OSError, ValueError, TypeError):
                     break
                 with contextlib.suppress(RuntimeError):  # the loop closed under us
                     loop.call_soon_threadsafe(self._deliver, message)
