@@ -200,6 +200,31 @@ def test_a_worker_that_dies_fails_its_call_in_one_line_and_the_last_one_restarts
         host.close()
 
 
+def test_a_host_stopped_mid_call_exits_cleanly_not_as_a_lost_worker(
+    two_workers: Host, tmp_path: Path
+) -> None:
+    """Stopping the host ends its workers: the call they served is not a crash to report,
+    and the host must not leave a note asking for a restart."""
+    client = two_workers.client()
+    started = tmp_path / "started"
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.run(spin_after, started=str(started))
+        except BaseException as exc:  # whatever the host's end looks like
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert wait_until(started.exists, 60), "the call never started"
+    two_workers.proc.send_signal(signal.SIGTERM)
+    assert two_workers.proc.wait(timeout=60) == 0
+    assert not two_workers.file.with_suffix(".exit").exists()
+    caller.join(120)
+    assert outcome, "the call cannot have finished by itself"
+
+
 def worker_pids(model, tokenizer):
     import os
 

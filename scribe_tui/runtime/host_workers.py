@@ -82,6 +82,7 @@ class WorkerPool:
         self._idle = list(self._workers)
         self._waiting: set[str] = set()  # calls waiting for an idle worker
         self._cancelled: dict[str, None] = {}  # cancels for calls not handed out, oldest first
+        self._closed = False  # the host is stopping: a worker gone now is no loss
 
     @property
     def workers(self) -> int:
@@ -161,6 +162,8 @@ class WorkerPool:
         """End every worker (each would end anyway once the host's end of its pipe closes)."""
         with self._state:
             workers, self._workers, self._idle = self._workers, [], []
+            self._closed = True
+            self._state.notify_all()
         for worker in workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(worker.pid, signal.SIGKILL)
@@ -178,9 +181,9 @@ class WorkerPool:
     def _call(
         self, op: str, call_id: str, body: dict[str, Any], stream: Stream | None
     ) -> dict[str, Any]:
-        worker, refusal = self._take(call_id)
-        if worker is None:
-            return {"ok": False, "kind": "exception", "error": pack_exception(refusal)}
+        worker = self._take(call_id)
+        if isinstance(worker, BaseException):  # cancelled while it waited, or no worker left
+            return {"ok": False, "kind": "exception", "error": pack_exception(worker)}
         try:
             worker.send({"op": op, "call": call_id, **body})
             while True:
@@ -194,9 +197,9 @@ class WorkerPool:
         finally:
             self._release(worker)
 
-    def _take(self, call_id: str) -> tuple[_Worker | None, BaseException]:
-        """An idle worker for ``call_id``, waiting for one; else (None, why not): the call
-        was cancelled while it waited, or no worker is left."""
+    def _take(self, call_id: str) -> _Worker | BaseException:
+        """An idle worker for ``call_id``, waiting for one; else why not: the call was
+        cancelled while it waited, or no worker is left."""
         with self._state:
             self._waiting.add(call_id)
             try:
@@ -205,12 +208,12 @@ class WorkerPool:
                 )
                 if call_id in self._cancelled:
                     del self._cancelled[call_id]
-                    return None, KeyboardInterrupt(CANCELLED_BEFORE_START)
+                    return KeyboardInterrupt(CANCELLED_BEFORE_START)
                 if not self._idle:
-                    return None, RuntimeError("no model worker is left to serve the call")
+                    return RuntimeError("no model worker is left to serve the call")
                 worker = self._idle.pop(0)
                 worker.call = call_id
-                return worker, KeyboardInterrupt()
+                return worker
             finally:
                 self._waiting.discard(call_id)
 
@@ -229,10 +232,17 @@ class WorkerPool:
             how = f"signal {-code}" if code < 0 else f"exit code {code}"
         worker.conn.close()
         with self._state:
-            self._workers.remove(worker)
-            left = len(self._workers)
+            if worker in self._workers:
+                self._workers.remove(worker)
+            left, closed = len(self._workers), self._closed
             self._state.notify_all()
         error: BaseException
+        if closed:
+            return {
+                "ok": False,
+                "kind": "exception",
+                "error": pack_exception(RuntimeError("the model host stopped while this call ran")),
+            }
         if worker.stopped_for == call_id:
             error = KeyboardInterrupt(
                 "the call ignored its cancel, so the worker process serving it was stopped"
