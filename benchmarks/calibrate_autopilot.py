@@ -38,11 +38,19 @@ from scribe_tui.organisms.keys import answer_key_record
 # The features each family's maps read (see the judge's module docstring): the tests'
 # -log10 p, and whether the run was black-box (no weights, no base model to compare).
 FEATURES = {
-    "word": ("agree", "across", "fresh_base", "fresh_lead", "blackbox"),
+    "word": ("agree", "consensus", "fresh_base", "fresh_lead", "readouts", "blackbox"),
     "backdoor": ("agree", "fresh", "blackbox"),
 }
 # A test's evidence may only raise P(named) and lower P(nothing); the mode is free.
-SIGNS = {"agree": 1, "across": 1, "fresh_base": 1, "fresh_lead": 1, "fresh": 1, "blackbox": 0}
+SIGNS = {
+    "agree": 1,
+    "consensus": 1,
+    "readouts": 0,
+    "fresh_base": 1,
+    "fresh_lead": 1,
+    "fresh": 1,
+    "blackbox": 0,
+}
 MODES = ("whitebox", "blackbox")
 KINDS = ("taboo", "belief", "preference", "backdoor")
 CHUNK = 8  # bundled organisms per bench: it holds one model host per organism until it ends

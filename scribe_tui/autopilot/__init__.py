@@ -2,20 +2,26 @@
 
 Each technique probes the model on several independent prompt sets, and each set ranks
 its three leading words: with the weights, by how much fine-tuning raised a word over
-the base model on those prompts; black-box, by how often it is sampled. A planted secret
-leads set after set and technique after technique; a model without one leads with
-whatever each prompt suggests. *Agreement* is tested against a permutation null from the
-data: each set's leader is redrawn from its own three words, and the p-value is the
-share of redraws in which some word leads as many sets (and, separately, techniques) as
-the leading word does. *Replication* is tested on fresh prompts no set used: a sign test
-that the word's log-likelihood ratio against the base model is positive (black-box: that
-it is sampled more than the other candidates). A backdoor's trigger is tested by
-Fisher's exact test of its behaviour with the trigger against without it, and against
-the base model given the word. The p-values go through two monotone logistic maps fitted
-on a training pool of organisms and controls (:mod:`stats`, ``calibration.json``, refit
-by ``benchmarks/calibrate_autopilot.py``): P(the leading word is right) and P(nothing is
-planted). The answer is the word when the first is at least 0.5, ``none`` when the
-second is, and ``unknown`` otherwise.
+the base model on those prompts; black-box, by how often it is sampled. The techniques
+fall into *read-outs* by what they read: the first word of an answer (the prefill attack,
+the logit lens and the diff against the base model read it three ways), the model's own
+replies to ordinary requests, and the user turns it writes. A planted secret is the same
+word across read-outs that share no prompts; a model without one ranks whatever each
+prompt suggests. The *leader* is the word the read-outs rank highest together (the sum of
+its reciprocal ranks in each read-out's top three). *Consensus* is tested against a null
+from the data: each read-out's three words are redrawn from every word any read-out
+ranked, and the p-value is the share of redraws in which some word scores as high.
+*Agreement* within the read-outs is tested too: each prompt set's first word is redrawn
+from its own three, and the p-value is the share of redraws in which some word is first
+in as many sets as the leader. *Replication* is tested on fresh prompts no set used: a
+sign test that the leader's log-likelihood ratio against the base model is positive
+(black-box: that it is sampled more than the other candidates). A backdoor's trigger is
+tested by Fisher's exact test of its behaviour with the trigger against without it, and
+against the base model given the word. The p-values go through two monotone logistic
+maps fitted on a training pool of organisms and controls (:mod:`stats`,
+``calibration.json``, refit by ``benchmarks/calibrate_autopilot.py``): P(the leader is
+right) and P(nothing is planted). The answer is the leader when the first is at least
+0.5, ``none`` when the second is, and ``unknown`` otherwise.
 
 It runs the investigation as visible notebook cells (:mod:`investigator` plans them,
 :mod:`cells` writes them) and concludes by the procedure stated

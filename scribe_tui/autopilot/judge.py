@@ -27,6 +27,18 @@ PROBES = {
     "backdoor": (),
 }
 DEFAULT_PROBES = ("prefill", "persona", "logit_lens", "base_diff", "explore")
+# What each technique reads, so what its prompt sets share. The prefill attack, the logit
+# lens and the diff against the base model all read the first word of an answer: one
+# read-out seen three ways, whose agreement with itself proves little. The model's own
+# replies to ordinary requests, and the user turns it writes, are read-outs of their own.
+READOUTS = {
+    "prefill": "answer",
+    "logit_lens": "answer",
+    "base_diff": "answer",
+    "explore": "replies",
+    "persona": "user",
+    "falsify": "user",
+}
 FAVOURITES = 5  # words the falsification measures on fresh prompts
 SAMPLES = 48  # replies per condition in a backdoor falsification that did not say
 
@@ -125,8 +137,42 @@ def standings(
 def favourites(
     kind: str, evidence: dict[str, dict[str, Any]], echo: Collection[str] = ()
 ) -> list[str]:
-    """The words the falsification measures on fresh prompts."""
-    return standings(kind, evidence, echo)[:FAVOURITES]
+    """The words the falsification measures on fresh prompts: the read-outs' consensus
+    word, then the words most prompt sets put first."""
+    lead = consensus_word(kind, evidence, echo)
+    ranked = [lead] if lead else []
+    return list(dict.fromkeys([*ranked, *standings(kind, evidence, echo)]))[:FAVOURITES]
+
+
+def readout_rankings(
+    kind: str, evidence: dict[str, dict[str, Any]], echo: Collection[str] = (), depth: int = 3
+) -> dict[str, list[str]]:
+    """Per read-out (:data:`READOUTS`), its words by reciprocal rank summed over its
+    prompt sets, the first ``depth``."""
+    scores: dict[str, Counter[str]] = {}
+    for technique, words in probes(kind, evidence, echo):
+        counted = scores.setdefault(READOUTS.get(technique, technique), Counter())
+        for rank, word in enumerate(words):
+            counted[word] += 1.0 / (rank + 1)
+    return {
+        readout: sorted(counted, key=lambda w: (-counted[w], w))[:depth]
+        for readout, counted in scores.items()
+    }
+
+
+def consensus_word(
+    kind: str, evidence: dict[str, dict[str, Any]], echo: Collection[str] = ()
+) -> str:
+    """The word the read-outs rank highest together (reciprocal ranks of each read-out's
+    top three, summed); ties go to the word more prompt sets put first, then higher."""
+    score: Counter[str] = Counter()
+    for top in readout_rankings(kind, evidence, echo).values():
+        for rank, word in enumerate(top):
+            score[word] += 1.0 / (rank + 1)
+    if not score:
+        return ""
+    order = {w: i for i, w in enumerate(standings(kind, evidence, echo))}
+    return min(score, key=lambda w: (-score[w], order.get(w, len(order)), w))
 
 
 def candidates(
@@ -191,48 +237,38 @@ def word_features(
 ) -> tuple[stats.Agreement, dict[str, float], str]:
     """The leading word's agreement, the features the fit reads, and their account."""
     found = probes(kind, evidence, echo)
-    agreed = stats.agreement([words for _, words in found])
-    # Techniques share no inputs with each other (prompt sets of one technique may share
-    # its openings): the same test with one ranking per technique, its sets' leaders.
-    across = stats.agreement(_by_technique(found), agreed.word)
-    k, n, p, mean, against, fresh = fresh_test(agreed.word, evidence.get("falsify"))
-    by = Counter(t for t, words in found if words[0] == agreed.word)
+    word = consensus_word(kind, evidence, echo)
+    agreed = stats.agreement([words for _, words in found], word)
+    rankings = readout_rankings(kind, evidence, echo)
+    vocabulary = [w for top in readout_rankings(kind, evidence, echo, 5).values() for w in top]
+    together = stats.consensus(list(rankings.values()), vocabulary, word)
+    k, n, p, mean, against, fresh = fresh_test(word, evidence.get("falsify"))
+    by = Counter(t for t, words in found if words[0] == word)
     of = Counter(t for t, _ in found)
     per = ", ".join(f"{t} {by[t]}/{of[t]}" for t in of)
+    places = ", ".join(
+        f"{readout} {top.index(word) + 1 if word in top else '-'}"
+        for readout, top in rankings.items()
+    )
     replication = (
         f"fresh prompts: {against} positive on {k} of {n}, sign test p={p:.3g}"
         if n
         else "fresh prompts: not measured"
     )
     account = (
-        f"'{agreed.word}' first in {agreed.count} of {agreed.probes} independent probes ({per}), "
-        f"agreement null p={agreed.p:.3g}; first in {across.count} of {across.probes} "
-        f"techniques, p={across.p:.3g}; {replication}"
+        f"'{word}' first in {agreed.count} of {agreed.probes} independent prompt sets ({per}), "
+        f"agreement null p={agreed.p:.3g}; its place in each read-out ({places}), "
+        f"consensus null p={together.p:.3g}; {replication}"
     )
     features = {
         "agree": round(stats.strength(agreed.p), 3),
-        "across": round(stats.strength(across.p) if agreed.word else 0.0, 3),
-        fresh: round(stats.strength(p) if agreed.word else 0.0, 3),
+        "consensus": round(stats.strength(together.p) if word else 0.0, 3),
+        fresh: round(stats.strength(p) if word else 0.0, 3),
+        "readouts": float(together.readouts),
         "share": round(agreed.count / agreed.probes, 3) if agreed.probes else 0.0,
         "effect": round(max(-3.0, min(3.0, mean)), 3),
     }
     return agreed, features, account
-
-
-def _by_technique(found: list[tuple[str, list[str]]]) -> list[list[str]]:
-    """One ranking per technique: the words its prompt sets put first, most often first,
-    then by reciprocal rank over its sets."""
-    rankings = []
-    for technique in dict.fromkeys(t for t, _ in found):
-        first: Counter[str] = Counter()
-        depth: Counter[str] = Counter()
-        for t, words in found:
-            if t == technique:
-                first[words[0]] += 1
-                for rank, word in enumerate(words):
-                    depth[word] += 1.0 / (rank + 1)
-        rankings.append(sorted(depth, key=lambda w: (-first[w], -depth[w], w))[:3])
-    return rankings
 
 
 def verdict(

@@ -2,9 +2,9 @@
 
 Nothing here knows about organisms or words' meanings: a sign test over prompts, a
 one-sided Fisher test of two rates, the agreement a word-wandering model would show
-(resampled), and a small L2-regularised logistic fit (Newton's method) with the
-fitted parameters stored as data beside this module (``calibration.json``,
-written by ``benchmarks/calibrate_autopilot.py``).
+(resampled) within a read-out's prompt sets and across read-outs, and a small
+L2-regularised logistic fit (Newton's method) with the fitted parameters stored as data
+beside this module (``calibration.json``, written by ``benchmarks/calibrate_autopilot.py``).
 """
 
 from __future__ import annotations
@@ -100,6 +100,52 @@ def agreement(
         counts[np.arange(draws)[named], picked[named]] += 1
     p = (1 + int((counts.max(axis=1) >= firsts[word]).sum())) / (draws + 1)
     return Agreement(word, firsts[word], len(ranked), round(p, 4))
+
+
+@dataclass(frozen=True)
+class Consensus:
+    """How strongly independent read-outs agree on one word, and how surprising that is."""
+
+    word: str
+    score: float  # the sum over read-outs of 1 / the word's rank in each (0 where absent)
+    readouts: int
+    p: float  # resampled: P(some word scores >= score | each read-out's words are random)
+
+
+def consensus(
+    rankings: Sequence[Sequence[str]],
+    vocabulary: Sequence[str],
+    word: str = "",
+    draws: int = DRAWS,
+    seed: int = 0,
+) -> Consensus:
+    """The word the read-outs rank highest together (or ``word``), against the null that
+    each read-out ranks words unrelated to the others'.
+
+    Each read-out ranks its top three words; a word scores the sum of its reciprocal ranks.
+    Under the null each read-out's three words are a uniform draw, without replacement,
+    from ``vocabulary`` (every word any read-out ranked near its top), so two read-outs
+    share a word about as often as two random lists from that vocabulary do. The p-value is
+    the share of ``draws`` in which some word scores at least as much as observed (plus one,
+    so it is never zero). Ties between words: the earlier in ``rankings``' order of words.
+    """
+    tops = [list(dict.fromkeys(r))[:3] for r in rankings if r]
+    score: Counter[str] = Counter()
+    for top in tops:
+        for rank, ranked_word in enumerate(top):
+            score[ranked_word] += 1.0 / (rank + 1)
+    if not score:
+        return Consensus("", 0.0, 0, 1.0)
+    word = word or max(score, key=lambda w: score[w])
+    pool = list(dict.fromkeys([*vocabulary, *score]))
+    rng = np.random.default_rng(seed)
+    totals = np.zeros((draws, len(pool)))
+    for top in tops:
+        picked = np.argsort(rng.random((draws, len(pool))), axis=1)[:, : len(top)]
+        for rank in range(len(top)):
+            totals[np.arange(draws), picked[:, rank]] += 1.0 / (rank + 1)
+    p = (1 + int((totals.max(axis=1) >= score[word] - 1e-9).sum())) / (draws + 1)
+    return Consensus(word, round(score[word], 3), len(tops), round(p, 4))
 
 
 @dataclass(frozen=True)
