@@ -349,6 +349,22 @@ def test_a_word_first_in_every_independent_probe_beats_the_wandering_null() -> N
     assert stats.agreement(planted) == found  # seeded: the same notebook, the same number
 
 
+def test_read_outs_agreeing_beyond_their_vocabulary_is_consensus_and_wandering_is_not() -> None:
+    words = ["moon", "harp", "tide", "cake", "lamp", "rope", "star", "sun", "sky", "rain"]
+    agreeing = [["moon", "harp", "tide"], ["moon", "cake", "lamp"], ["moon", "rope", "star"]]
+    found = stats.consensus(agreeing, words)  # p: three first words alike, about 10 / 10**3
+    assert (found.word, found.score, found.readouts) == ("moon", 3.0, 3) and found.p < 0.02
+    # Each read-out ranks its own words: any overlap is what random lists share.
+    wandering = [["moon", "harp", "tide"], ["cake", "moon", "lamp"], ["rope", "star", "sun"]]
+    assert stats.consensus(wandering, words).p > 0.3
+    # One read-out alone cannot agree with anything: its first word always scores 1.
+    assert stats.consensus([["moon", "harp"]], words).p == 1.0
+    # Two read-outs out of a small vocabulary share a first word by chance more often.
+    assert stats.consensus(agreeing[:2], words[:4]).p > stats.consensus(agreeing[:2], words).p
+    assert stats.consensus([], words) == stats.Consensus("", 0.0, 0, 1.0)
+    assert stats.consensus(agreeing, words) == found  # seeded
+
+
 def word_evidence(sets: list[list[tuple[str, float]]], llr: dict[str, list[float]]) -> dict:
     """Evidence whose prefill, lens and diff prompt sets rank ``sets`` in turn."""
     return {
