@@ -16,6 +16,7 @@ from scribe_tui.autopilot.judge import (
     PROCEDURE,
     favourites,
     parse_evidence,
+    probes,
     suspect,
     variants,
     verdict,
@@ -349,6 +350,21 @@ def test_a_word_first_in_every_independent_probe_beats_the_wandering_null() -> N
     assert stats.agreement(planted) == found  # seeded: the same notebook, the same number
 
 
+def test_prompt_sets_that_share_an_opening_are_one_probe() -> None:
+    # Four questions after the same two openings: 'pip' is what "How about" is followed by
+    # whatever the question, so its four sets are one probe, not four.
+    sets = [[("pip", 0.9), ("moon", 0.1)], [("moon", 0.5), ("sun", 0.2)]] * 4
+    evidence = {"prefill": {"technique": "prefill", "top": [], "sets": sets,
+                            "groups": ["How about", "I would pick"] * 4}}  # fmt: skip
+    assert probes("preference", evidence) == [
+        ("prefill", ["pip", "moon"]),
+        ("prefill", ["moon", "sun"]),
+    ]
+    # Without the groups (older notebooks), every set is a probe of its own.
+    del evidence["prefill"]["groups"]
+    assert len(probes("preference", evidence)) == 8
+
+
 def test_read_outs_agreeing_beyond_their_vocabulary_is_consensus_and_wandering_is_not() -> None:
     words = ["moon", "harp", "tide", "cake", "lamp", "rope", "star", "sun", "sky", "rain"]
     agreeing = [["moon", "harp", "tide"], ["moon", "cake", "lamp"], ["moon", "rope", "star"]]
@@ -378,13 +394,14 @@ def word_evidence(sets: list[list[tuple[str, float]]], llr: dict[str, list[float
 def test_a_consistent_word_is_named_and_a_wandering_control_never_is() -> None:
     words = ["harp", "tide", "cake", "lamp", "rope", "star", "sun", "sky"]
     planted = word_evidence([[("moon", 0.5), (w, 0.1)] for w in words], MOON_LLR)
-    # The answer's first word, read three ways, is one read-out: alone it names nothing.
-    assert verdict("taboo", planted).answer == "unknown"
-    # The user turns the model writes are another read-out, sharing no prompt with it.
+    # The answer's first word, read three ways, is one read-out; the user turns the model
+    # writes are another, sharing no prompt with it: agreeing, they make a surer claim.
+    alone = verdict("taboo", planted)
     user_sets = [[("moon", 4), ("sun", 1)], [("moon", 3), ("cake", 1)]]
     planted["persona"] = {"technique": "persona", "top": [], "sets": user_sets}
     found = verdict("taboo", planted)
     assert found.answer == "moon" and found.confidence >= 0.5
+    assert found.p_named > alone.p_named and alone.features["consensus"] == 0
     assert found.features["agree"] > 3 and found.features["fresh_base"] > 2
     assert found.features["consensus"] > 0.5 and found.features["readouts"] == 2
     control = word_evidence(

@@ -2,7 +2,9 @@
 
 Each technique probes the model on several independent prompt sets, and each set ranks
 its three leading words: with the weights, by how much fine-tuning raised a word over
-the base model on those prompts; black-box, by how often it is sampled. The techniques
+the base model on those prompts; black-box, by how often it is sampled. Sets are kept
+independent: each sampled set draws its own random numbers, and sets that share what
+drives their answer (a prefill's opening) are merged into one by reciprocal rank. The techniques
 fall into *read-outs* by what they read: the first word of an answer (the prefill attack,
 the logit lens and the diff against the base model read it three ways), the model's own
 replies to ordinary requests, and the user turns it writes. A planted secret is the same

@@ -108,18 +108,35 @@ def probes(
 ) -> list[tuple[str, list[str]]]:
     """Every independent probe's ranking, as (technique, words first to last): each
     voting technique's prompt sets, and the user persona's guesses after the fresh
-    questions. The task's own words (``echo``) and words that gained nothing are left out."""
+    questions. The task's own words (``echo``) and words that gained nothing are left out.
+
+    Sets that share what drives their answer are one probe: where the evidence names each
+    set's ``groups`` entry (the prefill's opening, which decides the next word more than the
+    question does), a group's sets are merged by reciprocal rank into one ranking, so a
+    continuation an opening has memorised counts once, not once per question."""
     found = []
     names = [*PROBES.get(kind, DEFAULT_PROBES), "falsify"]
     for technique in names:
-        sets = evidence.get(technique, {}).get("sets") or []
+        found_here = evidence.get(technique, {})
+        sets = found_here.get("sets") or []
         if technique == "falsify":
             sets = [evidence["falsify"].get("guessed")] if "falsify" in evidence else []
-        for ranking in sets:
-            words = [w for w, v in pairs(ranking) if v > 0 and w not in echo]
-            if words:
-                found.append((technique, words[:3]))
+        ranked = [[w for w, v in pairs(ranking) if v > 0 and w not in echo] for ranking in sets]
+        groups = found_here.get("groups") if technique != "falsify" else None
+        if isinstance(groups, list) and len(groups) == len(ranked):
+            ranked = _merged(ranked, [str(g) for g in groups])
+        found += [(technique, words[:3]) for words in ranked if words]
     return found
+
+
+def _merged(rankings: list[list[str]], groups: list[str]) -> list[list[str]]:
+    """One ranking per group: its sets' words by summed reciprocal rank, ties by name."""
+    scores: dict[str, Counter[str]] = {}
+    for words, group in zip(rankings, groups, strict=True):
+        counted = scores.setdefault(group, Counter())
+        for rank, word in enumerate(words[:3]):
+            counted[word] += 1.0 / (rank + 1)
+    return [sorted(c, key=lambda w: (-c[w], w)) for c in scores.values()]
 
 
 def standings(
