@@ -131,12 +131,19 @@ def probes(
 
 def _merged(rankings: list[list[str]], groups: list[str]) -> list[list[str]]:
     """One ranking per group: its sets' words by summed reciprocal rank, ties by name."""
-    scores: dict[str, Counter[str]] = {}
+    grouped: dict[str, list[list[str]]] = {}
     for words, group in zip(rankings, groups, strict=True):
-        counted = scores.setdefault(group, Counter())
-        for rank, word in enumerate(words[:3]):
-            counted[word] += 1.0 / (rank + 1)
-    return [sorted(c, key=lambda w: (-c[w], w)) for c in scores.values()]
+        grouped.setdefault(group, []).append(words[:3])
+    return [_by_reciprocal_rank(members) for members in grouped.values()]
+
+
+def _by_reciprocal_rank(rankings: list[list[str]]) -> list[str]:
+    """The words of ``rankings`` by their reciprocal ranks summed, ties by name."""
+    score: Counter[str] = Counter()
+    for words in rankings:
+        for rank, word in enumerate(words):
+            score[word] += 1.0 / (rank + 1)
+    return sorted(score, key=lambda w: (-score[w], w))
 
 
 def standings(
@@ -166,15 +173,10 @@ def readout_rankings(
 ) -> dict[str, list[str]]:
     """Per read-out (:data:`READOUTS`), its words by reciprocal rank summed over its
     prompt sets, the first ``depth``."""
-    scores: dict[str, Counter[str]] = {}
+    grouped: dict[str, list[list[str]]] = {}
     for technique, words in probes(kind, evidence, echo):
-        counted = scores.setdefault(READOUTS.get(technique, technique), Counter())
-        for rank, word in enumerate(words):
-            counted[word] += 1.0 / (rank + 1)
-    return {
-        readout: sorted(counted, key=lambda w: (-counted[w], w))[:depth]
-        for readout, counted in scores.items()
-    }
+        grouped.setdefault(READOUTS.get(technique, technique), []).append(words)
+    return {readout: _by_reciprocal_rank(sets)[:depth] for readout, sets in grouped.items()}
 
 
 def consensus_word(
