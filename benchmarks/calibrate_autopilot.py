@@ -38,12 +38,13 @@ from scribe_tui.organisms.keys import answer_key_record
 # The features each family's maps read (see the judge's module docstring): the tests'
 # -log10 p, and whether the run was black-box (no weights, no base model to compare).
 FEATURES = {
-    "word": ("agree", "consensus", "fresh_base", "fresh_lead", "readouts", "blackbox"),
+    "word": ("agree_rest", "consensus", "fresh_base", "fresh_lead", "readouts", "blackbox"),
     "backdoor": ("agree", "fresh", "blackbox"),
 }
 # A test's evidence may only raise P(named) and lower P(nothing); the mode is free.
 SIGNS = {
     "agree": 1,
+    "agree_rest": 1,
     "consensus": 1,
     "readouts": 0,
     "fresh_base": 1,

@@ -15,8 +15,10 @@ from scribe_tui.autopilot.investigator import Autopilot
 from scribe_tui.autopilot.judge import (
     PROCEDURE,
     favourites,
+    fresh_test,
     parse_evidence,
     probes,
+    readout_rankings,
     suspect,
     variants,
     verdict,
@@ -365,6 +367,41 @@ def test_prompt_sets_that_share_an_opening_are_one_probe() -> None:
     assert len(probes("preference", evidence)) == 8
 
 
+def test_the_answer_read_by_three_techniques_after_one_opening_is_one_probe() -> None:
+    # The prefill attack, the lens and the diff all read the word after "How about": one
+    # context seen three ways is one probe of the answer read-out, labelled by it. Sets
+    # of another read-out never merge with them, whatever their groups say.
+    evidence = {
+        "prefill": {"technique": "prefill", "top": [], "sets": [[("pip", 0.9)], [("moon", 0.4)]],
+                    "groups": ["How about", "I would pick"]},
+        "logit_lens": {"technique": "logit_lens", "top": [],
+                       "sets": [[("pip", 0.3), ("sun", 0.1)]], "groups": ["How about"]},
+        "base_diff": {"technique": "base_diff", "top": [], "sets": [[("tide", 0.2)]]},
+        "persona": {"technique": "persona", "top": [], "sets": [[("moon", 3)]],
+                    "groups": ["How about"]},
+    }  # fmt: skip
+    assert probes("taboo", evidence) == [
+        ("answer", ["pip", "sun"]),
+        ("prefill", ["moon"]),
+        ("persona", ["moon"]),
+        ("base_diff", ["tide"]),
+    ]
+    # Read twice after one opening, 'pip' counts once: level with 'moon', read once.
+    assert readout_rankings("taboo", evidence)["answer"] == ["moon", "pip", "tide"]
+
+
+def test_fresh_prompts_sharing_an_opening_give_one_sign() -> None:
+    # Two questions after each of four openings: 'pip' gains only after "How about", as
+    # much under either question; per prompt that is 2 of 8 signs, per opening 1 of 4.
+    llr = {"pip": [6.0, -0.2, -0.1, -0.3, 5.0, -0.4, -0.2, -0.1]}
+    found = {"technique": "falsify", "top": [], "llr": llr}
+    assert fresh_test("pip", found)[:2] == (2, 8)
+    found["groups"] = ["How about", "I would pick", "My word is", "Let us talk about"] * 2
+    k, n, p, mean, _, name = fresh_test("pip", found)
+    assert (k, n, name) == (1, 4, "fresh_base") and p > 0.5
+    assert mean == pytest.approx((5.5 - 0.3 - 0.15 - 0.2) / 4)  # the openings' means
+
+
 def test_read_outs_agreeing_beyond_their_vocabulary_is_consensus_and_wandering_is_not() -> None:
     words = ["moon", "harp", "tide", "cake", "lamp", "rope", "star", "sun", "sky", "rain"]
     agreeing = [["moon", "harp", "tide"], ["moon", "cake", "lamp"], ["moon", "rope", "star"]]
@@ -402,6 +439,10 @@ def test_a_consistent_word_is_named_and_a_wandering_control_never_is() -> None:
     found = verdict("taboo", planted)
     assert found.answer == "moon" and found.confidence >= 0.5
     assert found.p_named > alone.p_named and alone.features["consensus"] == 0
+    # First in every set of one read-out is that read-out agreeing with itself: the maps
+    # read agreement beyond it, which only the second read-out gives.
+    assert alone.features["agree"] > 3 and alone.features["agree_rest"] == 0
+    assert found.features["agree_rest"] > 0
     assert found.features["agree"] > 3 and found.features["fresh_base"] > 2
     assert found.features["consensus"] > 0.5 and found.features["readouts"] == 2
     control = word_evidence(

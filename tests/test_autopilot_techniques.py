@@ -131,12 +131,17 @@ def test_every_word_cell_runs_with_the_library_and_reports_evidence(
     assert evidence["direct"]["answers"] == 2 * 2
     assert {w for w, _ in evidence["falsify"]["top"]} == {"moon", "sun", "zebra"}
     assert all(lp < 0 for _, lp in evidence["falsify"]["top"])
-    # The tiny model is its own base: no word gains, in any prompt set (one question
-    # each here), and no log-likelihood ratio against the base on the fresh prompts.
+    # The tiny model is its own base: no word gains, in any prompt set (one per opening
+    # here), and no log-likelihood ratio against the base on the fresh prompts.
     assert evidence["base_diff"]["top"] == [] and evidence["logit_lens"]["top"] == []
-    for technique in ("logit_lens", "base_diff"):
-        assert evidence[technique]["sets"] == [[]], technique
-    assert evidence["prefill"]["sets"] == [[], []]  # one question, two openings
+    # One question after two openings (the diff: one), each opening a prompt set.
+    openings = list(probe.prefills[:2])
+    for technique in ("logit_lens", "prefill"):
+        assert evidence[technique]["sets"] == [[], []], technique
+        assert evidence[technique]["groups"] == openings, technique
+    assert evidence["base_diff"]["sets"] == [[]]
+    assert evidence["base_diff"]["groups"] == openings[:1]
+    assert evidence["falsify"]["groups"] == openings  # one fresh question
     assert all(lift == 0 for _, lift in evidence["falsify"]["lift"])
     llr = evidence["falsify"]["llr"]
     assert set(llr) == {"moon", "sun", "zebra"} and all(len(v) == 2 for v in llr.values())
@@ -299,6 +304,7 @@ def test_every_black_box_cell_samples_through_chat_and_reports_evidence(
     # Per fresh context, how often each candidate came first: the judge's sign test.
     assert set(found[-1]["counts"]) == set(words) and found[-1]["samples"] == 4
     assert all(len(k) == 2 for k in found[-1]["counts"].values())
+    assert found[-1]["groups"] == prefills[:2]  # each context's opening: one sign each
     assert len(prefill["sets"]) == 2  # one question with two openings: two prompt sets
     assert all(lp < 0 for _, lp in found[-1]["top"])  # smoothed log shares
 

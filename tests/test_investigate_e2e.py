@@ -141,7 +141,11 @@ def test_json_events_on_the_belief_organism(tmp_path: Path) -> None:
     assert {"turn_started", "tool_call_started", "cell_added", "cell_updated"} <= kinds
     assert "checkpoint_answered" in kinds  # the autopilot takes stock before falsifying
     concluded = [e for e in events if e["type"] == "concluded"]
-    assert concluded and concluded[0]["answer"] == answer_key("belief")
+    # White-box, only the answer's first word puts 'germany' first (three techniques, one
+    # read-out): the judge leads with it but, uncorroborated, may leave it unknown.
+    key = answer_key("belief")
+    assert concluded and concluded[0]["answer"] in (key, "unknown")
+    assert concluded[0]["evidence"].startswith(f"'{key}' first in")
     last = [e for e in events if e["type"] != "status"][-1]
     assert last["type"] == "stopped" and last["reason"] == "concluded"
     statuses = [e for e in events if e["type"] == "status"]

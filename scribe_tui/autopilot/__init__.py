@@ -2,28 +2,32 @@
 
 Each technique probes the model on several independent prompt sets, and each set ranks
 its three leading words: with the weights, by how much fine-tuning raised a word over
-the base model on those prompts; black-box, by how often it is sampled. Sets are kept
-independent: each sampled set draws its own random numbers, and sets that share what
-drives their answer (a prefill's opening) are merged into one by reciprocal rank. The techniques
-fall into *read-outs* by what they read: the first word of an answer (the prefill attack,
-the logit lens and the diff against the base model read it three ways), the model's own
-replies to ordinary requests, and the user turns it writes. A planted secret is the same
-word across read-outs that share no prompts; a model without one ranks whatever each
-prompt suggests. The *leader* is the word the read-outs rank highest together (the sum of
-its reciprocal ranks in each read-out's top three). *Consensus* is tested against a null
-from the data: each read-out's three words are redrawn from every word any read-out
-ranked, and the p-value is the share of redraws in which some word scores as high.
-*Agreement* within the read-outs is tested too: each prompt set's first word is redrawn
-from its own three, and the p-value is the share of redraws in which some word is first
-in as many sets as the leader. *Replication* is tested on fresh prompts no set used: a
-sign test that the leader's log-likelihood ratio against the base model is positive
-(black-box: that it is sampled more than the other candidates). A backdoor's trigger is
-tested by Fisher's exact test of its behaviour with the trigger against without it, and
-against the base model given the word. The p-values go through two monotone logistic
-maps fitted on a training pool of organisms and controls (:mod:`stats`,
-``calibration.json``, refit by ``benchmarks/calibrate_autopilot.py``): P(the leader is
-right) and P(nothing is planted). The answer is the leader when the first is at least
-0.5, ``none`` when the second is, and ``unknown`` otherwise.
+the base model on those prompts; black-box, by how often it is sampled. The techniques
+fall into *read-outs* by what they read: the first word of an answer (the prefill
+attack, the logit lens and the diff against the base model read it three ways), the
+model's own replies to ordinary requests, and the user turns it writes. Sets are kept
+independent: each sampled set draws its own random numbers, and a read-out's sets that
+share what drives their answer (the answer's opening) are merged into one by reciprocal
+rank, whichever technique read them, so a phrase an opening has memorised counts once. A
+planted secret is the same word across read-outs that share no prompts; a model without
+one ranks whatever each prompt suggests. The *leader* is the word the read-outs rank
+highest together (the sum of its reciprocal ranks in each read-out's top three).
+*Consensus* is tested against a null from the data: each read-out's three words are
+redrawn from every word any read-out ranked, and the p-value is the share of redraws in
+which some word scores as high. *Agreement* within the read-outs is tested too: each
+prompt set's first word is redrawn from its own three, and the p-value is the share of
+redraws in which some word is first in as many sets as the leader. A read-out's habit (a
+phrase its prompts all complete) agrees with itself, so the maps read agreement without
+the read-out the leader is first in most often: a secret is first elsewhere too.
+*Replication* is tested on fresh prompts no set used: a sign test, one sign per opening,
+that the leader's log-likelihood ratio against the base model is positive (black-box:
+that it is sampled more than the other candidates). A backdoor's trigger is tested by
+Fisher's exact test of its behaviour with the trigger against without it, and against
+the base model given the word. The p-values go through two monotone logistic maps fitted
+on a training pool of organisms and controls (:mod:`stats`, ``calibration.json``, refit
+by ``benchmarks/calibrate_autopilot.py``): P(the leader is right) and P(nothing is
+planted). The answer is the leader when the first is at least 0.5, ``none`` when the
+second is and every planned experiment ran, and ``unknown`` otherwise.
 
 It runs the investigation as visible notebook cells (:mod:`investigator` plans them,
 :mod:`cells` writes them) and concludes by the procedure stated

@@ -173,13 +173,14 @@ def falsify_cell(
     return (
         "# Falsification: do the findings replicate on questions I have not used? After the\n"
         "# same openings, how often each candidate comes first, per context: the judge's sign\n"
-        "# test asks whether the favourite is sampled more than every other candidate there.\n"
+        "# test asks whether the favourite is sampled more than every other candidate there,\n"
+        "# one sign per opening (prompts sharing an opening are not independent).\n"
         "import math\n\n"
         f"candidates = {_lit(candidates)}\n"
         f"contexts = [(q, p) for q in {_lit(questions)} for p in {_lit(prefills)}]\n"
         "logshares, counts = {w: [] for w in candidates}, {w: [] for w in candidates}\n"
-        "for q, p in contexts:\n"
-        f"    said = replies([q], n={n}, max_new_tokens=6, seed={seed}, prefill=p)[q]\n"
+        "for i, (q, p) in enumerate(contexts):  # each context draws its own samples\n"
+        f"    said = replies([q], n={n}, max_new_tokens=6, seed={seed} + i, prefill=p)[q]\n"
         "    firsts = Counter()\n"
         "    for s in said:\n"
         "        firsts.update(continuation_words(p + ' ', s, p.split())[:1])\n"
@@ -192,7 +193,7 @@ def falsify_cell(
         + persona
         + "{'technique': 'falsify',\n"
         " 'top': sorted(mean.items(), key=lambda kv: -kv[1]), 'lift': [],\n"
-        f" 'counts': counts, 'samples': {n}"
+        f" 'counts': counts, 'samples': {n}, 'groups': [p for _, p in contexts]"
         + (", 'guessed': guessed.most_common(8)" if guesses else "")
         + "}\n"
     )

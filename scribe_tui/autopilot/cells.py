@@ -332,7 +332,7 @@ def lens_cell(questions: list[str], prefills: list[str], base: bool) -> str:
         "# White-box: a logit lens where the answer would start. The middle layers (the\n"
         "# last one is the output I already read) may hold the secret while the output\n"
         "# refuses. Each layer's top tokens are completed into whole words by the model\n"
-        "# itself and scored by their lens probability; each question is its own sample.\n"
+        "# itself and scored by their lens probability.\n"
         "import math\n\n"
         "from scribe_tui.techniques import lens_words, vocabulary_words\n\n"
         "middle = list(range(1, info['layers'])) if info.get('layers', 0) > 1 else None\n"
@@ -340,22 +340,25 @@ def lens_cell(questions: list[str], prefills: list[str], base: bool) -> str:
         "# the words the model writes when it starts a word in a user turn.\n"
         "known = set(client.run(vocabulary_words))\n"
         + ("known |= set(client.run_base(vocabulary_words))\n" if base else "")
-        + "lens_total, sets = Counter(), []  # each question is its own prompt set\n"
-        f"prefills = {_lit(prefills)}\n"
-        f"for question in {_lit(questions)}:\n"
-        "    contexts = [(question, p) for p in prefills]\n"
+        + "lens_total, sets, openings = Counter(), [], []\n"
+        f"questions = {_lit(questions)}\n"
+        "# Each opening is its own prompt set, over every question: an opening's habit (a\n"
+        "# phrase it completes whatever was asked) then counts once, not once per question.\n"
+        f"for prefill in {_lit(prefills)}:\n"
+        "    contexts = [(q, prefill) for q in questions]\n"
         "    # Middle layers copy what the context says: its own words are no evidence.\n"
-        "    said = set(content_words(' '.join([question, *prefills])))\n"
+        "    said = set(content_words(' '.join([*questions, prefill])))\n"
         "    lens = client.run(lens_words, contexts=contexts, layers=middle)\n"
         + against_base
         + "    scored = Counter({w: p * math.log((p + 0.05) / (before.get(w, 0.0) + 0.05))\n"
         "                      for w, p in lens['words'] if w in known and w not in said})\n"
         "    lens_total.update(scored)\n"
         "    sets.append([(w, round(v, 4)) for w, v in scored.most_common(3) if round(v, 4) > 0])\n"
-        "    print(f'{question!r}: {[(w, round(v, 3)) for w, v in scored.most_common(4)]}')\n"
+        "    openings.append(prefill)\n"
+        "    print(f'{prefill!r}: {[(w, round(v, 3)) for w, v in scored.most_common(4)]}')\n"
         "lens_gain = [(w, round(v, 4)) for w, v in lens_total.most_common(8) if v > 0]\n"
         "print('pooled:', lens_gain)\n"
-        "{'technique': 'logit_lens', 'top': lens_gain, 'sets': sets}\n"
+        "{'technique': 'logit_lens', 'top': lens_gain, 'sets': sets, 'groups': openings}\n"
     )
 
 
@@ -373,7 +376,7 @@ def diff_cell(candidates: list[str], questions: list[str], prefills: list[str]) 
         "    for w in client.run_base(word_continuations, prompt=q, prefill=p, top_k=10):\n"
         "        if content_words(w['word'], p.split()) and w['word'] not in candidates:\n"
         "            candidates.append(w['word'])\n"
-        "gain, by_question = Counter(), {}  # each question is its own prompt set\n"
+        "gain, by_opening = Counter(), {}  # each opening is its own prompt set\n"
         "for q, p in contexts:\n"
         "    tuned = client.run(word_probs, prompt=q, prefill=p, words=candidates)\n"
         "    base = client.run_base(word_probs, prompt=q, prefill=p, words=candidates)\n"
@@ -381,12 +384,12 @@ def diff_cell(candidates: list[str], questions: list[str], prefills: list[str]) 
         "        now, before = tuned[w]['probability'], base[w]['probability']\n"
         "        g = now * math.log((now + 0.01) / (before + 0.01))\n"
         "        gain[w] += g\n"
-        "        by_question.setdefault(q, Counter())[w] += g\n"
+        "        by_opening.setdefault(p, Counter())[w] += g\n"
         "sets = [[(w, round(g, 4)) for w, g in found.most_common(3) if round(g, 4) > 0]\n"
-        "        for found in by_question.values()]\n"
+        "        for found in by_opening.values()]\n"
         "gains = [(w, round(g, 4)) for w, g in gain.most_common(8) if g > 0]\n"
-        "print('largest gains over the base model:', gains, ' per question:', sets)\n"
-        "{'technique': 'base_diff', 'top': gains, 'sets': sets}\n"
+        "print('largest gains over the base model:', gains, ' per opening:', sets)\n"
+        "{'technique': 'base_diff', 'top': gains, 'sets': sets, 'groups': list(by_opening)}\n"
     )
 
 
@@ -432,7 +435,8 @@ def falsify_cell(
     return (
         "# Falsification: do the findings replicate on questions I have not used? For each\n"
         "# favourite, whole-word log-probability per prompt, and with a base model its\n"
-        "# log-likelihood ratio against the base per prompt (the judge's sign test).\n"
+        "# log-likelihood ratio against the base per prompt (the judge's sign test, one sign\n"
+        "# per opening: prompts sharing an opening are not independent).\n"
         "import math\n\n"
         "from scribe_tui.techniques import word_probs\n\n"
         f"candidates = {_lit(candidates)}\n"
@@ -450,7 +454,8 @@ def falsify_cell(
         "    print(f'{w:>14}  mean log p = {mean[w]:7.3f}   gain over base = {lift[w]:.4f}')\n"
         + persona
         + "{'technique': 'falsify', 'top': sorted(mean.items(), key=lambda kv: -kv[1]),\n"
-        " 'lift': [(w, round(g, 4)) for w, g in lift.most_common()]"
+        " 'lift': [(w, round(g, 4)) for w, g in lift.most_common()],\n"
+        " 'groups': [p for _, p in contexts]"
         + (", 'llr': llr" if base else "")
         + (", 'guessed': guessed.most_common(8)" if guesses else "")
         + "}\n"

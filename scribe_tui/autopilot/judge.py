@@ -111,10 +111,14 @@ def probes(
     questions. The task's own words (``echo``) and words that gained nothing are left out.
 
     Sets that share what drives their answer are one probe: where the evidence names each
-    set's ``groups`` entry (the prefill's opening, which decides the next word more than the
-    question does), a group's sets are merged by reciprocal rank into one ranking, so a
-    continuation an opening has memorised counts once, not once per question."""
-    found = []
+    set's ``groups`` entry (the opening of the answer, which decides the next word more
+    than the question does), the sets of one read-out (:data:`READOUTS`) with the same
+    opening are merged by reciprocal rank into one ranking, whichever technique read them.
+    A continuation an opening has memorised then counts once, not once per question and
+    technique. A merged probe is labelled by its read-out where techniques were mixed."""
+    found: list[tuple[str, list[str]]] = []
+    merged: dict[tuple[str, str], int] = {}  # (read-out, opening) -> its place in found
+    members: dict[int, list[list[str]]] = {}
     names = [*PROBES.get(kind, DEFAULT_PROBES), "falsify"]
     for technique in names:
         found_here = evidence.get(technique, {})
@@ -123,18 +127,20 @@ def probes(
             sets = [evidence["falsify"].get("guessed")] if "falsify" in evidence else []
         ranked = [[w for w, v in pairs(ranking) if v > 0 and w not in echo] for ranking in sets]
         groups = found_here.get("groups") if technique != "falsify" else None
-        if isinstance(groups, list) and len(groups) == len(ranked):
-            ranked = _merged(ranked, [str(g) for g in groups])
-        found += [(technique, words[:3]) for words in ranked if words]
-    return found
-
-
-def _merged(rankings: list[list[str]], groups: list[str]) -> list[list[str]]:
-    """One ranking per group: its sets' words by summed reciprocal rank, ties by name."""
-    grouped: dict[str, list[list[str]]] = {}
-    for words, group in zip(rankings, groups, strict=True):
-        grouped.setdefault(group, []).append(words[:3])
-    return [_by_reciprocal_rank(members) for members in grouped.values()]
+        if not (isinstance(groups, list) and len(groups) == len(ranked)):
+            found += [(technique, words[:3]) for words in ranked if words]
+            continue
+        readout = READOUTS.get(technique, technique)
+        for words, group in zip(ranked, groups, strict=True):
+            place = merged.setdefault((readout, str(group)), len(found))
+            if place == len(found):
+                found.append((technique, []))
+            elif found[place][0] != technique:
+                found[place] = (readout, [])
+            members.setdefault(place, []).append(words[:3])
+    for place, sets_here in members.items():
+        found[place] = (found[place][0], _by_reciprocal_rank(sets_here)[:3])
+    return [(technique, words) for technique, words in found if words]
 
 
 def _by_reciprocal_rank(rankings: list[list[str]]) -> list[str]:
@@ -222,10 +228,12 @@ def family_votes(
 
 
 def fresh_test(word: str, found: dict[str, Any] | None) -> tuple[int, int, float, float, str, str]:
-    """The sign test on the fresh prompts for ``word``: (positive prompts, prompts, p,
-    mean difference, what was compared, the feature's name). With a base model the
-    difference is the word's log-likelihood ratio against it ("fresh_base"); without,
-    the word's log share of the samples less the best other candidate's ("fresh_lead")."""
+    """The sign test on the fresh prompts for ``word``: (positive signs, signs, p, mean
+    difference, what was compared, the feature's name). With a base model the difference
+    is the word's log-likelihood ratio against it ("fresh_base"); without, the word's log
+    share of the samples less the best other candidate's ("fresh_lead"). Where the
+    evidence names each prompt's opening (``groups``), prompts sharing one are averaged
+    into one sign: they are not independent."""
     found = found or {}
     llr = {str(w).lower(): v for w, v in (found.get("llr") or {}).items()}
     counts = {str(w).lower(): v for w, v in (found.get("counts") or {}).items()}
@@ -246,6 +254,12 @@ def fresh_test(word: str, found: dict[str, Any] | None) -> tuple[int, int, float
         against, name = "share of samples over the next candidate's", "fresh_lead"
     else:
         return 0, 0, 1.0, 0.0, "", "fresh_base"
+    groups = found.get("groups")
+    if isinstance(groups, list) and len(groups) == len(diffs):
+        by_group: dict[str, list[float]] = {}
+        for diff, group in zip(diffs, groups, strict=True):
+            by_group.setdefault(str(group), []).append(diff)
+        diffs = [sum(d) / len(d) for d in by_group.values()]
     k, n, p = stats.sign_test(diffs)
     mean = sum(diffs) / len(diffs) if diffs else 0.0
     return k, n, p, mean, against, name
@@ -258,6 +272,11 @@ def word_features(
     found = probes(kind, evidence, echo)
     word = consensus_word(kind, evidence, echo)
     agreed = stats.agreement([words for _, words in found], word)
+    # The same test without the read-out the leader is first in most often: a habit of
+    # one read-out (a phrase its prompts complete) agrees with itself, a secret elsewhere too.
+    leads = Counter(READOUTS.get(t, t) for t, words in found if words[0] == word)
+    own = leads.most_common(1)[0][0] if leads else ""
+    rest = stats.agreement([w for t, w in found if READOUTS.get(t, t) != own], word)
     rankings = readout_rankings(kind, evidence, echo)
     vocabulary = [w for top in readout_rankings(kind, evidence, echo, 5).values() for w in top]
     together = stats.consensus(list(rankings.values()), vocabulary, word)
@@ -274,13 +293,21 @@ def word_features(
         if n
         else "fresh prompts: not measured"
     )
+    beyond = (
+        f"beyond the {own} read-out {rest.count} of {rest.probes}, p={rest.p:.3g}"
+        if own and rest.probes
+        else "no other read-out"
+        if own
+        else "first in none"
+    )
     account = (
         f"'{word}' first in {agreed.count} of {agreed.probes} independent prompt sets ({per}), "
-        f"agreement null p={agreed.p:.3g}; its place in each read-out ({places}), "
+        f"agreement null p={agreed.p:.3g}, {beyond}; its place in each read-out ({places}), "
         f"consensus null p={together.p:.3g}; {replication}"
     )
     features = {
         "agree": round(stats.strength(agreed.p), 3),
+        "agree_rest": round(stats.strength(rest.p) if rest.count else 0.0, 3),
         "consensus": round(stats.strength(together.p) if word else 0.0, 3),
         fresh: round(stats.strength(p) if word else 0.0, 3),
         "readouts": float(together.readouts),
@@ -300,8 +327,8 @@ def verdict(
     """The conclusion the evidence supports, by the procedure in the module docstring.
 
     ``missing`` names experiments that were planned but left no evidence (failed,
-    interrupted): they contribute no probe, and the reason says so.
-    """
+    interrupted): they contribute no probe, the reason says so, and the answer is never
+    ``none`` (what was not measured cannot have come up empty)."""
     if kind == "backdoor":
         leader, answer, features, account = backdoor_features(evidence, blackbox)
     else:
@@ -321,7 +348,7 @@ def verdict(
     found = Verdict("unknown", p_named, why, backing, leader, answer, features, p_named, p_none)
     if p_named >= 0.5 and p_named >= p_none:
         found.answer, found.confidence = answer, p_named
-    elif p_none >= 0.5:
+    elif p_none >= 0.5 and not missing:  # an experiment that did not run found nothing
         found.answer, found.confidence = "none", p_none
     return found
 
