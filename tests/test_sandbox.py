@@ -37,6 +37,7 @@ from scribe_tui.runtime.sandbox import (
     gpu_devices,
     probe,
     sandboxed_argv,
+    writer_gone,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -579,6 +580,27 @@ def test_a_launcher_whose_spawner_died_while_it_started_never_runs_its_command(
     assert done.returncode == 1
     assert "the process that started the kernel is gone" in done.stderr
     assert not ran.exists()
+
+
+def test_the_kernel_learns_its_launcher_died_before_its_death_signal_took_hold() -> None:
+    """The kernel is the first process of its PID namespace, so it has no parent pid to
+    compare: a launcher killed between its fork and the kernel's request for a death signal
+    shows as the closed write end of a pipe only it held. (Once, under load, a kernel
+    outlived the bench that had started it: this was the one gap in the chain.)"""
+    import subprocess
+
+    read_end, write_end = os.pipe()
+    holder = subprocess.Popen(["sleep", "60"], pass_fds=(write_end,))
+    os.close(write_end)
+    try:
+        assert not writer_gone(read_end)  # the holder lives: nothing to read, no end of file
+        holder.kill()
+        holder.wait()
+        assert writer_gone(read_end)
+    finally:
+        holder.kill()
+        holder.wait()
+        os.close(read_end)
 
 
 STARTER = """

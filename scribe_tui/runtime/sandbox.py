@@ -27,6 +27,7 @@ import ctypes
 import functools
 import json
 import os
+import select
 import signal
 import sys
 from collections.abc import Sequence
@@ -368,6 +369,13 @@ def die_with_parent(parent: int) -> bool:
     return os.getppid() == parent
 
 
+def writer_gone(read_end: int) -> bool:
+    """Whether every write end of the pipe ``read_end`` reads has closed (its holder died):
+    nothing is ever written, so a readable end is one at end of file."""
+    readable, _, _ = select.select([read_end], [], [], 0)
+    return bool(readable)
+
+
 def set_non_dumpable() -> None:
     """Keep this process's memory and environment out of reach of same-user processes."""
     if sys.platform.startswith("linux"):
@@ -422,12 +430,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not die_with_parent(parent):
         sys.exit("scribe-tui sandbox: the process that started the kernel is gone")
     if _own_pid_namespace():
+        # The launcher holds the write end for as long as it lives: its first process has
+        # no parent pid to compare (the launcher is outside its namespace), so it learns
+        # from this pipe whether the launcher died before its death signal took hold.
+        launcher_alive, held = os.pipe()
         child = os.fork()
         if child:
+            os.close(launcher_alive)
             sys.exit(_stand_by(child))
+        os.close(held)
         # PID 1 of the new namespace: when it exits, the kernel kills every process left in
         # it, sessions of their own and double forks included. It dies with the launcher.
         _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if writer_gone(launcher_alive):
+            sys.exit("scribe-tui sandbox: the launcher died while the kernel started")
+        os.close(launcher_alive)
     else:
         print("scribe-tui sandbox: no PID namespace here; processes a cell starts in a "
               "session of their own may outlive the kernel", file=sys.stderr)  # fmt: skip
