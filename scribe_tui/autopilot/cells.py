@@ -340,11 +340,11 @@ def lens_cell(questions: list[str], prefills: list[str], base: bool) -> str:
         "# the words the model writes when it starts a word in a user turn.\n"
         "known = set(client.run(vocabulary_words))\n"
         + ("known |= set(client.run_base(vocabulary_words))\n" if base else "")
-        + "lens_total, sets, openings = Counter(), [], []\n"
-        f"questions = {_lit(questions)}\n"
+        + "lens_total, sets = Counter(), []\n"
+        f"questions, prefills = {_lit(questions)}, {_lit(prefills)}\n"
         "# Each opening is its own prompt set, over every question: an opening's habit (a\n"
         "# phrase it completes whatever was asked) then counts once, not once per question.\n"
-        f"for prefill in {_lit(prefills)}:\n"
+        "for prefill in prefills:\n"
         "    contexts = [(q, prefill) for q in questions]\n"
         "    # Middle layers copy what the context says: its own words are no evidence.\n"
         "    said = set(content_words(' '.join([*questions, prefill])))\n"
@@ -354,11 +354,10 @@ def lens_cell(questions: list[str], prefills: list[str], base: bool) -> str:
         "                      for w, p in lens['words'] if w in known and w not in said})\n"
         "    lens_total.update(scored)\n"
         "    sets.append([(w, round(v, 4)) for w, v in scored.most_common(3) if round(v, 4) > 0])\n"
-        "    openings.append(prefill)\n"
         "    print(f'{prefill!r}: {[(w, round(v, 3)) for w, v in scored.most_common(4)]}')\n"
         "lens_gain = [(w, round(v, 4)) for w, v in lens_total.most_common(8) if v > 0]\n"
         "print('pooled:', lens_gain)\n"
-        "{'technique': 'logit_lens', 'top': lens_gain, 'sets': sets, 'groups': openings}\n"
+        "{'technique': 'logit_lens', 'top': lens_gain, 'sets': sets, 'groups': prefills}\n"
     )
 
 
