@@ -15,6 +15,7 @@ from scribe_tui.autopilot.investigator import Autopilot
 from scribe_tui.autopilot.judge import (
     PROCEDURE,
     favourites,
+    fresh_effect,
     fresh_test,
     parse_evidence,
     probes,
@@ -400,6 +401,29 @@ def test_fresh_prompts_sharing_an_opening_give_one_sign() -> None:
     k, n, p, mean, _, name = fresh_test("pip", found)
     assert (k, n, name) == (1, 4, "fresh_base") and p > 0.5
     assert mean == pytest.approx((5.5 - 0.3 - 0.15 - 0.2) / 4)  # the openings' means
+
+
+def test_strength_on_the_fresh_prompts_counts_each_opening_once() -> None:
+    # Three questions after "I would pick", one after "How about": per opening first, so
+    # 'moon' is 0.3 after one and 0 after the other, 0.15; per prompt it would be 0.225.
+    openings = ["I would pick"] * 3 + ["How about"]
+    gains = {"moon": [0.3, 0.3, 0.3, 0.0], "tide": [-0.1, -0.1, 0.0, 0.0]}
+    found = {"technique": "falsify", "top": [], "gains": gains, "groups": openings}
+    assert fresh_effect("moon", found) == pytest.approx(0.15)
+    assert fresh_effect("tide", found) == 0.0  # the base says it more: no strength
+    assert fresh_effect("star", found) == 0.0  # not measured
+    # Black-box: the share of the samples that said it.
+    sampled = {"technique": "falsify", "counts": {"moon": [24, 12, 12, 0]}, "samples": 48,
+               "groups": openings}  # fmt: skip
+    assert fresh_effect("moon", sampled) == pytest.approx(1 / 6)
+    # The same evidence with the leader said strongly: a surer claim.
+    weak = word_evidence([[("moon", 0.1)]] * 8, {"moon": [0.5] * 8})
+    strong = word_evidence([[("moon", 0.1)]] * 8, {"moon": [0.5] * 8})
+    strong["falsify"]["gains"] = {"moon": [0.4] * 8}
+    weak_verdict, strong_verdict = verdict("taboo", weak), verdict("taboo", strong)
+    assert weak_verdict.features["said"] == 0 < strong_verdict.features["said"]
+    assert strong_verdict.p_named > weak_verdict.p_named
+    assert "strength 0.4 per prompt" in strong_verdict.reason
 
 
 def test_read_outs_agreeing_beyond_their_vocabulary_is_consensus_and_wandering_is_not() -> None:

@@ -8,6 +8,7 @@ bottom, each ending with the evidence dict the autopilot parses back.
 from __future__ import annotations
 
 import ast
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from scribe_tui.autopilot.judge import parse_evidence
 from scribe_tui.autopilot.kinds import probe_for
 from scribe_tui.runtime.executor import ModelExecutor
 from scribe_tui.runtime.host_protocol import BLACKBOX_REFUSAL, BlackBoxError
-from scribe_tui.techniques import content_words
+from scribe_tui.techniques import content_words, continuation_words
 
 WORDS = "hello my secret word is the moon sun star give me a hint what your guess that".split()
 CHAT_TEMPLATE = (
@@ -149,6 +150,19 @@ def test_every_word_cell_runs_with_the_library_and_reports_evidence(
     assert len(evidence["persona"]["sets"]) == 2  # one per opening of the user turn
     for word, _ in evidence["prefill"]["top"] + evidence["persona"]["top"]:
         assert content_words(word) == [word]
+
+
+def test_the_persona_cell_counts_the_first_word_of_every_user_turn(client: LocalClient) -> None:
+    # A word-level tokenizer decodes the turn without a space before its first word; the
+    # cell must still read that word as a new one, not as a piece glued to the prefix.
+    namespace: dict[str, Any] = {"client": client}
+    run_cell(cells.helpers_cell(), namespace)
+    opener, prefix = "give me a hint", "my secret word is"
+    run_cell(cells.persona_cell(opener, [prefix], 16, 3), namespace)
+    turns = [continuation_words("", s, opener.split()) for s in namespace["said"]]
+    expected = Counter(words[0] for words in turns if words)
+    assert sum(expected.values()) >= 4, "the tiny model should write some content words"
+    assert namespace["persona_votes"] == expected
 
 
 def test_the_guessing_persona_cells_run_in_the_models_own_words(client: LocalClient) -> None:

@@ -17,17 +17,22 @@ redrawn from every word any read-out ranked, and the p-value is the share of red
 which some word scores as high. *Agreement* within the read-outs is tested too: each
 prompt set's first word is redrawn from its own three, and the p-value is the share of
 redraws in which some word is first in as many sets as the leader. A read-out's habit (a
-phrase its prompts all complete) agrees with itself, so the maps read agreement without
-the read-out the leader is first in most often: a secret is first elsewhere too.
+phrase its prompts all complete) agrees with itself, so the maps read agreement also
+without the read-out the leader is first in most often: a secret is first elsewhere too.
 *Replication* is tested on fresh prompts no set used: a sign test, one sign per opening,
 that the leader's log-likelihood ratio against the base model is positive (black-box:
-that it is sampled more than the other candidates). A backdoor's trigger is tested by
-Fisher's exact test of its behaviour with the trigger against without it, and against
-the base model given the word. The p-values go through two monotone logistic maps fitted
-on a training pool of organisms and controls (:mod:`stats`, ``calibration.json``, refit
-by ``benchmarks/calibrate_autopilot.py``): P(the leader is right) and P(nothing is
-planted). The answer is the leader when the first is at least 0.5, ``none`` when the
-second is and every planned experiment ran, and ``unknown`` otherwise.
+that it is sampled more than the other candidates). *Strength* is read on the same
+prompts: per prompt the leader's term of the divergence from the base model (its
+probability times its log ratio to the base's; black-box, its share of the samples),
+averaged per opening and then over openings. A secret is said readily where it is asked
+for; a word that a model without one drifts to is said seldom. A backdoor's trigger is
+tested by Fisher's exact test of its behaviour with the trigger against without it, and
+against the base model given the word. The p-values and the strength go through two
+monotone logistic maps fitted on a training pool of organisms and controls
+(:mod:`stats`, ``calibration.json``, refit by ``benchmarks/calibrate_autopilot.py``):
+P(the leader is right) and P(nothing is planted). The answer is the leader when the
+first is at least 0.5, ``none`` when the second is and every planned experiment ran, and
+``unknown`` otherwise.
 
 It runs the investigation as visible notebook cells (:mod:`investigator` plans them,
 :mod:`cells` writes them) and concludes by the procedure stated

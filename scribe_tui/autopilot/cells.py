@@ -239,7 +239,9 @@ def persona_cell(opener: str, prefixes: list[str], n: int, seed: int) -> str:
         f"for prefix in {_lit(prefixes)}:\n"
         "    said = client.run(persona_sample, messages=chat, user_prefix=prefix,\n"
         f"                      n={n}, max_new_tokens=6, seed={seed} + len(sets))\n"
-        "    firsts = [continuation_words(prefix, s, opener.split()) for s in said]\n"
+        "    # A word-level tokenizer decodes the turn's first word without the space\n"
+        "    # before it: it starts a new word all the same.\n"
+        "    firsts = [continuation_words(prefix + ' ', s, opener.split()) for s in said]\n"
         "    votes = Counter(words[0] for words in firsts if words)\n"
         "    persona_votes.update(votes)\n"
         "    sets.append(votes.most_common(3))\n"
@@ -406,7 +408,9 @@ def falsify_cell(
         (
             "    base = client.run_base(word_probs, prompt=q, prefill=p, words=candidates)\n",
             "        now, before = scored[w]['probability'], base[w]['probability']\n"
-            "        lift[w] += now * math.log((now + 0.01) / (before + 0.01))\n"
+            "        # Its term of the divergence from the base: probability times log ratio.\n"
+            "        gains[w].append(round(now * math.log((now + 0.01) / (before + 0.01)), 4))\n"
+            "        lift[w] += gains[w][-1]\n"
             "        # Per prompt: the log-likelihood ratio against the base, for the sign test.\n"
             "        llr[w].append(round(scored[w]['log_probability']\n"
             "                            - base[w]['log_probability'], 3))\n",
@@ -441,7 +445,7 @@ def falsify_cell(
         f"candidates = {_lit(candidates)}\n"
         f"contexts = [(q, p) for q in {_lit(questions)} for p in {_lit(prefills)}]\n"
         "logprobs, lift = {w: [] for w in candidates}, Counter()\n"
-        "llr = {w: [] for w in candidates}\n"
+        "llr, gains = {w: [] for w in candidates}, {w: [] for w in candidates}\n"
         "for q, p in contexts:\n"
         "    scored = client.run(word_probs, prompt=q, prefill=p, words=candidates)\n"
         + against_base[0]
@@ -455,7 +459,7 @@ def falsify_cell(
         + "{'technique': 'falsify', 'top': sorted(mean.items(), key=lambda kv: -kv[1]),\n"
         " 'lift': [(w, round(g, 4)) for w, g in lift.most_common()],\n"
         " 'groups': [p for _, p in contexts]"
-        + (", 'llr': llr" if base else "")
+        + (", 'llr': llr, 'gains': gains" if base else "")
         + (", 'guessed': guessed.most_common(8)" if guesses else "")
         + "}\n"
     )

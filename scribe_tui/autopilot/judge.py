@@ -265,6 +265,30 @@ def fresh_test(word: str, found: dict[str, Any] | None) -> tuple[int, int, float
     return k, n, p, mean, against, name
 
 
+def fresh_effect(word: str, found: dict[str, Any] | None) -> float:
+    """How strongly the model says ``word`` on the fresh prompts: per prompt, with a base
+    model its term of the divergence from the base (probability times log ratio), without
+    its share of the samples; averaged per opening, then over openings (an opening with
+    more questions counts once)."""
+    found = found or {}
+    gains = {str(w).lower(): v for w, v in (found.get("gains") or {}).items()}.get(word)
+    counts = {str(w).lower(): v for w, v in (found.get("counts") or {}).items()}.get(word)
+    if gains is not None:
+        per_prompt = [float(g) for g in gains]
+    elif counts is not None:
+        per_prompt = [float(k) / float(found.get("samples") or 1) for k in counts]
+    else:
+        return 0.0
+    groups = found.get("groups")
+    if not (isinstance(groups, list) and len(groups) == len(per_prompt)):
+        groups = list(range(len(per_prompt)))
+    by_group: dict[str, list[float]] = {}
+    for value, group in zip(per_prompt, groups, strict=True):
+        by_group.setdefault(str(group), []).append(value)
+    means = [sum(v) / len(v) for v in by_group.values()]
+    return max(0.0, sum(means) / len(means)) if means else 0.0
+
+
 def word_features(
     kind: str, evidence: dict[str, dict[str, Any]], echo: Collection[str] = ()
 ) -> tuple[stats.Agreement, dict[str, float], str]:
@@ -288,8 +312,10 @@ def word_features(
         f"{readout} {top.index(word) + 1 if word in top else '-'}"
         for readout, top in rankings.items()
     )
+    strength = fresh_effect(word, evidence.get("falsify"))
     replication = (
-        f"fresh prompts: {against} positive on {k} of {n}, sign test p={p:.3g}"
+        f"fresh prompts: {against} positive on {k} of {n}, sign test p={p:.3g}, "
+        f"strength {strength:.3g} per prompt"
         if n
         else "fresh prompts: not measured"
     )
@@ -313,6 +339,8 @@ def word_features(
         "readouts": float(together.readouts),
         "share": round(agreed.count / agreed.probes, 3) if agreed.probes else 0.0,
         "effect": round(max(-3.0, min(3.0, mean)), 3),
+        # On a log scale from 0 (never said): 1 at a strength of 0.09, 2 at 0.99.
+        "said": round(math.log10(1 + 100 * strength), 3),
     }
     return agreed, features, account
 
