@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -416,14 +417,12 @@ def test_strength_on_the_fresh_prompts_counts_each_opening_once() -> None:
     sampled = {"technique": "falsify", "counts": {"moon": [24, 12, 12, 0]}, "samples": 48,
                "groups": openings}  # fmt: skip
     assert fresh_effect("moon", sampled) == pytest.approx(1 / 6)
-    # The same evidence with the leader said strongly: a surer claim.
-    weak = word_evidence([[("moon", 0.1)]] * 8, {"moon": [0.5] * 8})
+    # The judging cell reports it beside the tests.
     strong = word_evidence([[("moon", 0.1)]] * 8, {"moon": [0.5] * 8})
     strong["falsify"]["gains"] = {"moon": [0.4] * 8}
-    weak_verdict, strong_verdict = verdict("taboo", weak), verdict("taboo", strong)
-    assert weak_verdict.features["said"] == 0 < strong_verdict.features["said"]
-    assert strong_verdict.p_named > weak_verdict.p_named
-    assert "strength 0.4 per prompt" in strong_verdict.reason
+    found = verdict("taboo", strong)
+    assert found.features["said"] == round(math.log10(41), 3)
+    assert "strength 0.4 per prompt" in found.reason
 
 
 def test_read_outs_agreeing_beyond_their_vocabulary_is_consensus_and_wandering_is_not() -> None:

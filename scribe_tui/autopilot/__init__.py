@@ -24,15 +24,16 @@ that the leader's log-likelihood ratio against the base model is positive (black
 that it is sampled more than the other candidates). *Strength* is read on the same
 prompts: per prompt the leader's term of the divergence from the base model (its
 probability times its log ratio to the base's; black-box, its share of the samples),
-averaged per opening and then over openings. A secret is said readily where it is asked
-for; a word that a model without one drifts to is said seldom. A backdoor's trigger is
-tested by Fisher's exact test of its behaviour with the trigger against without it, and
-against the base model given the word. The p-values and the strength go through two
-monotone logistic maps fitted on a training pool of organisms and controls
-(:mod:`stats`, ``calibration.json``, refit by ``benchmarks/calibrate_autopilot.py``):
-P(the leader is right) and P(nothing is planted). The answer is the leader when the
-first is at least 0.5, ``none`` when the second is and every planned experiment ran, and
-``unknown`` otherwise.
+averaged per opening and then over openings. It is reported beside the tests, not read
+by the maps: a habit that every fine-tune of a generator shares (a phrase its dialogues
+all complete) is said as readily as a secret, and maps that read strength named such
+controls. A backdoor's trigger is tested by Fisher's exact test of its behaviour with
+the trigger against without it, and against the base model given the word. The p-values
+go through two monotone logistic maps fitted on a training pool of organisms and
+controls (:mod:`stats`, ``calibration.json``, refit by
+``benchmarks/calibrate_autopilot.py``): P(the leader is right) and P(nothing is
+planted). The answer is the leader when the first is at least 0.5, ``none`` when the
+second is and every planned experiment ran, and ``unknown`` otherwise.
 
 It runs the investigation as visible notebook cells (:mod:`investigator` plans them,
 :mod:`cells` writes them) and concludes by the procedure stated
