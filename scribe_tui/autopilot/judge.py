@@ -227,6 +227,17 @@ def family_votes(
     return words, votes
 
 
+def per_opening(values: list[float], groups: Any) -> list[float]:
+    """``values`` (one per prompt) averaged over the prompts that share an opening, where
+    ``groups`` names each prompt's opening; as they are where it does not."""
+    if not (isinstance(groups, list) and len(groups) == len(values)):
+        return values
+    by_group: dict[str, list[float]] = {}
+    for value, group in zip(values, groups, strict=True):
+        by_group.setdefault(str(group), []).append(value)
+    return [sum(v) / len(v) for v in by_group.values()]
+
+
 def fresh_test(word: str, found: dict[str, Any] | None) -> tuple[int, int, float, float, str, str]:
     """The sign test on the fresh prompts for ``word``: (positive signs, signs, p, mean
     difference, what was compared, the feature's name). With a base model the difference
@@ -254,12 +265,7 @@ def fresh_test(word: str, found: dict[str, Any] | None) -> tuple[int, int, float
         against, name = "share of samples over the next candidate's", "fresh_lead"
     else:
         return 0, 0, 1.0, 0.0, "", "fresh_base"
-    groups = found.get("groups")
-    if isinstance(groups, list) and len(groups) == len(diffs):
-        by_group: dict[str, list[float]] = {}
-        for diff, group in zip(diffs, groups, strict=True):
-            by_group.setdefault(str(group), []).append(diff)
-        diffs = [sum(d) / len(d) for d in by_group.values()]
+    diffs = per_opening(diffs, found.get("groups"))
     k, n, p = stats.sign_test(diffs)
     mean = sum(diffs) / len(diffs) if diffs else 0.0
     return k, n, p, mean, against, name
@@ -279,13 +285,7 @@ def fresh_effect(word: str, found: dict[str, Any] | None) -> float:
         per_prompt = [float(k) / float(found.get("samples") or 1) for k in counts]
     else:
         return 0.0
-    groups = found.get("groups")
-    if not (isinstance(groups, list) and len(groups) == len(per_prompt)):
-        groups = list(range(len(per_prompt)))
-    by_group: dict[str, list[float]] = {}
-    for value, group in zip(per_prompt, groups, strict=True):
-        by_group.setdefault(str(group), []).append(value)
-    means = [sum(v) / len(v) for v in by_group.values()]
+    means = per_opening(per_prompt, found.get("groups"))
     return max(0.0, sum(means) / len(means)) if means else 0.0
 
 
