@@ -93,6 +93,36 @@ def test_host_reports_loading_progress_then_ready(host: HostProcess) -> None:
     assert "ready" in status.summary()
 
 
+def test_a_snapshot_that_says_ready_names_the_device_even_as_the_load_finishes(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The load completes while a snapshot is being taken (here: inside its memory probe,
+    as on a busy machine): the snapshot may say loading or ready, never ready on no device."""
+    from scribe_tui.runtime import host as host_module
+
+    server = host_module.HostServer(
+        LaunchSpec(model=str(tiny_model), device="cpu"),
+        tmp_path / "host.json",
+        parent_pid=None,
+        idle_timeout=None,
+    )
+    probe = host_module.probe_device
+
+    def probe_while_the_load_finishes(device: str):
+        if server.backend is None:
+            server._load()
+        return probe(device)
+
+    monkeypatch.setattr(host_module, "probe_device", probe_while_the_load_finishes)
+    try:
+        racing = server.status()
+        assert racing.state != "ready" or racing.device == "cpu", racing
+        settled = server.status()
+        assert (settled.state, settled.device) == ("ready", "cpu")
+    finally:
+        server._close()
+
+
 def test_host_file_is_private_and_kernel_gets_only_its_path(host: HostProcess) -> None:
     assert stat.S_IMODE(host.host_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(host.host_file.parent.stat().st_mode) == 0o700

@@ -417,15 +417,19 @@ class HostServer:
 
     def status(self) -> HostStatus:
         """The current snapshot; never waits for the model lock."""
+        # The state first: a load sets the backend before "ready", so a snapshot that
+        # says ready always names the device (read the other way, a load finishing
+        # between the two reads gave "ready" on no device).
+        state, phase, progress, message = self._state, self._phase, self._progress, self._message
         backend = self.backend
         usage: DeviceUsage = backend.usage() if backend is not None else probe_device("cpu")
         with self._counters:
             in_flight, calls, last = self._in_flight, self._calls, self._last_call_s
         return HostStatus(
-            state=self._state,
-            phase=self._phase,
-            progress=self._progress,
-            message=self._message,
+            state=state,
+            phase=phase,
+            progress=progress,
+            message=message,
             model=self.launch.display_name,
             mode=self.launch.mode,
             device=getattr(backend, "device", ""),
