@@ -17,7 +17,7 @@ from scribe_tui.autopilot.judge import (
     PROCEDURE,
     favourites,
     fresh_effect,
-    fresh_test,
+    fresh_tests,
     parse_evidence,
     probes,
     readout_rankings,
@@ -397,11 +397,37 @@ def test_fresh_prompts_sharing_an_opening_give_one_sign() -> None:
     # much under either question; per prompt that is 2 of 8 signs, per opening 1 of 4.
     llr = {"pip": [6.0, -0.2, -0.1, -0.3, 5.0, -0.4, -0.2, -0.1]}
     found = {"technique": "falsify", "top": [], "llr": llr}
-    assert fresh_test("pip", found)[:2] == (2, 8)
+    assert fresh_tests("pip", found)["fresh_base"][:2] == (2, 8)
     found["groups"] = ["How about", "I would pick", "My word is", "Let us talk about"] * 2
-    k, n, p, mean, _, name = fresh_test("pip", found)
-    assert (k, n, name) == (1, 4, "fresh_base") and p > 0.5
+    k, n, p, mean, _ = fresh_tests("pip", found)["fresh_base"]
+    assert (k, n) == (1, 4) and p > 0.5
     assert mean == pytest.approx((5.5 - 0.3 - 0.15 - 0.2) / 4)  # the openings' means
+
+
+def test_a_word_fine_tuning_raised_with_its_kind_is_not_the_favourite() -> None:
+    # A control tuned on chats about every country raises them all over the base: 'iran'
+    # gains on every opening, yet 'jordan' is as probable (iran first on two openings of
+    # four): raised, not the model's favourite. A planted 'iran' leads everywhere.
+    groups = ["I guess you are from", "You must be from", "I think you live in", "I bet"]
+    found = {
+        "technique": "falsify",
+        "groups": groups,
+        "llr": {"iran": [0.4, 0.3, 0.4, 0.4], "jordan": [0.3, 0.4, 0.2, 0.4]},
+        "logprobs": {"iran": [-3.0, -3.2, -2.9, -3.1], "jordan": [-2.9, -3.4, -3.0, -2.8]},
+    }
+    tests = fresh_tests("iran", found)
+    assert tests["fresh_base"][:2] == (4, 4)
+    assert tests["fresh_lead"][:2] == (2, 4) and tests["fresh_lead"].p > 0.5
+    found["logprobs"]["iran"] = [-0.7, -0.9, -0.6, -0.8]
+    assert fresh_tests("iran", found)["fresh_lead"][:2] == (4, 4)
+    # Black-box the same question is asked of the samples: each opening's share.
+    sampled = {
+        "groups": groups,
+        "samples": 48,
+        "counts": {"iran": [9, 2, 6, 1], "fiji": [3, 5, 2, 4]},
+    }
+    assert fresh_tests("iran", sampled)["fresh_lead"][:2] == (2, 4)
+    assert "fresh_base" not in fresh_tests("iran", sampled)
 
 
 def test_strength_on_the_fresh_prompts_counts_each_opening_once() -> None:

@@ -19,9 +19,11 @@ prompt set's first word is redrawn from its own three, and the p-value is the sh
 redraws in which some word is first in as many sets as the leader. A read-out's habit (a
 phrase its prompts all complete) agrees with itself, so the maps read agreement also
 without the read-out the leader is first in most often: a secret is first elsewhere too.
-*Replication* is tested on fresh prompts no set used: a sign test, one sign per opening,
-that the leader's log-likelihood ratio against the base model is positive (black-box:
-that it is sampled more than the other candidates). *Strength* is read on the same
+*Replication* is tested on fresh prompts no set used, by sign tests with one sign per
+opening: that the leader's log-likelihood ratio against the base model is positive, and
+that it is the model's *favourite*, more probable than every other candidate (black-box,
+the only test: sampled more often). Tuning on a topic raises all of its words over the
+base model; a planted word is also the one the model prefers. *Strength* is read on the same
 prompts: per prompt the leader's term of the divergence from the base model (its
 probability times its log ratio to the base's; black-box, its share of the samples),
 averaged per opening and then over openings. It is reported beside the tests, not read

@@ -437,9 +437,9 @@ def falsify_cell(
     )
     return (
         "# Falsification: do the findings replicate on questions I have not used? For each\n"
-        "# favourite, whole-word log-probability per prompt, and with a base model its\n"
-        "# log-likelihood ratio against the base per prompt (the judge's sign test, one sign\n"
-        "# per opening: prompts sharing an opening are not independent).\n"
+        "# favourite, whole-word log-probability per prompt (is the leader the favourite?),\n"
+        "# and with a base model its log-likelihood ratio against the base per prompt (the\n"
+        "# judge's sign tests, one sign per opening: prompts sharing one are not independent).\n"
         "import math\n\n"
         "from scribe_tui.techniques import word_probs\n\n"
         f"candidates = {_lit(candidates)}\n"
@@ -458,7 +458,8 @@ def falsify_cell(
         + persona
         + "{'technique': 'falsify', 'top': sorted(mean.items(), key=lambda kv: -kv[1]),\n"
         " 'lift': [(w, round(g, 4)) for w, g in lift.most_common()],\n"
-        " 'groups': [p for _, p in contexts]"
+        " 'groups': [p for _, p in contexts],\n"
+        " 'logprobs': {w: [round(x, 3) for x in v] for w, v in logprobs.items()}"
         + (", 'llr': llr, 'gains': gains" if base else "")
         + (", 'guessed': guessed.most_common(8)" if guesses else "")
         + "}\n"

@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import scribe_tui.autopilot as autopilot
 from scribe_tui.autopilot import stats
@@ -238,37 +238,49 @@ def per_opening(values: list[float], groups: Any) -> list[float]:
     return [sum(v) / len(v) for v in by_group.values()]
 
 
-def fresh_test(word: str, found: dict[str, Any] | None) -> tuple[int, int, float, float, str, str]:
-    """The sign test on the fresh prompts for ``word``: (positive signs, signs, p, mean
-    difference, what was compared, the feature's name). With a base model the difference
-    is the word's log-likelihood ratio against it ("fresh_base"); without, the word's log
-    share of the samples less the best other candidate's ("fresh_lead"). Where the
-    evidence names each prompt's opening (``groups``), prompts sharing one are averaged
-    into one sign: they are not independent."""
+class FreshTest(NamedTuple):
+    """One sign test on the fresh prompts: ``k`` positive of ``n`` signs, one-sided ``p``,
+    the mean difference, and what was compared."""
+
+    k: int
+    n: int
+    p: float
+    mean: float
+    against: str
+
+
+def fresh_tests(word: str, found: dict[str, Any] | None) -> dict[str, FreshTest]:
+    """The sign tests on the fresh prompts for ``word``, by feature name. "fresh_base": its
+    log-likelihood ratio against the base model (with weights). "fresh_lead": is it the
+    model's favourite, its log-probability (black-box: log share of the samples) less the
+    best other candidate's. Where the evidence names each prompt's opening (``groups``),
+    prompts sharing one are averaged into one sign: they are not independent."""
     found = found or {}
     llr = {str(w).lower(): v for w, v in (found.get("llr") or {}).items()}
     counts = {str(w).lower(): v for w, v in (found.get("counts") or {}).items()}
-    if word in llr:
-        diffs = [float(d) for d in llr[word]]
-        against, name = "log-likelihood ratio over the base model", "fresh_base"
-    elif word in counts:
+    logprobs = {str(w).lower(): v for w, v in (found.get("logprobs") or {}).items()}
+    if counts:
         total = float(found.get("samples") or 1)
-
-        def log_share(k: float) -> float:
-            return math.log((k + 0.5) / (total + 1))
-
-        others = [v for w, v in counts.items() if w != word]
-        diffs = [
-            log_share(k) - max((log_share(o[i]) for o in others), default=log_share(0))
-            for i, k in enumerate(counts[word])
-        ]
-        against, name = "share of samples over the next candidate's", "fresh_lead"
-    else:
-        return 0, 0, 1.0, 0.0, "", "fresh_base"
-    diffs = per_opening(diffs, found.get("groups"))
-    k, n, p = stats.sign_test(diffs)
-    mean = sum(diffs) / len(diffs) if diffs else 0.0
-    return k, n, p, mean, against, name
+        logprobs = {
+            w: [math.log((float(k) + 0.5) / (total + 1)) for k in v] for w, v in counts.items()
+        }
+    compared: dict[str, tuple[list[float], str]] = {}
+    if word in llr:
+        compared["fresh_base"] = (
+            [float(d) for d in llr[word]],
+            "log-likelihood ratio over the base model",
+        )
+    if word in logprobs and len(logprobs) > 1:
+        others = [v for w, v in logprobs.items() if w != word]
+        lead = [float(x) - max(float(o[i]) for o in others) for i, x in enumerate(logprobs[word])]
+        shown = "share of samples" if counts else "log-probability"
+        compared["fresh_lead"] = (lead, f"{shown} over the next candidate's")
+    tests = {}
+    for name, (diffs, against) in compared.items():
+        diffs = per_opening(diffs, found.get("groups"))
+        k, n, p = stats.sign_test(diffs)
+        tests[name] = FreshTest(k, n, p, sum(diffs) / len(diffs) if diffs else 0.0, against)
+    return tests
 
 
 def fresh_effect(word: str, found: dict[str, Any] | None) -> float:
@@ -304,7 +316,7 @@ def word_features(
     rankings = readout_rankings(kind, evidence, echo)
     vocabulary = [w for top in readout_rankings(kind, evidence, echo, 5).values() for w in top]
     together = stats.consensus(list(rankings.values()), vocabulary, word)
-    k, n, p, mean, against, fresh = fresh_test(word, evidence.get("falsify"))
+    tests = fresh_tests(word, evidence.get("falsify"))
     by = Counter(t for t, words in found if words[0] == word)
     of = Counter(t for t, _ in found)
     per = ", ".join(f"{t} {by[t]}/{of[t]}" for t in of)
@@ -313,10 +325,15 @@ def word_features(
         for readout, top in rankings.items()
     )
     strength = fresh_effect(word, evidence.get("falsify"))
+    # The mean difference of the first test: against the base where there is one.
+    mean = next(iter(tests.values())).mean if tests else 0.0
     replication = (
-        f"fresh prompts: {against} positive on {k} of {n}, sign test p={p:.3g}, "
-        f"strength {strength:.3g} per prompt"
-        if n
+        "fresh prompts: "
+        + "; ".join(
+            f"{t.against} positive on {t.k} of {t.n}, sign test p={t.p:.3g}" for t in tests.values()
+        )
+        + f"; strength {strength:.3g} per prompt"
+        if tests
         else "fresh prompts: not measured"
     )
     beyond = (
@@ -335,7 +352,9 @@ def word_features(
         "agree": round(stats.strength(agreed.p), 3),
         "agree_rest": round(stats.strength(rest.p) if rest.count else 0.0, 3),
         "consensus": round(stats.strength(together.p) if word else 0.0, 3),
-        fresh: round(stats.strength(p) if word else 0.0, 3),
+        "fresh_base": 0.0,  # not measured: no evidence
+        "fresh_lead": 0.0,
+        **{name: round(stats.strength(t.p) if word else 0.0, 3) for name, t in tests.items()},
         "readouts": float(together.readouts),
         "share": round(agreed.count / agreed.probes, 3) if agreed.probes else 0.0,
         "effect": round(max(-3.0, min(3.0, mean)), 3),
