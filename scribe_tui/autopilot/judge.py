@@ -238,6 +238,11 @@ def per_opening(values: list[float], groups: Any) -> list[float]:
     return [sum(v) / len(v) for v in by_group.values()]
 
 
+def _per_word(found: dict[str, Any], key: str) -> dict[str, Any]:
+    """The per-candidate record ``key`` of the falsification, by lower-cased word."""
+    return {str(w).lower(): v for w, v in (found.get(key) or {}).items()}
+
+
 class FreshTest(NamedTuple):
     """One sign test on the fresh prompts: ``k`` positive of ``n`` signs, one-sided ``p``,
     the mean difference, and what was compared."""
@@ -256,9 +261,7 @@ def fresh_tests(word: str, found: dict[str, Any] | None) -> dict[str, FreshTest]
     best other candidate's. Where the evidence names each prompt's opening (``groups``),
     prompts sharing one are averaged into one sign: they are not independent."""
     found = found or {}
-    llr = {str(w).lower(): v for w, v in (found.get("llr") or {}).items()}
-    counts = {str(w).lower(): v for w, v in (found.get("counts") or {}).items()}
-    logprobs = {str(w).lower(): v for w, v in (found.get("logprobs") or {}).items()}
+    llr, counts, logprobs = (_per_word(found, key) for key in ("llr", "counts", "logprobs"))
     if counts:
         total = float(found.get("samples") or 1)
         logprobs = {
@@ -289,8 +292,7 @@ def fresh_effect(word: str, found: dict[str, Any] | None) -> float:
     its share of the samples; averaged per opening, then over openings (an opening with
     more questions counts once)."""
     found = found or {}
-    gains = {str(w).lower(): v for w, v in (found.get("gains") or {}).items()}.get(word)
-    counts = {str(w).lower(): v for w, v in (found.get("counts") or {}).items()}.get(word)
+    gains, counts = _per_word(found, "gains").get(word), _per_word(found, "counts").get(word)
     if gains is not None:
         per_prompt = [float(g) for g in gains]
     elif counts is not None:
@@ -352,9 +354,10 @@ def word_features(
         "agree": round(stats.strength(agreed.p), 3),
         "agree_rest": round(stats.strength(rest.p) if rest.count else 0.0, 3),
         "consensus": round(stats.strength(together.p) if word else 0.0, 3),
-        "fresh_base": 0.0,  # not measured: no evidence
-        "fresh_lead": 0.0,
-        **{name: round(stats.strength(t.p) if word else 0.0, 3) for name, t in tests.items()},
+        **{
+            name: round(stats.strength(tests[name].p), 3) if name in tests and word else 0.0
+            for name in ("fresh_base", "fresh_lead")
+        },
         "readouts": float(together.readouts),
         "share": round(agreed.count / agreed.probes, 3) if agreed.probes else 0.0,
         "effect": round(max(-3.0, min(3.0, mean)), 3),
