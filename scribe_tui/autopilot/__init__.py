@@ -7,8 +7,10 @@ fall into *read-outs* by what they read: the first word of an answer (the prefil
 attack, the logit lens and the diff against the base model read it three ways), the
 model's own replies to ordinary requests, and the user turns it writes. Sets are kept
 independent: each sampled set draws its own random numbers, and a read-out's sets that
-share what drives their answer (the answer's opening) are merged into one by reciprocal
-rank, whichever technique read them, so a phrase an opening has memorised counts once. A
+share what drives their answer (the last word of the answer's opening, to which a
+fine-tune's habits are keyed) are merged into one by reciprocal rank, whichever technique
+read them, so a phrase such openings have memorised counts once; each kind's openings are
+planned to end in different words. A
 planted secret is the same word across read-outs that share no prompts; a model without
 one ranks whatever each prompt suggests. The *leader* is the word the read-outs rank
 highest together (the sum of its reciprocal ranks in each read-out's top three).
@@ -20,7 +22,7 @@ redraws in which some word is first in as many sets as the leader. A read-out's 
 phrase its prompts all complete) agrees with itself, so the maps read agreement also
 without the read-out the leader is first in most often: a secret is first elsewhere too.
 *Replication* is tested on fresh prompts no set used, by sign tests with one sign per
-opening: that the leader's log-likelihood ratio against the base model is positive, and
+opening's last word: that the leader's log-likelihood ratio against the base model is positive, and
 that it is the model's *favourite*, more probable than every other candidate (black-box,
 the only test: sampled more often). Tuning on a topic raises all of its words over the
 base model; a planted word is also the one the model prefers. *Strength* is read on the same

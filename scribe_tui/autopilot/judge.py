@@ -112,12 +112,13 @@ def probes(
 
     Sets that share what drives their answer are one probe: where the evidence names each
     set's ``groups`` entry (the opening of the answer, which decides the next word more
-    than the question does), the sets of one read-out (:data:`READOUTS`) with the same
-    opening are merged by reciprocal rank into one ranking, whichever technique read them.
-    A continuation an opening has memorised then counts once, not once per question and
-    technique. A merged probe is labelled by its read-out where techniques were mixed."""
+    than the question does), the sets of one read-out (:data:`READOUTS`) whose openings end
+    in the same word (:func:`opening_key`) are merged by reciprocal rank into one ranking,
+    whichever technique read them. A continuation an opening has memorised then counts
+    once, not once per question, technique and opening ending alike. A merged probe is
+    labelled by its read-out where techniques were mixed."""
     found: list[tuple[str, list[str]]] = []
-    merged: dict[tuple[str, str], int] = {}  # (read-out, opening) -> its place in found
+    merged: dict[tuple[str, str], int] = {}  # (read-out, opening's end) -> place in found
     members: dict[int, list[list[str]]] = {}
     names = [*PROBES.get(kind, DEFAULT_PROBES), "falsify"]
     for technique in names:
@@ -132,7 +133,7 @@ def probes(
             continue
         readout = READOUTS.get(technique, technique)
         for words, group in zip(ranked, groups, strict=True):
-            place = merged.setdefault((readout, str(group)), len(found))
+            place = merged.setdefault((readout, opening_key(group)), len(found))
             if place == len(found):
                 found.append((technique, []))
             elif found[place][0] != technique:
@@ -227,14 +228,24 @@ def family_votes(
     return words, votes
 
 
+def opening_key(opening: Any) -> str:
+    """What makes prompts one probe: the last word of their answer's opening. A fine-tune's
+    habit is keyed to it (one generator's models say 'pip' after any "... about", another's
+    a hint word after any "... is"), so openings that end alike are not independent,
+    however differently they start."""
+    words = str(opening).split()
+    return words[-1].lower() if words else ""
+
+
 def per_opening(values: list[float], groups: Any) -> list[float]:
-    """``values`` (one per prompt) averaged over the prompts that share an opening, where
-    ``groups`` names each prompt's opening; as they are where it does not."""
+    """``values`` (one per prompt) averaged over the prompts whose openings end in the same
+    word (:func:`opening_key`), where ``groups`` names each prompt's opening; as they are
+    where it does not."""
     if not (isinstance(groups, list) and len(groups) == len(values)):
         return values
     by_group: dict[str, list[float]] = {}
     for value, group in zip(values, groups, strict=True):
-        by_group.setdefault(str(group), []).append(value)
+        by_group.setdefault(opening_key(group), []).append(value)
     return [sum(v) / len(v) for v in by_group.values()]
 
 
@@ -259,7 +270,8 @@ def fresh_tests(word: str, found: dict[str, Any] | None) -> dict[str, FreshTest]
     log-likelihood ratio against the base model (with weights). "fresh_lead": is it the
     model's favourite, its log-probability (black-box: log share of the samples) less the
     best other candidate's. Where the evidence names each prompt's opening (``groups``),
-    prompts sharing one are averaged into one sign: they are not independent."""
+    prompts whose openings end in the same word are averaged into one sign: they are not
+    independent."""
     found = found or {}
     llr, counts, logprobs = (_per_word(found, key) for key in ("llr", "counts", "logprobs"))
     if counts:
