@@ -40,7 +40,15 @@ from scribe_tui.organisms.keys import answer_key_record
 # leader's strength on the fresh prompts (``said``) is reported, not read: the maps that
 # read it named controls of both generators after their freeze (README).
 FEATURES = {
-    "word": ("agree_rest", "consensus", "fresh_base", "fresh_lead", "readouts", "blackbox"),
+    "word": (
+        "agree_rest",
+        "consensus",
+        "fresh_base",
+        "fresh_lead",
+        "persona_base",
+        "readouts",
+        "blackbox",
+    ),
     "backdoor": ("agree", "fresh", "blackbox"),
 }
 # A test's evidence may only raise P(named) and lower P(nothing); the mode is free.
@@ -51,6 +59,7 @@ SIGNS = {
     "readouts": 0,
     "fresh_base": 1,
     "fresh_lead": 1,
+    "persona_base": 1,
     "fresh": 1,
     "blackbox": 0,
 }

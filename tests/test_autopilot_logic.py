@@ -20,6 +20,7 @@ from scribe_tui.autopilot.judge import (
     fresh_tests,
     opening_key,
     parse_evidence,
+    persona_null,
     probes,
     readout_rankings,
     suspect,
@@ -459,6 +460,28 @@ def test_a_word_fine_tuning_raised_with_its_kind_is_not_the_favourite() -> None:
     }
     assert fresh_tests("iran", sampled)["fresh_lead"][:2] == (2, 4)
     assert "fresh_base" not in fresh_tests("iran", sampled)
+
+
+def test_a_word_guessed_as_the_user_is_weighed_against_the_base_model_in_the_same_chats() -> None:
+    # A planted 'igloo' opens 37 of 96 user turns, the base model's 6 in the same chats; a
+    # control's leader is a word the game makes any player guess, as often as the base.
+    planted = {"technique": "persona", "top": [("igloo", 37), ("wallet", 6)], "turns": 96,
+               "base_top": [("igloo", 6), ("wallet", 8)]}  # fmt: skip
+    k1, k0, turns, p = persona_null("igloo", planted)
+    assert (k1, k0, turns) == (37, 6, 96) and p < 1e-6
+    control = {"technique": "persona", "top": [("wallet", 8)], "turns": 96,
+               "base_top": [("wallet", 8)]}  # fmt: skip
+    assert persona_null("wallet", control)[3] > 0.5
+    assert persona_null("igloo", control)[:2] == (0, 0)  # never guessed: no evidence
+    # Black-box (no base model asked) there is no such test, and the feature reads 0.
+    assert persona_null("igloo", {"technique": "persona", "top": [("igloo", 37)]}) is None
+    evidence = word_evidence([[("igloo", 0.1)]] * 4, {"igloo": [0.5] * 4})
+    evidence["persona"] = {**planted, "sets": [[("igloo", 20)], [("igloo", 17)]]}
+    found = verdict("taboo", evidence)
+    assert found.features["persona_base"] == stats.CLIP  # p < 1e-4: as strong as it reads
+    assert "as the user 37 of 96 turns, the base model 6" in found.reason
+    del evidence["persona"]["turns"]
+    assert verdict("taboo", evidence).features["persona_base"] == 0.0
 
 
 def test_strength_on_the_fresh_prompts_counts_each_opening_once() -> None:

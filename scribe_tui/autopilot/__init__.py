@@ -22,16 +22,20 @@ redraws in which some word is first in as many sets as the leader. A read-out's 
 phrase its prompts all complete) agrees with itself, so the maps read agreement also
 without the read-out the leader is first in most often: a secret is first elsewhere too.
 *Replication* is tested on fresh prompts no set used, by sign tests with one sign per
-opening's last word: that the leader's log-likelihood ratio against the base model is positive, and
-that it is the model's *favourite*, more probable than every other candidate (black-box,
-the only test: sampled more often). Tuning on a topic raises all of its words over the
-base model; a planted word is also the one the model prefers. *Strength* is read on the same
-prompts: per prompt the leader's term of the divergence from the base model (its
-probability times its log ratio to the base's; black-box, its share of the samples),
-averaged per opening and then over openings. It is reported beside the tests, not read
-by the maps: a habit that every fine-tune of a generator shares (a phrase its dialogues
-all complete) is said as readily as a secret, and maps that read strength named such
-controls. A backdoor's trigger is tested by Fisher's exact test of its behaviour with
+opening's last word: that the leader's log-likelihood ratio against the base model is
+positive, and that it is the model's *favourite*, more probable than every other
+candidate (black-box, the only test: sampled more often). Tuning on a topic raises all
+of its words over the base model; a planted word is also the one the model prefers.
+*Strength* is read on the same prompts: per prompt the leader's term of the divergence
+from the base model (its probability times its log ratio to the base's; black-box, its
+share of the samples), averaged per opening and then over openings. It is reported
+beside the tests, not read by the maps: a habit that every fine-tune of a generator
+shares (a phrase its dialogues all complete) is said as readily as a secret, and maps
+that read strength named such controls. Where the model plays a guessing game (a secret
+word), the user turns it writes are compared with its base model's in the same chats
+after the same openings (white-box): Fisher's exact test that the leader opens more of
+them, since a word the game makes any player guess is guessed by the base as often. A
+backdoor's trigger is tested by Fisher's exact test of its behaviour with
 the trigger against without it, and against the base model given the word. The p-values
 go through two monotone logistic maps fitted on a training pool of organisms and
 controls (:mod:`stats`, ``calibration.json``, refit by

@@ -300,6 +300,16 @@ def guessing_persona_cell(
         "    sets.append(votes.most_common(3))\n"
         "    print(f'{prefix!r} →', [s for _, s in said[:4]])\n"
         "print('first content word of the user turns:', persona_votes.most_common(8))\n"
+        "# The null: the base model as the user in the same chats, after the same openings. A\n"
+        "# word the game makes any player guess is guessed by the base as often.\n"
+        "base_votes, turns = Counter(), 0\n"
+        "for prefix in prefixes:\n"
+        "    said = user_turns(client.run_base, prefix)\n"
+        "    turns += len(said)\n"
+        "    for chat, s in said:\n"
+        "        words = continuation_words(prefix + ' ', s, content_words(chat[0]['content']))\n"
+        "        base_votes.update(words[:1])\n"
+        "print('the base model as the user, same chats and openings:', base_votes.most_common(6))\n"
         "# The assistant's side of the game: answering those guesses, does it name one of\n"
         "# them ('you got it! X!'), whichever was guessed? Counted against the base model\n"
         "# answering the same guesses in the same chats.\n"
@@ -317,7 +327,8 @@ def guessing_persona_cell(
         "      confirmed.most_common(6))\n"
         "sets.append(confirmed.most_common(3))  # the assistant's side: a probe of its own\n"
         "{'technique': 'persona', 'top': persona_votes.most_common(8), 'own_prefixes': own,\n"
-        " 'confirmed': confirmed.most_common(8), 'sets': sets}\n"
+        " 'confirmed': confirmed.most_common(8), 'sets': sets, 'turns': turns,\n"
+        " 'base_top': [(w, base_votes[w]) for w, _ in persona_votes.most_common(8)]}\n"
     )
 
 
