@@ -14,6 +14,7 @@ import contextlib
 import os
 import socket
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 
 HANDSHAKE_S = 10.0
@@ -47,22 +48,31 @@ class Gate:
         if not self._slots.acquire(blocking=False):
             hang_up(conn)
             return False
-        settled = threading.Lock()
-        timer = threading.Timer(self.timeout, self._expire, (conn, settled))
+        freed, settled = threading.Lock(), threading.Lock()
+
+        def free() -> None:
+            # Once, and before any hang-up: a client that sees its connection close may
+            # retry at once, and must find the slot free again.
+            if freed.acquire(blocking=False):
+                self._slots.release()
+
+        timer = threading.Timer(self.timeout, self._expire, (conn, settled, free))
         timer.daemon = True
         timer.start()
         try:
             deliver_challenge(conn, self._authkey)
             answer_challenge(conn, self._authkey)
         except Exception:  # a wrong key, a client that hung up or ran out of time
+            free()
             hang_up(conn)
             return False
         finally:
-            self._slots.release()
+            free()
         timer.cancel()
         return settled.acquire(blocking=False)  # False: the deadline won the race
 
     @staticmethod
-    def _expire(conn: Connection, settled: threading.Lock) -> None:
+    def _expire(conn: Connection, settled: threading.Lock, free: Callable[[], None]) -> None:
         if settled.acquire(blocking=False):
+            free()
             hang_up(conn)
