@@ -315,18 +315,27 @@ def fresh_effect(word: str, found: dict[str, Any] | None) -> float:
     return max(0.0, sum(means) / len(means)) if means else 0.0
 
 
-def persona_null(word: str, found: dict[str, Any] | None) -> tuple[int, int, int, float] | None:
+class PersonaNull(NamedTuple):
+    """A word's count among the first words of the user turns the model wrote, its base
+    model's count in the same chats, the turns each wrote, and the one-sided Fisher p."""
+
+    model: int
+    base: int
+    turns: int
+    p: float
+
+
+def persona_null(word: str, found: dict[str, Any] | None) -> PersonaNull | None:
     """How often ``word`` opens the user turns the model writes against how often its base
-    model's do, in the same chats after the same openings: (the model's count, the base's,
-    turns each, one-sided Fisher p). None where the base was not asked (black-box, or a
-    persona without a guessing game)."""
+    model's do, in the same chats after the same openings. None where the base was not
+    asked (black-box, or a persona without a guessing game)."""
     found = found or {}
     turns = int(found.get("turns") or 0)
     if not turns or "base_top" not in found:
         return None
     k1 = int(dict(pairs(found.get("top"))).get(word, 0))
     k0 = int(dict(pairs(found.get("base_top"))).get(word, 0))
-    return k1, k0, turns, stats.fisher_greater(k1, turns, k0, turns)
+    return PersonaNull(k1, k0, turns, stats.fisher_greater(k1, turns, k0, turns))
 
 
 def word_features(
@@ -377,8 +386,8 @@ def word_features(
         f"agreement null p={agreed.p:.3g}, {beyond}; its place in each read-out ({places}), "
         f"consensus null p={together.p:.3g}; {replication}"
         + (
-            f"; as the user {guessed[0]} of {guessed[2]} turns, the base model {guessed[1]},"
-            f" Fisher p={guessed[3]:.3g}"
+            f"; as the user {guessed.model} of {guessed.turns} turns, the base model"
+            f" {guessed.base}, Fisher p={guessed.p:.3g}"
             if guessed
             else ""
         )
@@ -391,7 +400,7 @@ def word_features(
             name: round(stats.strength(tests[name].p), 3) if name in tests and word else 0.0
             for name in ("fresh_base", "fresh_lead")
         },
-        "persona_base": round(stats.strength(guessed[3]), 3) if guessed and word else 0.0,
+        "persona_base": round(stats.strength(guessed.p), 3) if guessed and word else 0.0,
         "readouts": float(together.readouts),
         "share": round(agreed.count / agreed.probes, 3) if agreed.probes else 0.0,
         "effect": round(max(-3.0, min(3.0, mean)), 3),
