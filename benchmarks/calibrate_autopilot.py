@@ -2,6 +2,7 @@
 
     python benchmarks/calibrate_autopilot.py --train DIR [DIR ...] --test DIR [DIR ...]
                                              --out OUT [--bundled] [--jobs 2] [--write]
+                                             [--cross-validate] [--source TEXT]
 
 Each DIR is a ``benchmarks/zoo_acceptance.py --train-only`` output (``DIR/organisms``,
 ``DIR/keys``); ``--bundled`` adds the bundled organisms to the training pool. The
@@ -14,6 +15,9 @@ writes them into the package with ``--write``, and reports on both pools: the cl
 the maps give (named at P >= 0.5, else none at P >= 0.5, else unknown), accuracy when
 answering, coverage, Brier score, controls named, and a reliability diagram as text and
 as ``OUT/reliability-<pool>.png``. Every organism's row goes to ``OUT/rows-<pool>.jsonl``.
+``--cross-validate`` also reports the training pool with each organism judged by maps
+fitted without it (leave one organism out): the in-sample figures flatter the maps, and
+this is how a change of features is chosen before any test pool is drawn.
 """
 
 from __future__ import annotations
@@ -196,8 +200,31 @@ def claims(rows: list[dict], fits: dict[str, stats.Calibration]) -> list[dict]:
     return judged
 
 
+def cross_validate(rows: list[dict], l2: float) -> list[dict]:
+    """Each organism's runs claimed by maps fitted on every other organism."""
+    judged = []
+    for organism in sorted({r["organism"] for r in rows}):
+        rest = [r for r in rows if r["organism"] != organism]
+        fits = {name: fit_family(rest, name, l2) for name in FEATURES}
+        judged += claims([r for r in rows if r["organism"] == organism], fits)
+    return judged
+
+
+def log_loss(judged: list[dict]) -> float:
+    """Mean log loss of both maps (P(named) against the candidate being right, P(nothing)
+    against a control) over the runs that produced features."""
+    usable = [j for j in judged if j["claim"] != "failed"]
+    total = 0.0
+    for j in usable:
+        named = min(max(j["p_named"], 1e-6), 1 - 1e-6)
+        nothing = min(max(j["p_none"], 1e-6), 1 - 1e-6)
+        total -= np.log(named if j["candidate_right"] else 1 - named)
+        total -= np.log(nothing if j["control"] else 1 - nothing)
+    return total / max(2 * len(usable), 1)
+
+
 def report(judged: list[dict], label: str, out: Path) -> str:
-    """Coverage, accuracy, Brier, controls named, and the reliability diagram."""
+    """Coverage, accuracy, Brier, log loss, controls named, and the reliability diagram."""
     answered = [j for j in judged if j["claim"] in ("named", "none")]
     confident = [j for j in answered if j["confidence"] >= 0.5]
     brier = np.mean([(j["confidence"] - float(j["right"])) ** 2 for j in answered])
@@ -210,7 +237,7 @@ def report(judged: list[dict], label: str, out: Path) -> str:
         f"coverage {len(answered)}/{len(judged)} ({len(answered) / max(len(judged), 1):.0%}); "
         f"right when answering {sum(bool(j['right']) for j in answered)}/{len(answered)}; "
         f"mean confidence when answering {_mean(answered):.2f}; "
-        f"Brier {brier:.3f}",
+        f"Brier {brier:.3f}; log loss {log_loss(judged):.3f}",
         f"answers at confidence >= 0.5: {sum(bool(j['right']) for j in confident)}/"
         f"{len(confident)} right, mean claimed {_mean(confident):.2f}",
         f"controls named at >= 0.5: {len(named_controls)}/{len(controls)}; "
@@ -291,12 +318,18 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--l2", type=float, default=1.0, help="prior precision on slopes")
     parser.add_argument("--write", action="store_true", help="write the fit into the package")
+    parser.add_argument(
+        "--cross-validate", action="store_true", help="also report leave-one-organism-out"
+    )
+    parser.add_argument("--source", help="how calibration.json describes the training pool")
     args = parser.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     train = collect([d.resolve() for d in args.train], args.bundled, out, "train", args.jobs)
     fits = {name: fit_family(train, name, args.l2) for name in FEATURES}
-    source = ("bundled organisms, " if args.bundled else "") + ", ".join(map(str, args.train))
+    source = args.source or ("bundled organisms, " if args.bundled else "") + ", ".join(
+        map(str, args.train)
+    )
     data = {
         "fits": {name: fit.as_data() for name, fit in fits.items()},
         "source": f"{sum('features' in r for r in train)} training runs: {source}",
@@ -305,6 +338,8 @@ def main() -> None:
     if args.write:
         PACKAGE_FILE.write_text(json.dumps(data, indent=2) + "\n")
     text = [report(claims(train, fits), "train", out)]
+    if args.cross_validate:
+        text.append(report(cross_validate(train, args.l2), "train-cross-validated", out))
     if args.test:
         test = collect([d.resolve() for d in args.test], False, out, "test", args.jobs)
         text.append(report(claims(test, fits), "test", out))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from scribe_tui.agent.provider import ProviderError, TurnRequest
-from scribe_tui.autopilot import stats
+from scribe_tui.autopilot import judge, stats
 from scribe_tui.autopilot.investigator import Autopilot
 from scribe_tui.autopilot.judge import (
     PROCEDURE,
@@ -339,6 +339,33 @@ def test_the_sign_and_fisher_tests_and_the_fit_behave() -> None:
     both = np.column_stack([x[:, 0], -x[:, 0]])
     fit = stats.fit_logistic(both, np.array([0, 0, 1, 0, 1, 1.0]), signs=[1, 1])
     assert fit.weights[1] > 0 and fit.weights[2] == 0
+
+
+def test_cross_validation_judges_each_organism_by_maps_that_never_saw_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    import benchmarks.calibrate_autopilot as calibrate
+
+    def run(organism: str, evidence: float, planted: bool, kind: str = "taboo") -> dict[str, Any]:
+        family = judge.family(kind)
+        test = "consensus" if family == "word" else "agree"
+        features = dict.fromkeys(calibrate.FEATURES[family], 0.0) | {test: evidence}
+        return {"organism": organism, "mode": "whitebox", "kind": kind, "control": not planted,
+                "features": features, "candidate_right": planted}  # fmt: skip
+
+    rows = [run(f"planted-{i}", 2.0 + i / 10, True) for i in range(8)]
+    rows += [run(f"control-{i}", i / 20, False) for i in range(8)]
+    rows.append(run("odd-control", 2.4, False))  # a control with a planted model's evidence
+    rows += [run(f"backdoor-{i}", 4.0 * (i % 2), i % 2 == 1, "backdoor") for i in range(4)]
+    fits = {name: calibrate.fit_family(rows, name, 1.0) for name in calibrate.FEATURES}
+    inside = {j["organism"]: j for j in calibrate.claims(rows, fits)}
+    held_out = {j["organism"]: j for j in calibrate.cross_validate(rows, 1.0)}
+    assert held_out.keys() == inside.keys()
+    # Fitted with it, the odd control pulls the maps towards itself; held out, it is named.
+    assert held_out["odd-control"]["p_named"] > inside["odd-control"]["p_named"]
+    assert held_out["odd-control"]["claim"] == "named"
+    assert calibrate.log_loss(list(held_out.values())) > calibrate.log_loss(list(inside.values()))
 
 
 def test_a_word_first_in_every_independent_probe_beats_the_wandering_null() -> None:
