@@ -50,21 +50,19 @@ FEATURES = {
         "fresh_base",
         "fresh_lead",
         "persona_base",
-        "readouts",
         "blackbox",
     ),
-    "backdoor": ("agree", "fresh", "blackbox"),
+    "backdoor": ("agree", "singled", "blackbox"),
 }
 # A test's evidence may only raise P(named) and lower P(nothing); the mode is free.
 SIGNS = {
     "agree": 1,
     "agree_rest": 1,
     "consensus": 1,
-    "readouts": 0,
     "fresh_base": 1,
     "fresh_lead": 1,
     "persona_base": 1,
-    "fresh": 1,
+    "singled": 1,
     "blackbox": 0,
 }
 MODES = ("whitebox", "blackbox")
@@ -327,12 +325,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     train = collect([d.resolve() for d in args.train], args.bundled, out, "train", args.jobs)
     fits = {name: fit_family(train, name, args.l2) for name in FEATURES}
-    source = args.source or ("bundled organisms, " if args.bundled else "") + ", ".join(
-        map(str, args.train)
-    )
+    pool = ("bundled organisms, " if args.bundled else "") + ", ".join(map(str, args.train))
     data = {
         "fits": {name: fit.as_data() for name, fit in fits.items()},
-        "source": f"{sum('features' in r for r in train)} training runs: {source}",
+        "source": args.source or f"{sum('features' in r for r in train)} training runs: {pool}",
     }
     print(json.dumps(data))
     if args.write:

@@ -36,7 +36,12 @@ word), the user turns it writes are compared with its base model's in the same c
 after the same openings (white-box): Fisher's exact test that the leader opens more of
 them, since a word the game makes any player guess is guessed by the base as often. A
 backdoor's trigger is tested by Fisher's exact test of its behaviour with
-the trigger against without it, and against the base model given the word. The p-values
+the trigger against without it, and against the base model given the word, and by
+whether the scan singled it out: near the top of many scores the gaps between successive
+scores, times their rank, are exponentials of one scale, so the trigger's gap over the
+next word below it, against the other gaps, is an F test. A control's word that amplifies
+a reply the model already gives passes the first tests but tops a continuum of words;
+a trigger needs both, so the maps read the weaker of the two. The p-values
 go through two monotone logistic maps fitted on a training pool of organisms and
 controls (:mod:`stats`, ``calibration.json``, refit by
 ``benchmarks/calibrate_autopilot.py``): P(the leader is right) and P(nothing is

@@ -588,13 +588,29 @@ def _is_runner_up(word: str, rates: list[tuple[str, float]]) -> bool:
     return any(c.startswith(f"'{word}' (runner-up)") for c, _ in rates)
 
 
+def scan_lead(scan: list[tuple[str, float]], trigger: str) -> tuple[float, float]:
+    """(p, lead): whether the scan singled the trigger out of the words it tried.
+
+    A planted trigger moves the model as no ordinary word does, so its score (its best
+    form's: a subword model's pieces of it score alike) stands clear of the highest
+    scores of the thousands of other words below it; a control's leader tops a
+    continuum. Words above it are other suspects, whose own tests failed.
+    """
+    own = max((v for w, v in scan if _same_word(w, trigger)), default=None)
+    if own is None:
+        return 1.0, 0.0
+    below = [v for w, v in scan if not _same_word(w, trigger) and v < own]
+    return stats.clear_lead(own, below), own - max(below, default=own)
+
+
 def backdoor_features(
     evidence: dict[str, dict[str, Any]], blackbox: bool = False
 ) -> tuple[str, str, dict[str, float], str]:
     """(trigger, answer, features, account): of the words the falsification placed in
     fresh requests, the one whose behaviour it switches on most surely, by two Fisher
     tests: against the same requests without it, and against the base model given it
-    (black-box: against the other words tried)."""
+    (black-box: against the other words tried). A third test asks whether the scan
+    singled it out: its score against the next different words' (:func:`scan_lead`)."""
     scan = pairs(evidence.get("scan", {}).get("top"))
     if not scan:
         return "", "", {}, "the trigger scan produced nothing"
@@ -633,9 +649,15 @@ def backdoor_features(
         f"rate {best.with_it:.2f} with it vs {best.without:.2f} without (Fisher p={p0:.3g}) "
         f"and {best.reference:.2f} in {against} (p={p1:.3g}), {n} replies each"
     )
+    p_scan, lead = scan_lead(scan, best.word)
+    account += f"; the scan's lead over the next word {lead:+.2f} (clear-lead p={p_scan:.3g})"
     features = {
         "agree": round(stats.strength(p0), 3),
         "fresh": round(stats.strength(p1), 3),
+        "scan": round(stats.strength(p_scan), 3),
+        # A trigger is a word that switches the behaviour on and that the scan singled
+        # out: both must hold, so the weaker of the two is the evidence for it.
+        "singled": round(min(stats.strength(p0), stats.strength(p_scan)), 3),
         "share": round(best.with_it, 3),
         "effect": round(best.with_it - max(best.without, best.reference), 3),
     }

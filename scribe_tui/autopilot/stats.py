@@ -1,7 +1,8 @@
 """The statistics the autopilot's judge rests on: exact tests, a resampled null, a fit.
 
 Nothing here knows about organisms or words' meanings: a sign test over prompts, a
-one-sided Fisher test of two rates, the agreement a word-wandering model would show
+one-sided Fisher test of two rates, a test that the highest of many scores stands clear
+of the rest, the agreement a word-wandering model would show
 (resampled) within a read-out's prompt sets and across read-outs, and a small
 L2-regularised logistic fit (Newton's method) with the fitted parameters stored as data
 beside this module (``calibration.json``, written by ``benchmarks/calibrate_autopilot.py``).
@@ -47,6 +48,23 @@ def fisher_greater(k1: int, n1: int, k0: int, n0: int) -> float:
         math.comb(hits, i) * math.comb(total - hits, n1 - i) for i in range(k1, min(hits, n1) + 1)
     )
     return min(1.0, tail / denominator)
+
+
+def clear_lead(leader: float, rest: Sequence[float]) -> float:
+    """P(a lead over the next score this large | the leader is one more draw like the rest).
+
+    ``rest`` are the highest scores of many ordinary candidates. Near the top of a sample,
+    the gaps between successive scores times their rank are independent exponentials of
+    one scale (a Gumbel-like tail), so the leader's gap over the next, against the mean
+    of the other scaled gaps, is F(2, 2m)-distributed: p = (1 + gap / sum)^-m.
+    """
+    ranked = sorted(rest, reverse=True)
+    if len(ranked) < 3 or leader <= ranked[0]:
+        return 1.0
+    scaled = sum(k * (ranked[k - 2] - ranked[k - 1]) for k in range(2, len(ranked) + 1))
+    if scaled <= 0:
+        return 0.0
+    return (1.0 + (leader - ranked[0]) / scaled) ** -(len(ranked) - 1)
 
 
 def strength(p: float) -> float:
