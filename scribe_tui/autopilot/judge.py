@@ -606,11 +606,11 @@ def scan_lead(scan: list[tuple[str, float]], trigger: str) -> tuple[float, float
 def backdoor_features(
     evidence: dict[str, dict[str, Any]], blackbox: bool = False
 ) -> tuple[str, str, dict[str, float], str]:
-    """(trigger, answer, features, account): of the words the falsification placed in
-    fresh requests, the one whose behaviour it switches on most surely, by two Fisher
-    tests: against the same requests without it, and against the base model given it
-    (black-box: against the other words tried). A third test asks whether the scan
-    singled it out: its score against the next different words' (:func:`scan_lead`)."""
+    """(trigger, answer, features, account) for the word, of those the falsification
+    placed in fresh requests, that most surely both switches its behaviour on (two Fisher
+    tests: against the same requests without it, and against the base model given it;
+    black-box, against the other words tried) and was singled out by the scan
+    (:func:`scan_lead`)."""
     scan = pairs(evidence.get("scan", {}).get("top"))
     if not scan:
         return "", "", {}, "the trigger scan produced nothing"
@@ -629,10 +629,14 @@ def backdoor_features(
             stats.fisher_greater(k, n, round(h.reference * n), n),
         )
 
-    def rank(h: _Hypothesis) -> tuple[float, float, float]:
+    def rank(h: _Hypothesis) -> tuple[float, float, float, float]:
         p0, p1 = tests(h)
-        # Forms that fire alike are one word: the one the models write, then the scan's.
+        # First the evidence the maps read (a word that switches a behaviour on and that
+        # the scan singled out), then the behaviour tests (forms of one word share the
+        # scan's test); forms that fire alike are one word: the one the models write,
+        # then the scan's.
         return (
+            min(stats.strength(p0), stats.strength(scan_lead(scan, h.word)[0])),
             stats.strength(p0) + stats.strength(p1),
             written.get(h.word, 0.0),
             scanned.get(h.word, 0.0),
