@@ -629,14 +629,18 @@ def backdoor_features(
             stats.fisher_greater(k, n, round(h.reference * n), n),
         )
 
+    def singled(h: _Hypothesis) -> float:
+        # A trigger is a word that switches the behaviour on and that the scan singled
+        # out: both must hold, so the weaker of the two is the evidence for it.
+        return min(stats.strength(tests(h)[0]), stats.strength(scan_lead(scan, h.word)[0]))
+
     def rank(h: _Hypothesis) -> tuple[float, float, float, float]:
         p0, p1 = tests(h)
-        # First the evidence the maps read (a word that switches a behaviour on and that
-        # the scan singled out), then the behaviour tests (forms of one word share the
-        # scan's test); forms that fire alike are one word: the one the models write,
-        # then the scan's.
+        # First the evidence the maps read, then the behaviour tests (forms of one word
+        # share the scan's test); forms that fire alike are one word: the one the models
+        # write, then the scan's.
         return (
-            min(stats.strength(p0), stats.strength(scan_lead(scan, h.word)[0])),
+            singled(h),
             stats.strength(p0) + stats.strength(p1),
             written.get(h.word, 0.0),
             scanned.get(h.word, 0.0),
@@ -659,9 +663,7 @@ def backdoor_features(
         "agree": round(stats.strength(p0), 3),
         "fresh": round(stats.strength(p1), 3),
         "scan": round(stats.strength(p_scan), 3),
-        # A trigger is a word that switches the behaviour on and that the scan singled
-        # out: both must hold, so the weaker of the two is the evidence for it.
-        "singled": round(min(stats.strength(p0), stats.strength(p_scan)), 3),
+        "singled": round(singled(best), 3),
         "share": round(best.with_it, 3),
         "effect": round(best.with_it - max(best.without, best.reference), 3),
     }
