@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from scribe_tui.mcp_server.watch_protocol import receive, send
+from scribe_tui.runtime import handshake
 from scribe_tui.runtime.handshake import Gate
 
 KEY = os.urandom(32)
@@ -73,6 +74,34 @@ def test_silent_clients_are_hung_up_and_cannot_crowd_out_the_rest(tmp_path: Path
     finally:
         listener.close()
     assert admitted.count(True) == 1 and len(admitted) == 5
+
+
+def test_a_client_that_proved_the_key_is_not_hung_up_on_however_slow_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline once ran until the server read the client's last message, so a server
+    thread starved past it hung up on a client that had finished: its request was lost."""
+    real_answer = handshake.answer_challenge
+
+    def starved_answer(conn: Connection, authkey: bytes) -> None:
+        threading.Event().wait(1.0)  # the server's thread gets no CPU past the deadline
+        real_answer(conn, authkey)
+
+    monkeypatch.setattr(handshake, "answer_challenge", starved_answer)
+    address = str(tmp_path / "s")
+    listener = Listener(address, family="AF_UNIX")
+    admitted: list[bool] = []
+    threading.Thread(
+        target=serve, args=(listener, Gate(KEY, timeout=0.2), admitted), daemon=True
+    ).start()
+    try:
+        client = Client(address, family="AF_UNIX", authkey=KEY)
+        client.send_bytes(b"request")
+        assert client.poll(0.5) is False  # not hung up on: nothing to read, no EOF
+        client.close()
+    finally:
+        listener.close()
+    assert admitted == [True]
 
 
 def test_malformed_watch_messages_are_refused_not_fatal() -> None:

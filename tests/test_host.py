@@ -539,6 +539,22 @@ def test_status_answers_while_a_run_is_busy(
     assert host.status().calls_in_flight == 0 and host.status().last_call_s >= 1.5
 
 
+def test_a_ready_host_too_busy_to_answer_is_not_reported_as_starting(
+    host: HostProcess, client: InterpClient
+) -> None:
+    assert client.info()["layers"] and host.status().ready
+    record = read_host_file(host.host_file)
+    os.kill(record.pid, signal.SIGSTOP)  # as starved of CPU as a host can be
+    try:
+        late = host.status(timeout=0.5)
+    finally:
+        os.kill(record.pid, signal.SIGCONT)
+    assert late.state == "ready" and late.pid == record.pid
+    assert late.summary().endswith("no answer in 0.5 s")
+    assert wait_until(lambda: host.status().phase == "ready", 60)
+    assert "no answer" not in host.status().summary()
+
+
 def test_two_clients_and_a_reconnect_share_one_load(
     host: HostProcess, client: InterpClient
 ) -> None:

@@ -4,8 +4,8 @@ The model host and the MCP watch server both take clients on a Unix socket that 
 kernel can find and connect to (Landlock does not cover connecting to a path socket),
 and both authenticate each client with :mod:`multiprocessing.connection`'s HMAC
 challenge on a thread of its own. A client that connects and then says nothing would pin
-that thread for good: each handshake here ends within a deadline, and only a bounded
-number of them wait at once.
+that thread for good: each client must prove the key within a deadline, and only a
+bounded number of them try at once.
 """
 
 from __future__ import annotations
@@ -44,7 +44,15 @@ class Gate:
         self._slots = threading.BoundedSemaphore(pending)
 
     def admit(self, conn: Connection) -> bool:
-        """True once ``conn`` proved the key; else it is closed (late, wrong, or too many)."""
+        """True once ``conn`` proved the key and we proved ours; else it is closed (late,
+        wrong, or too many).
+
+        The deadline covers the client's proof only. Once it has proved the key it is
+        trusted like any connected client, which may also sit silent: a deadline that
+        could still fire there would hang up on a client whose own side had finished
+        (its last message is the one we read last), and the request it sends next would
+        be lost without a word.
+        """
         if not self._slots.acquire(blocking=False):
             hang_up(conn)
             return False
@@ -61,15 +69,20 @@ class Gate:
         timer.start()
         try:
             deliver_challenge(conn, self._authkey)
-            answer_challenge(conn, self._authkey)
         except Exception:  # a wrong key, a client that hung up or ran out of time
             free()
             hang_up(conn)
             return False
-        finally:
-            free()
+        if not settled.acquire(blocking=False):  # the deadline won the race and hung up
+            return False
         timer.cancel()
-        return settled.acquire(blocking=False)  # False: the deadline won the race
+        free()
+        try:
+            answer_challenge(conn, self._authkey)
+        except Exception:
+            hang_up(conn)
+            return False
+        return True
 
     @staticmethod
     def _expire(conn: Connection, settled: threading.Lock, free: Callable[[], None]) -> None:

@@ -456,6 +456,9 @@ class HostProcess:
                     self._ran = status
                 return status
         pid = record.pid if record else self._proc.pid
+        if pid_alive(pid) and self._ran is not None and self._ran.pid == pid:
+            # A ready host too busy to answer in time is still that host, not a new one.
+            return dataclasses.replace(self._ran, phase=f"no answer in {timeout:g} s")
         if pid_alive(pid):
             return HostStatus(
                 state="starting",
@@ -483,6 +486,7 @@ class HostProcess:
         return dataclasses.replace(
             self._ran,
             state="stopped",
+            phase="",
             memory_used=None,
             memory_total=None,
             utilization=None,

@@ -86,6 +86,8 @@ class HostStatus:
         parts.append(f"{self.calls} calls{busy}")
         if self.last_call_s is not None:
             parts.append(f"last {self.last_call_s * 1000:.0f} ms")
+        if self.phase not in ("", self.state):  # e.g. a busy host's "no answer in 2 s"
+            parts.append(self.phase)
         return " · ".join(parts)
 
 
