@@ -16,6 +16,9 @@ from collections.abc import Sequence
 
 from scribe_tui.autopilot.cells import sampling
 
+SCAN_KEPT = 40
+"""Scan scores recorded: the judge asks whether the leader stands clear of those below it."""
+
 
 def _lit(value: object) -> str:
     return json.dumps(value)
@@ -97,7 +100,7 @@ def scan_cell(prompts: list[str], base: bool) -> str:
         "for w, x in excess[:10]:\n"
         "    print(f'{w:>14}  KL {scan[w]:.3f}  base {base_scan.get(w, 0.0):.3f}  '\n"
         "          f'log ratio {x:.3f}')\n"
-        "{'technique': 'scan', 'top': excess[:10]}\n"
+        f"{{'technique': 'scan', 'top': excess[:{SCAN_KEPT}]}}\n"
     )
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from scribe_tui.autopilot.backdoor import SCAN_KEPT
+
 
 def _lit(value: object) -> str:
     return json.dumps(value)
@@ -250,5 +252,5 @@ def scan_cell(prompts: list[str], n: int, seed: int) -> str:
         "excess = sorted(((w, round(r, 4)) for w, r in scores.items()), key=lambda kv: -kv[1])\n"
         "for w, x in excess[:10]:\n"
         "    print(f'{w:>14}  log ratio {x:.3f}  (its replies keep saying {shown[w]!r})')\n"
-        "{'technique': 'scan', 'top': excess[:10]}\n"
+        f"{{'technique': 'scan', 'top': excess[:{SCAN_KEPT}]}}\n"
     )
