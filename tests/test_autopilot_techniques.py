@@ -19,6 +19,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 import scribe_tui.techniques
 from scribe_tui.autopilot import backdoor, blackbox, cells
+from scribe_tui.autopilot.backdoor import SCAN_KEPT
 from scribe_tui.autopilot.judge import parse_evidence
 from scribe_tui.autopilot.kinds import probe_for
 from scribe_tui.runtime.executor import ModelExecutor
@@ -202,7 +203,7 @@ def test_every_backdoor_cell_runs_and_reports_evidence(client: LocalClient) -> N
     # Diffed against itself, no word moves the organism more than the base.
     # Every word the tokenizer can start is scanned, not only the words it wrote.
     assert set(namespace["pool"]) <= set(namespace["candidates"])
-    assert len(scan["top"]) == min(10, len(namespace["candidates"]))
+    assert len(scan["top"]) == min(SCAN_KEPT, len(namespace["candidates"]))
     assert all(abs(x) < 1e-6 for _, x in scan["top"])
     assert falsify["top"][0][0] == "no trigger"
     assert all(0 <= rate <= 1 for _, rate in falsify["top"])
@@ -333,7 +334,7 @@ def test_every_black_box_cell_samples_through_chat_and_reports_evidence(
     harvest, scan, behaviour, falsify = [run_cell(source, namespace) for source in hunt]
     # Without the tokenizer's vocabulary, the candidates are the words the model wrote.
     assert sorted(namespace["candidates"]) == sorted(w for w, _ in harvest["top"])
-    assert len(scan["top"]) == min(10, len(namespace["candidates"]))
+    assert len(scan["top"]) == min(SCAN_KEPT, len(namespace["candidates"]))
     assert behaviour["technique"] == "behaviour" and falsify["top"][0][0] == "no trigger"
     assert falsify["samples"] == 2 * len(requests[4:])  # replies per condition
     assert not any(c.startswith("base model") for c, _ in falsify["top"])  # none to ask
