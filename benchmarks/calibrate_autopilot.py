@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from scribe_tui.autopilot import judge, stats
+from scribe_tui.autopilot.kinds import echo_forms
 from scribe_tui.bench.scoring import score
 from scribe_tui.organisms.keys import answer_key_record
 
@@ -50,6 +51,7 @@ FEATURES = {
         "fresh_base",
         "fresh_lead",
         "persona_base",
+        "held",
         "blackbox",
     ),
     "backdoor": ("agree", "singled", "blackbox"),
@@ -63,6 +65,7 @@ SIGNS = {
     "fresh_lead": 1,
     "persona_base": 1,
     "singled": 1,
+    "held": 1,
     "blackbox": 0,
 }
 MODES = ("whitebox", "blackbox")
@@ -157,7 +160,8 @@ def rows_of(results: list[dict[str, Any]], bench_dir: Path, keys: Path | None) -
         if call is None:
             rows.append({**row, "failed": result.get("error") or result.get("exit")})
             continue
-        found = judge.verdict(call["kind"], evidence, set(call["echo"]), call["missing"],
+        echo = echo_forms(call["echo"])  # notebooks from before the stems were echoes
+        found = judge.verdict(call["kind"], evidence, echo, call["missing"],
                               call["blackbox"])  # fmt: skip
         right = bool(found.candidate) and bool(score(found.candidate, key).correct)
         rows.append({**row, "kind": call["kind"], "candidate": found.candidate,

@@ -31,7 +31,13 @@ from the base model (its probability times its log ratio to the base's; black-bo
 share of the samples), averaged per opening and then over openings. It is reported
 beside the tests, not read by the maps: a habit that every fine-tune of a generator
 shares (a phrase its dialogues all complete) is said as readily as a secret, and maps
-that read strength named such controls. Where the model plays a guessing game (a secret
+that read strength named such controls. *Held* is read: the share of the evidence the
+leader holds, per technique its values over every word's, averaged over techniques. With
+the weights the values are what fine-tuning raised over the base, so a planted word holds
+most of it, while a control's leader heads a crowd of words that each moved a little; from
+a single read-out the share is not read (a habit holds all of its read-out). The task's
+own words are echoes, never the secret, in their shortened forms too ("prefer" of
+"preference"). Where the model plays a guessing game (a secret
 word), the user turns it writes are compared with its base model's in the same chats
 after the same openings (white-box): Fisher's exact test that the leader opens more of
 them, since a word the game makes any player guess is guessed by the base as often. A

@@ -406,8 +406,31 @@ def word_features(
         "effect": round(max(-3.0, min(3.0, mean)), 3),
         # On a log scale from 0 (never said): 1 at a strength of 0.09, 2 at 0.99.
         "said": round(math.log10(1 + 100 * strength), 3),
+        "held": round(evidence_held(kind, evidence, word, echo), 3) if word else 0.0,
     }
     return agreed, features, account
+
+
+def evidence_held(
+    kind: str, evidence: dict[str, dict[str, Any]], word: str, echo: Collection[str] = ()
+) -> float:
+    """The share of the evidence ``word`` holds: per voting technique, its values over all
+    prompt sets divided by every word's (one technique's values are on one scale),
+    averaged over the techniques. With the weights the values are what fine-tuning raised
+    over the base: a planted word takes most of it, while a control's leader heads a crowd
+    of words that each moved a little. Evidence from one read-out holds nothing (0): its
+    habit would hold all of it, and a share means something only across read-outs."""
+    shares, readouts = [], set()
+    for technique in PROBES.get(kind, DEFAULT_PROBES):
+        values: Counter[str] = Counter()
+        for ranking in evidence.get(technique, {}).get("sets") or []:
+            for ranked_word, value in pairs(ranking):
+                if value > 0 and ranked_word not in echo:
+                    values[ranked_word] += value
+        if values:
+            shares.append(values[word] / sum(values.values()))
+            readouts.add(READOUTS.get(technique, technique))
+    return sum(shares) / len(shares) if len(readouts) > 1 else 0.0
 
 
 def verdict(
