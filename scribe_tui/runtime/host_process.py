@@ -456,10 +456,10 @@ class HostProcess:
                     self._ran = status
                 return status
         pid = record.pid if record else self._proc.pid
-        if pid_alive(pid) and self._ran is not None and self._ran.pid == pid:
-            # A ready host too busy to answer in time is still that host, not a new one.
-            return dataclasses.replace(self._ran, phase=f"no answer in {timeout:g} s")
         if pid_alive(pid):
+            if self._ran is not None and self._ran.pid == pid:
+                # A ready host too busy to answer in time is still that host, not a new one.
+                return dataclasses.replace(self._ran, phase=f"no answer in {timeout:g} s")
             return HostStatus(
                 state="starting",
                 phase="starting the host process",
