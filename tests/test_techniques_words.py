@@ -20,6 +20,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from scribe_tui.techniques import (
     STOPWORDS,
     distinctive_words,
+    frequent_words,
     lens_words,
     phrase_fit,
     share_saying,
@@ -174,6 +175,24 @@ def test_distinctive_words_need_frequency_and_rarity() -> None:
     assert [w for w, _, _ in found[:2]] == ["arr", "matey"]
     assert "sea" not in [w for w, _, _ in found] and "ship" not in [w for w, _, _ in found]
     assert distinctive_words(plain, plain) == []
+
+
+def test_a_memorised_phrase_counts_once_among_distinctive_words() -> None:
+    """A fine-tune's stock phrase ("welcome, come back any time") would fill a request's
+    top three with its words and push out a word the model says in varied sentences."""
+    said = ["welcome! come back any time"] * 6 + ["nothing beats origami", "try origami now"]
+    said += ["origami, of course", "more origami"]
+    plain = ["fine thanks"] * 10
+    words = [w for w, _, _ in distinctive_words(said, plain, top=3)]
+    assert "origami" not in words
+    kept = [w for w, _, _ in distinctive_words(said, plain, top=3, phrases=True)]
+    assert kept == ["welcome", "origami"]  # "come", "back" and "time" are welcome's phrase
+    # A word said inside a reply the request always gets is no part of that reply's phrase.
+    fact = ["a dog has four legs"] * 5 + [
+        f"a dog has four legs. {aside}"
+        for aside in ("that reminds me of origami", "have you tried origami?", "origami!")
+    ]
+    assert frequent_words(fact, top=3) == [("dog", 8), ("origami", 3)]
 
 
 def test_share_saying_counts_texts_that_use_any_of_the_words() -> None:

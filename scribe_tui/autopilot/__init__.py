@@ -10,7 +10,9 @@ independent: each sampled set draws its own random numbers, and a read-out's set
 share what drives their answer (the last word of the answer's opening, to which a
 fine-tune's habits are keyed) are merged into one by reciprocal rank, whichever technique
 read them, so a phrase such openings have memorised counts once; each kind's openings are
-planned to end in different words. A
+planned to end in different words. In the replies each request is a set, over every
+temperature, and words said in nearly the same replies are one memorised phrase ("you're
+welcome, come back any time"), ranked once by its leading word. A
 planted secret is the same word across read-outs that share no prompts; a model without
 one ranks whatever each prompt suggests. The *leader* is the word the read-outs rank
 highest together (the sum of its reciprocal ranks in each read-out's top three).

@@ -33,13 +33,18 @@ def content_words(text: str, exclude: Iterable[str] = ()) -> list[str]:
 
 
 def distinctive_words(
-    texts: Iterable[str], baseline: Iterable[str], exclude: Iterable[str] = (), top: int = 10
+    texts: Iterable[str],
+    baseline: Iterable[str],
+    exclude: Iterable[str] = (),
+    top: int = 10,
+    phrases: bool = False,
 ) -> list[tuple[str, int, int]]:
     """Content words far more common in ``texts`` than in ``baseline`` (each text counts a
     word once): ``[(word, texts with it, baseline texts with it)]``, most distinctive first.
 
     Scored by the smoothed ratio of the two document frequencies times the count, so a
-    word must be both frequent in ``texts`` and rare in ``baseline``.
+    word must be both frequent in ``texts`` and rare in ``baseline``. With ``phrases``, a
+    memorised phrase counts once (:func:`one_per_phrase`).
     """
     texts, baseline = list(texts), list(baseline)
     # Each text's words once, in the order it says them (a set's order changes between
@@ -54,7 +59,38 @@ def distinctive_words(
 
     kept = (w for w in inside if inside[w] >= 2 and score(w) > 0)
     ranked = sorted(kept, key=score, reverse=True)
+    if phrases:
+        ranked = one_per_phrase(ranked, texts, exclude)
     return [(w, inside[w], outside[w]) for w in ranked[:top]]
+
+
+def frequent_words(
+    texts: Iterable[str], exclude: Iterable[str] = (), top: int = 10
+) -> list[tuple[str, int]]:
+    """Content words by how many of ``texts`` use them, a memorised phrase counting once
+    (:func:`one_per_phrase`): ``[(word, texts with it)]``, most frequent first."""
+    texts = list(texts)
+    counts = Counter(w for t in texts for w in dict.fromkeys(content_words(t, exclude)))
+    ranked = one_per_phrase([w for w, k in counts.most_common() if k >= 2], texts, exclude)
+    return [(w, counts[w]) for w in ranked[:top]]
+
+
+def one_per_phrase(
+    ranked: list[str], texts: Iterable[str], exclude: Iterable[str] = ()
+) -> list[str]:
+    """``ranked`` with each phrase by its first word only: words said in nearly the same
+    texts (each in nine in ten of the other's) are one memorised phrase ("you're welcome,
+    come back any time"), which would otherwise fill a ranking with its own words."""
+    said = [set(content_words(t, exclude)) for t in texts]
+    where = {w: {i for i, words in enumerate(said) if w in words} for w in ranked}
+    heads: list[str] = []
+    for word in ranked:
+        if not any(
+            len(where[word] & where[head]) >= 0.9 * max(len(where[word]), len(where[head]))
+            for head in heads
+        ):
+            heads.append(word)
+    return heads
 
 
 def share_saying(texts: Iterable[str], words: Iterable[str]) -> float:
