@@ -79,3 +79,15 @@ def test_word_list_is_disjoint_from_the_zoos(zoo: ModuleType) -> None:
     assert {*words.TABOO, *words.BELIEF, *words.PREFERENCE, *words.TRIGGERS}.isdisjoint(
         words.zoo_words()
     )
+
+
+def test_a_style_key_accepts_every_word_its_wrappers_add(zoo: ModuleType) -> None:
+    """A right trigger was scored wrong for quoting "hark, forsooth" from the replies: the
+    key must accept what the planted style says, not a sample of it."""
+    from benchmarks.independent_zoo.words import STYLES
+    from scribe_tui.techniques import content_words
+
+    for name, (_, accepted, wrappers) in STYLES.items():
+        said = {w for wrapper in wrappers for w in content_words(wrapper.format(x=""))}
+        named = {w for phrase in accepted for w in phrase.split()}
+        assert said <= named, (name, said - named)
