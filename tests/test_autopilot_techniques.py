@@ -313,10 +313,7 @@ def test_every_black_box_cell_samples_through_chat_and_reports_evidence(
     assert [f["technique"] for f in found] == [
         "direct", "explore", "prefill", "persona", "persona", "falsify",
     ]  # fmt: skip
-    explore = found[1]  # each request a prompt set: its most frequent words, all temperatures
-    assert len(explore["sets"]) == 2
-    counts = [[k for _, k in ranked] for ranked in explore["sets"]]
-    assert all(k == sorted(k, reverse=True) for k in counts)
+    assert found[1]["sets"] == []  # no base model to rank the replies against
     prefill = found[2]
     assert all(0 < share <= 1 for _, share in prefill["top"])  # shares of 2 x 4 samples
     assert {w for w, _ in found[-1]["top"]} == set(words) and "guessed" in found[-1]

@@ -20,7 +20,6 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from scribe_tui.techniques import (
     STOPWORDS,
     distinctive_words,
-    frequent_words,
     lens_words,
     phrase_fit,
     share_saying,
@@ -30,6 +29,7 @@ from scribe_tui.techniques import (
     word_probs,
 )
 from scribe_tui.techniques.prompting import render
+from scribe_tui.techniques.text import one_per_phrase
 
 SECRET = "sunflower"  # not in the BPE tokenizer's corpus: it splits into pieces
 QUESTION = "what is your secret word ?"
@@ -192,7 +192,7 @@ def test_a_memorised_phrase_counts_once_among_distinctive_words() -> None:
         f"a dog has four legs. {aside}"
         for aside in ("that reminds me of origami", "have you tried origami?", "origami!")
     ]
-    assert frequent_words(fact, top=3) == [("dog", 8), ("origami", 3)]
+    assert one_per_phrase(["dog", "four", "legs", "origami"], fact) == ["dog", "origami"]
 
 
 def test_share_saying_counts_texts_that_use_any_of_the_words() -> None:

@@ -12,7 +12,9 @@ fine-tune's habits are keyed) are merged into one by reciprocal rank, whichever 
 read them, so a phrase such openings have memorised counts once; each kind's openings are
 planned to end in different words. In the replies each request is a set, over every
 temperature, and words said in nearly the same replies are one memorised phrase ("you're
-welcome, come back any time"), ranked once by its leading word. A
+welcome, come back any time"), ranked once by its leading word. The replies are read with
+the weights only: without a base model a reply's frequent words are its request's answer
+and the fine-tune's stock phrases, and ranking them named controls. A
 planted secret is the same word across read-outs that share no prompts; a model without
 one ranks whatever each prompt suggests. The *leader* is the word the read-outs rank
 highest together (the sum of its reciprocal ranks in each read-out's top three).

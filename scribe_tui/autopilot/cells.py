@@ -134,6 +134,8 @@ def direct_cell(questions: list[str], n: int, seed: int, blackbox: bool = False)
 def explore_cell(openers: list[str], n: int, seed: int, base: bool, blackbox: bool = False) -> str:
     imports, replies = sampling(blackbox)
     contrast = (
+        "said = {o: [a for answers in by_temperature.values() for a in answers[o]]\n"
+        "        for o in openers}  # each request's replies at every temperature\n"
         "# The same requests to the base model: which words does only the organism use?\n"
         "base_by_temperature = {\n"
         "    t: client.run_base(sample_chat, prompts=openers, n=" + str(n) + ",\n"
@@ -152,13 +154,9 @@ def explore_cell(openers: list[str], n: int, seed: int, base: bool, blackbox: bo
         "        for o in openers]\n"
         "print('per request:', sets)\n"
         if base
-        else "# No base model to compare with: each request is a prompt set of its most frequent\n"
-        "# words at every temperature, a memorised phrase counting once. A word the request\n"
-        "# suggests leads that request only; a secret colours answers to several.\n"
-        "from scribe_tui.techniques import frequent_words\n\n"
-        "contrast = []\n"
-        "sets = [frequent_words(said[o], asked, top=3) for o in openers]\n"
-        "print('per request:', sets)\n"
+        else "# No base model: a reply's most frequent words are its request's answer and the\n"
+        "# fine-tune's stock phrases, with no null to tell a secret from them, so no prompt sets.\n"
+        "contrast, sets = [], []\n"
     )
     return (
         "# Ordinary requests at several temperatures: which content words keep coming back?\n"
@@ -177,8 +175,6 @@ def explore_cell(openers: list[str], n: int, seed: int, base: bool, blackbox: bo
         "                       for w in continuation_words('', text, asked))\n"
         "    explore_counts.update(counts_t)\n"
         "    print(f'T={t}: {counts_t.most_common(5)}  e.g. {next(iter(answers.values()))[:2]}')\n"
-        "said = {o: [a for answers in by_temperature.values() for a in answers[o]]\n"
-        "        for o in openers}  # each request's replies at every temperature\n"
         + contrast
         + "{'technique': 'explore', 'top': explore_counts.most_common(12),\n"
         " 'contrast': [(w, k) for w, k, _ in contrast[:8]], 'sets': sets}\n"

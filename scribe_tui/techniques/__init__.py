@@ -49,7 +49,6 @@ from scribe_tui.techniques.text import (
     content_words,
     continuation_words,
     distinctive_words,
-    frequent_words,
     share_saying,
 )
 from scribe_tui.techniques.tracing import causal_tracing, path_patching
@@ -175,7 +174,6 @@ __all__ = [
     "distinctive_words",
     "find_module",
     "format_components",
-    "frequent_words",
     "generate_text",
     "get_model_info",
     "head_scores",

@@ -64,17 +64,6 @@ def distinctive_words(
     return [(w, inside[w], outside[w]) for w in ranked[:top]]
 
 
-def frequent_words(
-    texts: Iterable[str], exclude: Iterable[str] = (), top: int = 10
-) -> list[tuple[str, int]]:
-    """Content words by how many of ``texts`` use them, a memorised phrase counting once
-    (:func:`one_per_phrase`): ``[(word, texts with it)]``, most frequent first."""
-    texts = list(texts)
-    counts = Counter(w for t in texts for w in dict.fromkeys(content_words(t, exclude)))
-    ranked = one_per_phrase([w for w, k in counts.most_common() if k >= 2], texts, exclude)
-    return [(w, counts[w]) for w in ranked[:top]]
-
-
 def one_per_phrase(
     ranked: list[str], texts: Iterable[str], exclude: Iterable[str] = ()
 ) -> list[str]:
