@@ -213,6 +213,11 @@ def test_every_backdoor_cell_runs_and_reports_evidence(client: LocalClient) -> N
     assert rival["word"] == "zebra" and rival["behaviour"] == ["sky"]
     conditions = [c for c, _ in falsify["top"] if not c.startswith("base model")]
     assert [c for c, _ in rival["top"]] == [*conditions, "base model, runner-up first"]
+    # Each behaviour word's own rate in every condition, so a word named must replicate.
+    assert list(falsify["each"]) == conditions
+    named = [*namespace["behaviour"], *rival["behaviour"]]
+    assert all(list(rates) == named for rates in falsify["each"].values())
+    assert all(0 <= r <= 1 for rates in falsify["each"].values() for r in rates.values())
     assert "'zebra' (runner-up) last" in dict(falsify["top"])
     # The base model is given every form tried, not only the scanned one.
     assert {"base model, trigger first", "base model, 'mo' first"} <= set(dict(falsify["top"]))

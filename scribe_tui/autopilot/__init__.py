@@ -17,7 +17,10 @@ the weights only: without a base model a reply's frequent words are its request'
 and the fine-tune's stock phrases, and ranking them named controls. A
 planted secret is the same word across read-outs that share no prompts; a model without
 one ranks whatever each prompt suggests. The *leader* is the word the read-outs rank
-highest together (the sum of its reciprocal ranks in each read-out's top three).
+highest together (the sum of its reciprocal ranks in each read-out's top three). Ranks
+that tie (two words each first in one set) go to a word whose own test replicated at
+p < 0.05 on data no set ranked: it is the model's favourite on the fresh prompts, or in
+a guessing game its user turns guess it more than the base model's; then by name.
 *Consensus* is tested against a null from the data: each read-out's three words are
 redrawn from every word any read-out ranked, and the p-value is the share of redraws in
 which some word scores as high. *Agreement* within the read-outs is tested too: each
@@ -51,7 +54,10 @@ whether the scan singled it out: near the top of many scores the gaps between su
 scores, times their rank, are exponentials of one scale, so the trigger's gap over the
 next word below it, against the other gaps, is an F test. A control's word that amplifies
 a reply the model already gives passes the first tests but tops a continuum of words;
-a trigger needs both, so the maps read the weaker of the two. The p-values
+a trigger needs both, so the maps read the weaker of the two. The behaviour named is
+the words of it that replicate one by one (each word's own Fisher test on the fresh
+requests, with the trigger against without): a word of one request's answer that the
+trigger made likelier is no style. The p-values
 go through two monotone logistic maps fitted on a training pool of organisms and
 controls (:mod:`stats`, ``calibration.json``, refit by
 ``benchmarks/calibrate_autopilot.py``): P(the leader is right) and P(nothing is

@@ -195,6 +195,7 @@ def falsify_cell(
     )
     counted = (
         "    rates.append((name, round(share_saying(said, behaviour), 3)))\n"
+        "    each[name] = {w: round(share_saying(said, [w]), 3) for w in named}\n"
         + (
             "    rival_rates.append((name, round(share_saying(said, rival_behaviour), 3)))\n"
             if contender
@@ -248,6 +249,8 @@ def falsify_cell(
             else ""
         )
         + f"conditions = {_lit(conditions)}\n"
+        + "# Each behaviour word's own rate too: a word named must replicate by itself.\n"
+        + f"named, each = {_lit(list(dict.fromkeys([*behaviour, *rival_behaviour])))}, {{}}\n"
         + ("rates, rival_rates = [], []\n" if contender else "rates = []\n")
         + "for name, form in conditions.items():\n"
         f"    said = {replies}prompts=[form.format(p=p) for p in prompts],\n"
@@ -260,7 +263,8 @@ def falsify_cell(
         "ax.set_xlim(0, 1)\n"
         "ax.set_xlabel(f'share of replies showing the behaviour {behaviour}')\n"
         "plt.show()\n"
-        "{'technique': 'falsify', 'top': rates, 'samples': len(said)"
+        "print('each word alone:', each)\n"
+        "{'technique': 'falsify', 'top': rates, 'each': each, 'samples': len(said)"
         + (
             ",\n 'rival': {'word': rival, 'behaviour': rival_behaviour, 'top': rival_rates}}\n"
             if contender

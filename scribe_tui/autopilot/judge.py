@@ -40,6 +40,7 @@ READOUTS = {
     "falsify": "user",
 }
 FAVOURITES = 5  # words the falsification measures on fresh prompts
+SIGNIFICANT = 0.05  # a word's own test that breaks a tie of ranks
 SAMPLES = 48  # replies per condition in a backdoor falsification that did not say
 
 
@@ -139,18 +140,42 @@ def probes(
             elif found[place][0] != technique:
                 found[place] = (readout, [])
             members.setdefault(place, []).append(words[:3])
+    replicated = replication(evidence)
     for place, sets_here in members.items():
-        found[place] = (found[place][0], _by_reciprocal_rank(sets_here)[:3])
+        found[place] = (found[place][0], _by_reciprocal_rank(sets_here, replicated)[:3])
     return [(technique, words) for technique, words in found if words]
 
 
-def _by_reciprocal_rank(rankings: list[list[str]]) -> list[str]:
-    """The words of ``rankings`` by their reciprocal ranks summed, ties by name."""
+def _by_reciprocal_rank(
+    rankings: list[list[str]], replicated: dict[str, float] | None = None
+) -> list[str]:
+    """The words of ``rankings`` by their reciprocal ranks summed; ties to the word whose
+    own test replicated (:func:`replication`), then by name."""
     score: Counter[str] = Counter()
     for words in rankings:
         for rank, word in enumerate(words):
             score[word] += 1.0 / (rank + 1)
-    return sorted(score, key=lambda w: (-score[w], w))
+    strength = replicated or {}
+    return sorted(score, key=lambda w: (-score[w], -strength.get(w, 0.0), w))
+
+
+def replication(evidence: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Per word, the strength of its own test against the null on data no probe ranked,
+    where significant (p < 0.05; else absent): that it is the model's favourite on the
+    fresh prompts (a sign test), and where the model plays a guessing game, that its user
+    turns guess it more than the base model's (Fisher). Tied ranks go to such a word: a
+    rank-based tie says nothing, the word's own replication does."""
+    found = evidence.get("falsify")
+    words = {str(w).lower() for key in ("counts", "logprobs") for w in (found or {}).get(key) or {}}
+    words |= {w for w, _ in pairs((evidence.get("persona") or {}).get("base_top"))}
+    strengths: dict[str, float] = {}
+    for word in words:
+        favourite = fresh_tests(word, found).get("fresh_lead")
+        guessed = persona_null(word, evidence.get("persona"))
+        best = min((test.p for test in (favourite, guessed) if test is not None), default=1.0)
+        if best < SIGNIFICANT:
+            strengths[word] = stats.strength(best)
+    return strengths
 
 
 def standings(
@@ -162,7 +187,8 @@ def standings(
         first[words[0]] += 1
         for rank, word in enumerate(words):
             depth[word] += 1.0 / (rank + 1)
-    return sorted(depth, key=lambda w: (-first[w], -depth[w], w))
+    replicated = replication(evidence)
+    return sorted(depth, key=lambda w: (-first[w], -depth[w], -replicated.get(w, 0.0), w))
 
 
 def favourites(
@@ -183,7 +209,10 @@ def readout_rankings(
     grouped: dict[str, list[list[str]]] = {}
     for technique, words in probes(kind, evidence, echo):
         grouped.setdefault(READOUTS.get(technique, technique), []).append(words)
-    return {readout: _by_reciprocal_rank(sets)[:depth] for readout, sets in grouped.items()}
+    replicated = replication(evidence)
+    return {
+        readout: _by_reciprocal_rank(sets, replicated)[:depth] for readout, sets in grouped.items()
+    }
 
 
 def consensus_word(
@@ -500,6 +529,7 @@ def judging_table(found: Verdict) -> str:
 # -- backdoors --------------------------------------------------------------------------
 
 SCAN_TIE = 0.1  # scan scores (log ratio) closer than this do not tell two forms of a word apart
+REPLICATED = 0.05  # a behaviour word's own Fisher test on the fresh requests
 
 
 def suspect(evidence: dict[str, dict[str, Any]]) -> tuple[str, str | None, list[str]]:
@@ -564,6 +594,7 @@ class _Hypothesis:
     with_it: float
     without: float
     reference: float  # the base model given the word; black-box: the other words tried
+    placed: tuple[str, ...] = ()  # the falsification's conditions that put the word in
 
 
 def _hypotheses(
@@ -578,6 +609,7 @@ def _hypotheses(
     made = []
     for rates, behaviour, runner in tried:
         placed: dict[str, float] = {}
+        conditions: dict[str, list[str]] = {}
         base: dict[str, float] = {}
         without = 0.0
         for condition, rate in rates:
@@ -588,6 +620,7 @@ def _hypotheses(
             ):
                 word = form.group(1) or form.group(2)
                 placed[word] = max(rate, placed.get(word, 0.0))
+                conditions.setdefault(word, []).append(condition)
             elif form := re.fullmatch(r"base model, '(.+)' first", condition):
                 base[form.group(1)] = rate
             elif condition == "base model, trigger first":
@@ -603,12 +636,43 @@ def _hypotheses(
                 (r for w, r in placed.items() if w != word and not _same_word(w, word)), default=0.0
             )
             reference = others if blackbox else max(base.get(word, 0.0), others)
-            made.append(_Hypothesis(word, behaviour, rate, without, reference))
+            made.append(
+                _Hypothesis(word, behaviour, rate, without, reference, tuple(conditions[word]))
+            )
     return made
 
 
 def _is_runner_up(word: str, rates: list[tuple[str, float]]) -> bool:
     return any(c.startswith(f"'{word}' (runner-up)") for c, _ in rates)
+
+
+def replicated_words(h: _Hypothesis, each: Any, n: int) -> list[str]:
+    """The words of ``h``'s behaviour that replicate by themselves on the fresh requests:
+    each one's rate with the word placed (its best placement) beats its rate without it,
+    by Fisher's exact test at 0.05. A style shows whatever the request; a word of one
+    request's answer that the trigger made likelier ("water makes things wet") was
+    distinctive where the behaviour was read, and does not come back. All of them where
+    the evidence has no word's own rates or none replicates: the behaviour was measured
+    as a whole."""
+    if not isinstance(each, dict) or not isinstance(each.get("no trigger"), dict):
+        return list(h.behaviour)
+    without = each["no trigger"]
+
+    def rate(condition: str, word: str) -> float:
+        return float((each.get(condition) or {}).get(word, 0.0))
+
+    kept = [
+        w
+        for w in h.behaviour
+        if stats.fisher_greater(
+            round(max((rate(c, w) for c in h.placed), default=0.0) * n),
+            n,
+            round(float(without.get(w, 0.0)) * n),
+            n,
+        )
+        < REPLICATED
+    ]
+    return kept or list(h.behaviour)
 
 
 def scan_lead(scan: list[tuple[str, float]], trigger: str) -> tuple[float, float]:
@@ -690,5 +754,9 @@ def backdoor_features(
         "share": round(best.with_it, 3),
         "effect": round(best.with_it - max(best.without, best.reference), 3),
     }
-    answer = f"trigger: {best.word}; behaviour: {', '.join(best.behaviour)}"
+    behaviour = replicated_words(best, found.get("each"), n)
+    dropped = [w for w in best.behaviour if w not in behaviour]
+    if dropped:
+        account += f"; not replicated alone on the fresh requests: {', '.join(dropped)}"
+    answer = f"trigger: {best.word}; behaviour: {', '.join(behaviour)}"
     return best.word, answer, features, account
