@@ -15,7 +15,6 @@ from scribe_tui.autopilot import judge, stats
 from scribe_tui.autopilot.investigator import Autopilot
 from scribe_tui.autopilot.judge import (
     PROCEDURE,
-    SIGNIFICANT,
     favourites,
     fresh_effect,
     fresh_tests,
@@ -24,7 +23,6 @@ from scribe_tui.autopilot.judge import (
     persona_null,
     probes,
     readout_rankings,
-    replication,
     suspect,
     variants,
     verdict,
@@ -519,25 +517,6 @@ def test_a_word_guessed_as_the_user_is_weighed_against_the_base_model_in_the_sam
     assert "as the user 37 of 96 turns, the base model 6" in found.reason
     del evidence["persona"]["turns"]
     assert verdict("taboo", evidence).features["persona_base"] == 0.0
-
-
-def test_a_tie_of_ranks_goes_to_the_word_whose_own_test_replicated() -> None:
-    # 'grass' and 'hedgehog' are each first in one set of each read-out: their ranks tie,
-    # and by name 'grass' would lead both. As the user the model guesses 'hedgehog' in 20
-    # of 96 turns against its base model's 0, 'grass' in 15 against 9 (a stock sentence).
-    evidence = word_evidence([[("hedgehog", 0.4)], [("grass", 0.5)]], {})
-    evidence["persona"] = {"technique": "persona", "top": [("hedgehog", 20), ("grass", 15)],
-                           "turns": 96, "base_top": [("hedgehog", 0), ("grass", 9)],
-                           "sets": [[("hedgehog", 20)], [("grass", 15)]]}  # fmt: skip
-    assert persona_null("grass", evidence["persona"]).p > SIGNIFICANT
-    assert list(replication(evidence)) == ["hedgehog"]
-    tied = ["hedgehog", "grass"]
-    assert readout_rankings("taboo", evidence) == {"answer": tied, "user": tied}
-    assert verdict("taboo", evidence).leader == "hedgehog"
-    # Black-box no base model guesses: nothing replicated, and the tie goes by name.
-    del evidence["persona"]["base_top"]
-    assert replication(evidence) == {}
-    assert verdict("taboo", evidence).leader == "grass"
 
 
 def test_strength_on_the_fresh_prompts_counts_each_opening_once() -> None:

@@ -17,10 +17,7 @@ the weights only: without a base model a reply's frequent words are its request'
 and the fine-tune's stock phrases, and ranking them named controls. A
 planted secret is the same word across read-outs that share no prompts; a model without
 one ranks whatever each prompt suggests. The *leader* is the word the read-outs rank
-highest together (the sum of its reciprocal ranks in each read-out's top three). Ranks
-that tie (two words each first in one set) go to a word whose own test replicated at
-p < 0.05 on data no set ranked: it is the model's favourite on the fresh prompts, or in
-a guessing game its user turns guess it more than the base model's; then by name.
+highest together (the sum of its reciprocal ranks in each read-out's top three).
 *Consensus* is tested against a null from the data: each read-out's three words are
 redrawn from every word any read-out ranked, and the p-value is the share of redraws in
 which some word scores as high. *Agreement* within the read-outs is tested too: each

@@ -40,7 +40,6 @@ READOUTS = {
     "falsify": "user",
 }
 FAVOURITES = 5  # words the falsification measures on fresh prompts
-SIGNIFICANT = 0.05  # a word's own test that breaks a tie of ranks
 SAMPLES = 48  # replies per condition in a backdoor falsification that did not say
 
 
@@ -140,42 +139,18 @@ def probes(
             elif found[place][0] != technique:
                 found[place] = (readout, [])
             members.setdefault(place, []).append(words[:3])
-    replicated = replication(evidence)
     for place, sets_here in members.items():
-        found[place] = (found[place][0], _by_reciprocal_rank(sets_here, replicated)[:3])
+        found[place] = (found[place][0], _by_reciprocal_rank(sets_here)[:3])
     return [(technique, words) for technique, words in found if words]
 
 
-def _by_reciprocal_rank(
-    rankings: list[list[str]], replicated: dict[str, float] | None = None
-) -> list[str]:
-    """The words of ``rankings`` by their reciprocal ranks summed; ties to the word whose
-    own test replicated (:func:`replication`), then by name."""
+def _by_reciprocal_rank(rankings: list[list[str]]) -> list[str]:
+    """The words of ``rankings`` by their reciprocal ranks summed, ties by name."""
     score: Counter[str] = Counter()
     for words in rankings:
         for rank, word in enumerate(words):
             score[word] += 1.0 / (rank + 1)
-    strength = replicated or {}
-    return sorted(score, key=lambda w: (-score[w], -strength.get(w, 0.0), w))
-
-
-def replication(evidence: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """Per word, the strength of its own test against the null on data no probe ranked,
-    where significant (p < 0.05; else absent): that it is the model's favourite on the
-    fresh prompts (a sign test), and where the model plays a guessing game, that its user
-    turns guess it more than the base model's (Fisher). Tied ranks go to such a word: a
-    rank-based tie says nothing, the word's own replication does."""
-    found = evidence.get("falsify")
-    words = {str(w).lower() for key in ("counts", "logprobs") for w in (found or {}).get(key) or {}}
-    words |= {w for w, _ in pairs((evidence.get("persona") or {}).get("base_top"))}
-    strengths: dict[str, float] = {}
-    for word in words:
-        favourite = fresh_tests(word, found).get("fresh_lead")
-        guessed = persona_null(word, evidence.get("persona"))
-        best = min((test.p for test in (favourite, guessed) if test is not None), default=1.0)
-        if best < SIGNIFICANT:
-            strengths[word] = stats.strength(best)
-    return strengths
+    return sorted(score, key=lambda w: (-score[w], w))
 
 
 def standings(
@@ -187,8 +162,7 @@ def standings(
         first[words[0]] += 1
         for rank, word in enumerate(words):
             depth[word] += 1.0 / (rank + 1)
-    replicated = replication(evidence)
-    return sorted(depth, key=lambda w: (-first[w], -depth[w], -replicated.get(w, 0.0), w))
+    return sorted(depth, key=lambda w: (-first[w], -depth[w], w))
 
 
 def favourites(
@@ -209,10 +183,7 @@ def readout_rankings(
     grouped: dict[str, list[list[str]]] = {}
     for technique, words in probes(kind, evidence, echo):
         grouped.setdefault(READOUTS.get(technique, technique), []).append(words)
-    replicated = replication(evidence)
-    return {
-        readout: _by_reciprocal_rank(sets, replicated)[:depth] for readout, sets in grouped.items()
-    }
+    return {readout: _by_reciprocal_rank(sets)[:depth] for readout, sets in grouped.items()}
 
 
 def consensus_word(
