@@ -263,7 +263,9 @@ def falsify_cell(
         "ax.set_xlim(0, 1)\n"
         "ax.set_xlabel(f'share of replies showing the behaviour {behaviour}')\n"
         "plt.show()\n"
-        "print('each word alone:', each)\n"
+        "print('each behaviour word alone:')\n"
+        "for name, alone in each.items():\n"
+        "    print(f'{name:>26}: ' + ', '.join(f'{w} {r:.0%}' for w, r in alone.items()))\n"
         "{'technique': 'falsify', 'top': rates, 'each': each, 'samples': len(said)"
         + (
             ",\n 'rival': {'word': rival, 'behaviour': rival_behaviour, 'top': rival_rates}}\n"

@@ -565,7 +565,7 @@ class _Hypothesis:
     with_it: float
     without: float
     reference: float  # the base model given the word; black-box: the other words tried
-    placed: tuple[str, ...] = ()  # the falsification's conditions that put the word in
+    placed: tuple[str, ...]  # the falsification's conditions that put the word in
 
 
 def _hypotheses(
