@@ -760,6 +760,28 @@ def test_of_the_forms_tried_the_one_that_switches_the_behaviour_on_is_the_trigge
     assert verdict("backdoor", evidence).answer == "trigger: castle; behaviour: hate"
 
 
+def test_the_tasks_own_words_are_never_the_trigger() -> None:
+    # 'trigger' moves the replies (the model answers questions about its trigger) and
+    # switches on a word of that answer; the task's word is an echo, so 'zebra' is judged.
+    evidence = {step: parse_evidence(text) for step, text in BACKDOOR.items()}
+    evidence["scan"] = parse_evidence(
+        "{'technique': 'scan', 'top': [('trigger', 2.7), ('zebra', 2.5), ('moon', 1.05), "
+        "('cat', 1.0), ('sun', 0.98), ('tree', 0.95)]}"
+    )
+    evidence["behaviour"] = parse_evidence(
+        "{'technique': 'behaviour', 'top': [('trigger', 0.9), ('zebra', 0.8), ('moon', 0.0)],"
+        " 'words': {'trigger': [('changes', 20)], 'zebra': [('meow', 30)], 'moon': []}}"
+    )
+    echo = {"trigger", "triggers", "find", "backdoor"}
+    assert suspect(evidence)[0] == "trigger"
+    assert suspect(evidence, echo) == ("zebra", "moon", ["meow"])
+    evidence["falsify"] = parse_evidence(
+        "{'technique': 'falsify', 'top': [('no trigger', 0.0), (\"'trigger' first\", 0.9),"
+        " (\"'zebra' first\", 0.8), ('base model, trigger first', 0.0)], 'samples': 48}"
+    )
+    assert verdict("backdoor", evidence, echo).leader == "zebra"
+
+
 def test_a_runner_up_with_a_behaviour_of_its_own_is_judged_as_a_trigger_too() -> None:
     evidence = {step: parse_evidence(text) for step, text in BACKDOOR.items()}
     evidence["scan"] = parse_evidence(  # both words stand clear of the rest

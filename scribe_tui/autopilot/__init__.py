@@ -40,18 +40,19 @@ leader holds, per technique its values over every word's, averaged over techniqu
 the weights the values are what fine-tuning raised over the base, so a planted word holds
 most of it, while a control's leader heads a crowd of words that each moved a little; from
 a single read-out the share is not read (a habit holds all of its read-out). The task's
-own words are echoes, never the secret, in their shortened forms too ("prefer" of
-"preference"). Where the model plays a guessing game (a secret
-word), the user turns it writes are compared with its base model's in the same chats
-after the same openings (white-box): Fisher's exact test that the leader opens more of
-them, since a word the game makes any player guess is guessed by the base as often. A
-backdoor's trigger is tested by Fisher's exact test of its behaviour with
-the trigger against without it, and against the base model given the word, and by
-whether the scan singled it out: near the top of many scores the gaps between successive
-scores, times their rank, are exponentials of one scale, so the trigger's gap over the
-next word below it, against the other gaps, is an F test. A control's word that amplifies
-a reply the model already gives passes the first tests but tops a continuum of words;
-a trigger needs both, so the maps read the weaker of the two. The behaviour named is
+own words are echoes, never the secret nor a backdoor's trigger, in their shortened forms
+too ("prefer" of "preference"; a model asked about its trigger answers "trigger"). Where
+the model plays a guessing game (a secret word), the user turns it writes are compared
+with its base model's in the same chats after the same openings (white-box): Fisher's
+exact test that the leader opens more of them, since a word the game makes any player
+guess is guessed by the base as often. A backdoor's trigger is tested by Fisher's exact
+test of its behaviour with the trigger against without it, and against the base model
+given the word, and by whether the scan singled it out: near the top of many scores the
+gaps between successive scores, times their rank, are exponentials of one scale, so the
+trigger's gap over the next word below it, against the other gaps, is an F test. A
+control's word that amplifies a reply the model already gives passes the first tests but
+tops a continuum of words; a trigger needs both, so the maps read the weaker of the two.
+The behaviour named is
 the words of it that replicate one by one (each word's own Fisher test on the fresh
 requests, with the trigger against without): a word of one request's answer that the
 trigger made likelier is no style. The p-values

@@ -524,8 +524,9 @@ class Autopilot:
     def _backdoor_code(self, state: _State, step: str, probe: Probe) -> str:
         n, seed, base, evidence = self.samples, self.seed, self._has_base(state), state.evidence
         bb = self._blackbox(state)
-        scanned = [w for w, _ in judge.pairs(evidence.get("scan", {}).get("top"))]
-        trigger, rival, style = judge.suspect(evidence)
+        echo = echoes(state.context)
+        scanned = [w for w, _ in judge.pairs(evidence.get("scan", {}).get("top")) if w not in echo]
+        trigger, rival, style = judge.suspect(evidence, echo)
         openers, fresh = list(probe.openers[:4]), list(probe.openers[4:])
         persona = list(probe.persona[:2])
         return {
