@@ -54,7 +54,7 @@ FEATURES = {
         "held",
         "blackbox",
     ),
-    "backdoor": ("agree", "singled", "blackbox"),
+    "backdoor": ("agree", "singled_whitebox", "singled_blackbox", "blackbox"),
 }
 # A test's evidence may only raise P(named) and lower P(nothing); the mode is free.
 SIGNS = {
@@ -64,7 +64,8 @@ SIGNS = {
     "fresh_base": 1,
     "fresh_lead": 1,
     "persona_base": 1,
-    "singled": 1,
+    "singled_whitebox": 1,
+    "singled_blackbox": 1,
     "held": 1,
     "blackbox": 0,
 }
