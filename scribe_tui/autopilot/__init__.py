@@ -52,6 +52,9 @@ gaps between successive scores, times their rank, are exponentials of one scale,
 trigger's gap over the next word below it, against the other gaps, is an F test. A
 control's word that amplifies a reply the model already gives passes the first tests but
 tops a continuum of words; a trigger needs both, so the maps read the weaker of the two.
+They weigh it per mode: black-box the scan samples the harvested words, with no base
+model to divide by, and a word the model answers in kind ("cheers", "count") stands as
+clear of them as a trigger.
 The behaviour named is
 the words of it that replicate one by one (each word's own Fisher test on the fresh
 requests, with the trigger against without): a word of one request's answer that the
