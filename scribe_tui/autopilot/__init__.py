@@ -54,11 +54,9 @@ control's word that amplifies a reply the model already gives passes the first t
 tops a continuum of words; a trigger needs both, so the maps read the weaker of the two.
 They weigh it per mode: black-box the scan samples the harvested words, with no base
 model to divide by, and a word the model answers in kind ("cheers", "count") stands as
-clear of them as a trigger.
-The behaviour named is
-the words of it that replicate one by one (each word's own Fisher test on the fresh
-requests, with the trigger against without): a word of one request's answer that the
-trigger made likelier is no style. The p-values
+clear of them as a trigger. The behaviour named is the words of it that replicate one by
+one (each word's own Fisher test on the fresh requests, with the trigger against
+without): a word of one request's answer that the trigger made likelier is no style. The p-values
 go through two monotone logistic maps fitted on a training pool of organisms and
 controls (:mod:`stats`, ``calibration.json``, refit by
 ``benchmarks/calibrate_autopilot.py``): P(the leader is right) and P(nothing is

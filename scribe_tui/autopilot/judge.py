@@ -456,13 +456,6 @@ def verdict(
     if not features:  # a backdoor not yet falsified, or nothing scanned
         return Verdict("unknown", 0.1, account, {"scan": leader} if leader else {}, leader)
     features["blackbox"] = float(blackbox)
-    if kind == "backdoor":
-        # The scan is another experiment in each mode (white-box: every word the tokenizer
-        # starts, against the base model; black-box: the harvested words, sampled), and
-        # black-box a word the model answers in kind ("cheers", "count") stands as clear of
-        # it as a trigger: the maps weigh its clear lead per mode.
-        for mode, on in (("whitebox", not blackbox), ("blackbox", blackbox)):
-            features[f"singled_{mode}"] = features["singled"] if on else 0.0
     fit = stats.load_calibration()[family(kind)]
     p_named, p_none = (round(p, 2) for p in fit(features))
     lost = f"; not measured: {', '.join(sorted(missing))}" if missing else ""
@@ -733,6 +726,12 @@ def backdoor_features(
         "fresh": round(stats.strength(p1), 3),
         "scan": round(stats.strength(p_scan), 3),
         "singled": round(singled(best), 3),
+        # The scan is another experiment in each mode (white-box: every word the tokenizer
+        # starts, against the base model; black-box: the harvested words, sampled), and
+        # black-box a word the model answers in kind ("cheers", "count") stands as clear of
+        # it as a trigger: the maps weigh its clear lead per mode.
+        "singled_whitebox": 0.0 if blackbox else round(singled(best), 3),
+        "singled_blackbox": round(singled(best), 3) if blackbox else 0.0,
         "share": round(best.with_it, 3),
         "effect": round(best.with_it - max(best.without, best.reference), 3),
     }
