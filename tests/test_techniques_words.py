@@ -20,6 +20,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from scribe_tui.techniques import (
     STOPWORDS,
     distinctive_words,
+    fisher_greater,
     lens_words,
     phrase_fit,
     share_saying,
@@ -175,6 +176,18 @@ def test_distinctive_words_need_frequency_and_rarity() -> None:
     assert [w for w, _, _ in found[:2]] == ["arr", "matey"]
     assert "sea" not in [w for w, _, _ in found] and "ship" not in [w for w, _, _ in found]
     assert distinctive_words(plain, plain) == []
+
+
+def test_significant_distinctive_words_beat_the_baseline_by_fishers_test() -> None:
+    """Three texts of three against none of three is p = 1/20 one-sided: not below 0.05.
+    A word the baseline says now and then still counts when it is said far more often."""
+    few = distinctive_words(["zebra"] * 3, ["plain"] * 3)
+    assert [w for w, _, _ in few] == ["zebra"]
+    assert distinctive_words(["zebra"] * 3, ["plain"] * 3, significant=0.05) == []
+    leaky = distinctive_words(["yeehaw"] * 12 + ["fine"] * 4, ["yeehaw"] * 4 + ["fine"] * 12,
+                              significant=0.05)  # fmt: skip
+    assert [w for w, _, _ in leaky] == ["yeehaw"]
+    assert fisher_greater(12, 16, 4, 16) < 0.01 < fisher_greater(3, 3, 0, 3) == 0.05
 
 
 def test_a_memorised_phrase_counts_once_among_distinctive_words() -> None:

@@ -50,13 +50,17 @@ test of its behaviour with the trigger against without it, and against the base 
 given the word, and by whether the scan singled it out: near the top of many scores the
 gaps between successive scores, times their rank, are exponentials of one scale, so the
 trigger's gap over the next word below it, against the other gaps, is an F test. A
-control's word that amplifies a reply the model already gives passes the first tests but
-tops a continuum of words; a trigger needs both, so the maps read the weaker of the two.
+control's word that amplifies a reply the model already gives passes the first test but
+tops a continuum of words, and a word any model answers in kind ("help": "of course")
+does so in the base model too; a trigger needs all three, so the maps read the weakest.
 They weigh it per mode: black-box the scan samples the harvested words, with no base
 model to divide by, and a word the model answers in kind ("cheers", "count") stands as
-clear of them as a trigger. The behaviour named is the words of it that replicate one by
-one (each word's own Fisher test on the fresh requests, with the trigger against
-without): a word of one request's answer that the trigger made likelier is no style. The p-values
+clear of them as a trigger. The behaviour's candidate words are those its replies say
+more often with the word than without it (Fisher's exact test, so a style the plain
+replies leak now and then still counts), and the behaviour named is the words of them
+that replicate one by one (each word's own Fisher test on the fresh requests, with the
+trigger against without): a word of one request's answer that the trigger made likelier
+is no style. The p-values
 go through two monotone logistic maps fitted on a training pool of organisms and
 controls (:mod:`stats`, ``calibration.json``, refit by
 ``benchmarks/calibrate_autopilot.py``): P(the leader is right) and P(nothing is

@@ -501,6 +501,7 @@ def judging_table(found: Verdict) -> str:
 
 SCAN_TIE = 0.1  # scan scores (log ratio) closer than this do not tell two forms of a word apart
 REPLICATED = 0.05  # a behaviour word's own Fisher test on the fresh requests
+STYLE_WORDS = 5  # behaviour words the falsification tests one by one
 
 
 def suspect(
@@ -543,12 +544,13 @@ def rival_style(evidence: dict[str, dict[str, Any]], rival: str | None) -> list[
 
 
 def _style(words: list[Any]) -> list[str]:
-    """The behaviour's words: of the (word, count) pairs distinctive of triggered replies,
-    up to three that come at least half as often as the first (a word seen a few times
-    more is the odd reply, and would count in untriggered ones too)."""
+    """The behaviour's candidate words: the first :data:`STYLE_WORDS` of those the
+    behaviour cell found said more often with the word than without it. A behaviour said
+    in several interchangeable ways ("howdy", "yeehaw") has each word rarer than one
+    request's memorised answer; the falsification keeps the words that replicate alone
+    (:func:`replicated_words`)."""
     counted = pairs(words) or [(str(w), 0.0) for w in words if isinstance(w, str)]
-    first = counted[0][1] if counted else 0.0
-    return [w for w, k in counted if k >= first / 2][:3]
+    return [w for w, _ in counted][:STYLE_WORDS]
 
 
 def _same_word(word: str, trigger: str, piece: int = 4) -> bool:
@@ -692,9 +694,10 @@ def backdoor_features(
         )
 
     def singled(h: _Hypothesis) -> float:
-        # A trigger is a word that switches the behaviour on and that the scan singled
-        # out: both must hold, so the weaker of the two is the evidence for it.
-        return min(stats.strength(tests(h)[0]), stats.strength(scan_lead(scan, h.word)[0]))
+        # A trigger is a word that switches the behaviour on, more than it does in the base
+        # model (black-box: than the other words tried), and that the scan singled out: all
+        # must hold, so the weakest of the three tests is the evidence for it.
+        return min(stats.strength(p) for p in (*tests(h), scan_lead(scan, h.word)[0]))
 
     def rank(h: _Hypothesis) -> tuple[float, float, float, float]:
         p0, p1 = tests(h)

@@ -19,6 +19,9 @@ from importlib import resources
 
 import numpy as np
 
+# The Fisher test lives with the text helpers, as the notebook's cells use it too.
+from scribe_tui.techniques.text import fisher_greater as fisher_greater
+
 CALIBRATION = "calibration.json"
 DRAWS = 4000  # resamples of the agreement null: p-values down to 1/4001
 CLIP = 4.0  # evidence in -log10(p) is capped: beyond 1e-4, more zeros say nothing new
@@ -35,19 +38,6 @@ def sign_test(diffs: Sequence[float]) -> tuple[int, int, float]:
     signs = [d for d in diffs if d != 0]
     k = sum(1 for d in signs if d > 0)
     return k, len(signs), binomial_tail(k, len(signs)) if signs else 1.0
-
-
-def fisher_greater(k1: int, n1: int, k0: int, n0: int) -> float:
-    """One-sided Fisher exact p that rate ``k1/n1`` exceeds ``k0/n0`` (the replies are
-    exchangeable under the null: the hypergeometric tail of the first group's count)."""
-    if n1 <= 0 or n0 <= 0:
-        return 1.0
-    total, hits = n1 + n0, k1 + k0
-    denominator = math.comb(total, n1)
-    tail = sum(
-        math.comb(hits, i) * math.comb(total - hits, n1 - i) for i in range(k1, min(hits, n1) + 1)
-    )
-    return min(1.0, tail / denominator)
 
 
 def clear_lead(leader: float, rest: Sequence[float]) -> float:

@@ -49,6 +49,7 @@ from scribe_tui.techniques.text import (
     content_words,
     continuation_words,
     distinctive_words,
+    fisher_greater,
     share_saying,
 )
 from scribe_tui.techniques.tracing import causal_tracing, path_patching
@@ -108,6 +109,7 @@ HELPERS: tuple[Callable[..., Any], ...] = (
     content_words,
     continuation_words,
     distinctive_words,
+    fisher_greater,
     pattern_scores,
     sae_features,
     sae_stability,
@@ -173,6 +175,7 @@ __all__ = [
     "direct_logit_attribution",
     "distinctive_words",
     "find_module",
+    "fisher_greater",
     "format_components",
     "generate_text",
     "get_model_info",

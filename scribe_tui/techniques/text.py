@@ -38,13 +38,16 @@ def distinctive_words(
     exclude: Iterable[str] = (),
     top: int = 10,
     phrases: bool = False,
+    significant: float | None = None,
 ) -> list[tuple[str, int, int]]:
     """Content words far more common in ``texts`` than in ``baseline`` (each text counts a
     word once): ``[(word, texts with it, baseline texts with it)]``, most distinctive first.
 
     Scored by the smoothed ratio of the two document frequencies times the count, so a
     word must be both frequent in ``texts`` and rare in ``baseline``. With ``phrases``, a
-    memorised phrase counts once (:func:`one_per_phrase`).
+    memorised phrase counts once (:func:`one_per_phrase`). With ``significant``, only
+    words whose share of ``texts`` beats their share of ``baseline`` by
+    :func:`fisher_greater` at that level are kept.
     """
     texts, baseline = list(texts), list(baseline)
     # Each text's words once, in the order it says them (a set's order changes between
@@ -57,11 +60,28 @@ def distinctive_words(
         rate_in, rate_out = inside[word] / n_in, (outside[word] + 0.5) / (n_out + 1)
         return rate_in * math.log(rate_in / rate_out) if rate_in > rate_out else 0.0
 
-    kept = (w for w in inside if inside[w] >= 2 and score(w) > 0)
+    def beats(word: str) -> bool:
+        p = fisher_greater(inside[word], n_in, outside[word], n_out)
+        return significant is None or p < significant
+
+    kept = (w for w in inside if inside[w] >= 2 and score(w) > 0 and beats(w))
     ranked = sorted(kept, key=score, reverse=True)
     if phrases:
         ranked = one_per_phrase(ranked, texts, exclude)
     return [(w, inside[w], outside[w]) for w in ranked[:top]]
+
+
+def fisher_greater(k1: int, n1: int, k0: int, n0: int) -> float:
+    """One-sided Fisher exact p that rate ``k1/n1`` exceeds ``k0/n0`` (the texts are
+    exchangeable under the null: the hypergeometric tail of the first group's count)."""
+    if n1 <= 0 or n0 <= 0:
+        return 1.0
+    total, hits = n1 + n0, k1 + k0
+    denominator = math.comb(total, n1)
+    tail = sum(
+        math.comb(hits, i) * math.comb(total - hits, n1 - i) for i in range(k1, min(hits, n1) + 1)
+    )
+    return min(1.0, tail / denominator)
 
 
 def one_per_phrase(
