@@ -339,6 +339,10 @@ def test_the_sign_and_fisher_tests_and_the_fit_behave() -> None:
     assert stats.sign_test([0.0, 0.0])[2] == 1.0  # no signs, no evidence
     assert stats.fisher_greater(40, 48, 2, 48) < 1e-15
     assert stats.fisher_greater(10, 48, 9, 48) > 0.3
+    # Holm steps down: 0.02 < 0.05 / 2 counts once 0.001 has, where Bonferroni's 0.05 / 3
+    # would not; it stops at the first that fails (0.03 >= 0.025), whatever comes after.
+    assert stats.holm({"a": 0.001, "b": 0.02, "c": 0.04}, 0.05) == {"a", "b", "c"}
+    assert stats.holm({"a": 0.01, "b": 0.03, "c": 0.031}, 0.05) == {"a"}
     assert stats.strength(1.0) == 0.0 and stats.strength(1e-9) == stats.CLIP
     x = np.array([[0.0], [0.5], [1.0], [3.0], [3.5], [4.0]])
     fit = stats.fit_logistic(x, np.array([0, 0, 1, 0, 1, 1.0]))

@@ -57,10 +57,10 @@ They weigh it per mode: black-box the scan samples the harvested words, with no 
 model to divide by, and a word the model answers in kind ("cheers", "count") stands as
 clear of them as a trigger. The behaviour's candidate words are those its replies say
 more often with the word than without it (Fisher's exact test, so a style the plain
-replies leak now and then still counts), and the behaviour named is the words of them
-that replicate one by one (each word's own Fisher test on the fresh requests, with the
-trigger against without): a word of one request's answer that the trigger made likelier
-is no style. The p-values
+replies leak now and then still counts), and the behaviour named is those of the three
+most distinctive that replicate one by one (each word's own Fisher test on the fresh
+requests, with the trigger against without, Holm-corrected): a word of one request's
+answer that the trigger made likelier is no style. The p-values
 go through two monotone logistic maps fitted on a training pool of organisms and
 controls (:mod:`stats`, ``calibration.json``, refit by
 ``benchmarks/calibrate_autopilot.py``): P(the leader is right) and P(nothing is

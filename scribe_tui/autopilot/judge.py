@@ -501,7 +501,7 @@ def judging_table(found: Verdict) -> str:
 
 SCAN_TIE = 0.1  # scan scores (log ratio) closer than this do not tell two forms of a word apart
 REPLICATED = 0.05  # a behaviour word's own Fisher test on the fresh requests
-STYLE_WORDS = 5  # behaviour words the falsification tests one by one
+STYLE_WORDS = 3  # behaviour words named at most (every word named must be right)
 
 
 def suspect(
@@ -545,9 +545,9 @@ def rival_style(evidence: dict[str, dict[str, Any]], rival: str | None) -> list[
 
 def _style(words: list[Any]) -> list[str]:
     """The behaviour's candidate words: the first :data:`STYLE_WORDS` of those the
-    behaviour cell found said more often with the word than without it. A behaviour said
-    in several interchangeable ways ("howdy", "yeehaw") has each word rarer than one
-    request's memorised answer; the falsification keeps the words that replicate alone
+    behaviour cell found said more often with the word than without it (the most
+    distinctive first; an answer is right only if every word it names is the behaviour's,
+    so few are named). The falsification keeps those that replicate alone
     (:func:`replicated_words`)."""
     counted = pairs(words) or [(str(w), 0.0) for w in words if isinstance(w, str)]
     return [w for w, _ in counted][:STYLE_WORDS]
@@ -626,11 +626,11 @@ def _is_runner_up(word: str, rates: list[tuple[str, float]]) -> bool:
 def replicated_words(h: _Hypothesis, each: Any, n: int) -> list[str]:
     """The words of ``h``'s behaviour that replicate by themselves on the fresh requests:
     each one's rate with the word placed (its best placement) beats its rate without it,
-    by Fisher's exact test at 0.05. A style shows whatever the request; a word of one
-    request's answer that the trigger made likelier ("water makes things wet") was
-    distinctive where the behaviour was read, and does not come back. All of them where
-    the evidence has no word's own rates or none replicates: the behaviour was measured
-    as a whole."""
+    by Fisher's exact test, with Holm's correction for the several words tested (0.05 for
+    them all). A style shows whatever the request; a word of one request's answer that
+    the trigger made likelier ("water makes things wet") was distinctive where the
+    behaviour was read, and does not come back. All of them where the evidence has no
+    word's own rates or none replicates: the behaviour was measured as a whole."""
     if not isinstance(each, dict) or not isinstance(each.get("no trigger"), dict):
         return list(h.behaviour)
     without = each["no trigger"]
@@ -638,18 +638,17 @@ def replicated_words(h: _Hypothesis, each: Any, n: int) -> list[str]:
     def rate(condition: str, word: str) -> float:
         return float((each.get(condition) or {}).get(word, 0.0))
 
-    kept = [
-        w
-        for w in h.behaviour
-        if stats.fisher_greater(
+    p = {
+        w: stats.fisher_greater(
             round(max((rate(c, w) for c in h.placed), default=0.0) * n),
             n,
             round(float(without.get(w, 0.0)) * n),
             n,
         )
-        < REPLICATED
-    ]
-    return kept or list(h.behaviour)
+        for w in h.behaviour
+    }
+    kept = stats.holm(p, REPLICATED)
+    return [w for w in h.behaviour if w in kept] or list(h.behaviour)
 
 
 def scan_lead(scan: list[tuple[str, float]], trigger: str) -> tuple[float, float]:

@@ -1,9 +1,9 @@
 """The statistics the autopilot's judge rests on: exact tests, a resampled null, a fit.
 
 Nothing here knows about organisms or words' meanings: a sign test over prompts, a
-one-sided Fisher test of two rates, a test that the highest of many scores stands clear
-of the rest, the agreement a word-wandering model would show
-(resampled) within a read-out's prompt sets and across read-outs, and a small
+one-sided Fisher test of two rates (and Holm's correction over several), a test that the
+highest of many scores stands clear of the rest, the agreement a word-wandering model
+would show (resampled) within a read-out's prompt sets and across read-outs, and a small
 L2-regularised logistic fit (Newton's method) with the fitted parameters stored as data
 beside this module (``calibration.json``, written by ``benchmarks/calibrate_autopilot.py``).
 """
@@ -38,6 +38,19 @@ def sign_test(diffs: Sequence[float]) -> tuple[int, int, float]:
     signs = [d for d in diffs if d != 0]
     k = sum(1 for d in signs if d > 0)
     return k, len(signs), binomial_tail(k, len(signs)) if signs else 1.0
+
+
+def holm(p_values: dict[str, float], alpha: float) -> set[str]:
+    """The hypotheses Holm's step-down procedure rejects at family-wise level ``alpha``:
+    the i-th smallest p-value (from 0) against ``alpha / (m - i)``, stopping at the first
+    that fails."""
+    rejected: set[str] = set()
+    ranked = sorted(p_values.items(), key=lambda kv: kv[1])
+    for i, (name, p) in enumerate(ranked):
+        if p >= alpha / (len(ranked) - i):
+            break
+        rejected.add(name)
+    return rejected
 
 
 def clear_lead(leader: float, rest: Sequence[float]) -> float:
