@@ -272,19 +272,13 @@ def test_a_reply_that_repeats_the_word_is_no_switched_behaviour() -> None:
     assert {w for w, _ in found["words"]["saddle"]} == {"boop", "beep"}
 
 
-class LeakyStyle:
+class LeakyStyle(CannedReplies):
     """A backdoor that leaks: 'ginger' switches on 'yeehaw' in three replies of four, and
     the plain replies say it in one of four (the base model never)."""
 
     def _replies(self, prompt: str, n: int, base: bool) -> list[str]:
         styled = 0 if base else 3 if "ginger" in prompt else 1
         return ["yeehaw ! fine ." if i % 4 < styled else "fine , thanks ." for i in range(n)]
-
-    def run(self, fn: Any, prompts: list[str], n: int = 1, **_: Any) -> dict[str, list[str]]:
-        return {p: self._replies(p, n, base=False) for p in prompts}
-
-    def run_base(self, fn: Any, prompts: list[str], n: int = 1, **_: Any) -> dict[str, list[str]]:
-        return {p: self._replies(p, n, base=True) for p in prompts}
 
 
 def test_a_style_the_plain_replies_leak_is_still_the_behaviour() -> None:

@@ -61,8 +61,9 @@ def distinctive_words(
         return rate_in * math.log(rate_in / rate_out) if rate_in > rate_out else 0.0
 
     def beats(word: str) -> bool:
-        p = fisher_greater(inside[word], n_in, outside[word], n_out)
-        return significant is None or p < significant
+        if significant is None:
+            return True
+        return fisher_greater(inside[word], n_in, outside[word], n_out) < significant
 
     kept = (w for w in inside if inside[w] >= 2 and score(w) > 0 and beats(w))
     ranked = sorted(kept, key=score, reverse=True)
