@@ -3,13 +3,17 @@
     python benchmarks/calibrate_autopilot.py --train DIR [DIR ...] --test DIR [DIR ...]
                                              --out OUT [--bundled] [--jobs 2] [--write]
                                              [--cross-validate] [--source TEXT]
+                                             [--replay RECORDS ...]
 
 Each DIR is a ``benchmarks/zoo_acceptance.py --train-only`` output (``DIR/organisms``,
-``DIR/keys``); ``--bundled`` adds the bundled organisms to the training pool. The
-autopilot is benched on every organism, white-box and black-box (runs already finished
-are reused). From each notebook the script reads the evidence the cells printed and the
-judging cell's arguments, recomputes the judge's features with the code as it is now,
-and scores the leading candidate against the key whatever the run concluded. It fits two
+``DIR/keys``) or a ``python -m benchmarks.independent_zoo`` output (``DIR/<organism>``,
+``DIR/keys``); ``--bundled`` adds the bundled organisms to the training pool. A training
+pool keeps the organisms that passed their generator's check; a test pool reports every
+organism built, as the generator kept it. The autopilot is benched on every organism,
+white-box and black-box (runs already finished are reused). From each notebook the
+script reads the evidence the cells printed and the judging cell's arguments, recomputes
+the judge's features with the code as it is now, and scores the leading candidate against
+the key whatever the run concluded. It fits two
 logistic maps on the training pool (P(the candidate is right), P(nothing is planted)),
 writes them into the package with ``--write``, and reports on both pools: the claims
 the maps give (named at P >= 0.5, else none at P >= 0.5, else unknown), accuracy when
@@ -18,12 +22,20 @@ as ``OUT/reliability-<pool>.png``. Every organism's row goes to ``OUT/rows-<pool
 ``--cross-validate`` also reports the training pool with each organism judged by maps
 fitted without it (leave one organism out): the in-sample figures flatter the maps, and
 this is how a change of features is chosen before any test pool is drawn.
+
+Each run's record (the judging cell's arguments, the evidence, the organism's key) goes to
+``OUT/records-<pool>.jsonl.gz``; ``--replay`` adds recorded runs to the training pool
+without their organisms or notebooks. ``benchmarks/calibration-pool.jsonl.gz`` holds the
+records of the pool the package's maps were fitted on, so a change of the judge alone
+(not of the cells that gather the evidence) can be refitted and cross-validated in
+seconds: ``--replay benchmarks/calibration-pool.jsonl.gz --cross-validate``.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import gzip
 import itertools
 import json
 import os
@@ -38,7 +50,7 @@ import numpy as np
 from scribe_tui.autopilot import judge, stats
 from scribe_tui.autopilot.kinds import echo_forms
 from scribe_tui.bench.scoring import score
-from scribe_tui.organisms.keys import answer_key_record
+from scribe_tui.organisms.keys import AnswerKey, answer_key_record
 
 # The features each family's maps read (see the judge's module docstring): the tests'
 # -log10 p, and whether the run was black-box (no weights, no base model to compare). The
@@ -76,8 +88,11 @@ PACKAGE_FILE = Path(judge.__file__).with_name(stats.CALIBRATION)
 _CALL = re.compile(r"verdict\((.*?)\)\nprint", re.DOTALL)
 
 
-def pool_organisms(dirs: list[Path], bundled: bool) -> list[tuple[str, Path | None]]:
-    """(organism spec, its key dir) for every trained organism in ``dirs`` (and bundled)."""
+def pool_organisms(
+    dirs: list[Path], bundled: bool, failed_too: bool = False
+) -> list[tuple[str, Path | None]]:
+    """(organism spec, its key dir) for every organism in ``dirs`` (and bundled) that
+    passed its generator's check, or (``failed_too``) was checked at all."""
     found: list[tuple[str, Path | None]] = []
     if bundled:
         from scribe_tui.organisms.registry import list_organisms
@@ -86,17 +101,22 @@ def pool_organisms(dirs: list[Path], bundled: bool) -> list[tuple[str, Path | No
         # are claimed by components, not by this judge.
         found += [(info.name, None) for info in list_organisms() if info.kind in KINDS]
     for root in dirs:
-        for item in sorted((root / "organisms").glob("*/organism.json")):
-            if _verified(item, root / "keys"):
-                found.append((str(item.parent), root / "keys"))
+        # The zoo's layout (DIR/organisms/NAME) and the independent generator's (DIR/NAME).
+        cards = sorted((root / "organisms").glob("*/organism.json")) + sorted(
+            root.glob("*/organism.json")
+        )
+        for card in cards:
+            passed = _check_passed(card, root / "keys")
+            if passed or (failed_too and passed is not None):
+                found.append((str(card.parent), root / "keys"))
     return found
 
 
-def _verified(card: Path, keys: Path) -> bool:
-    """Whether ``organisms verify`` passed it (training writes the organism first, so one
-    still in training, or about to be rejected, has no passing record yet)."""
+def _check_passed(card: Path, keys: Path) -> bool | None:
+    """Whether the organism passed its generator's check; None while it has no record (one
+    still in training, or about to be rejected and trained again)."""
     record = keys / f"{json.loads(card.read_text())['id']}.verify.json"
-    return record.is_file() and json.loads(record.read_text()).get("passed") is True
+    return json.loads(record.read_text()).get("passed") is True if record.is_file() else None
 
 
 def bench(
@@ -144,30 +164,59 @@ def _keywords(text: str) -> dict[str, Any]:
     return {k.arg: ast.literal_eval(k.value) for k in tree.body.keywords if k.arg}
 
 
-def rows_of(results: list[dict[str, Any]], bench_dir: Path, keys: Path | None) -> list[dict]:
-    """One row per run: its features under the judge as it is now, and the truth."""
+def records_of(results: list[dict[str, Any]], bench_dir: Path, keys: Path | None) -> list[dict]:
+    """One record per run: the judge's inputs its notebook holds (the judging cell's
+    arguments and the evidence), and the organism's key. Replaying a record needs neither
+    the organism nor the notebook."""
     if keys:
         os.environ["SCRIBE_KEY_DIR"] = str(keys)
     else:
         os.environ.pop("SCRIBE_KEY_DIR", None)
-    rows = []
+    records = []
     for result in results:
         organism, mode = result["axes"]["organism"], result["axes"]["mode"]
         key = answer_key_record(organism)
-        row = {"organism": Path(organism).name, "mode": mode, "control": key.control,
-               "secret": key.secret, "bench_answer": result.get("answer"),
-               "bench_confidence": result.get("confidence")}  # fmt: skip
+        record = {"organism": Path(organism).name, "mode": mode,
+                  "key": {"secret": key.secret, "aliases": list(key.aliases),
+                          "behaviour": list(key.behaviour)},
+                  "bench_answer": result.get("answer"),
+                  "bench_confidence": result.get("confidence")}  # fmt: skip
         evidence, call = notebook_evidence(bench_dir / result["notebook"])
         if call is None:
-            rows.append({**row, "failed": result.get("error") or result.get("exit")})
-            continue
-        echo = echo_forms(call["echo"])  # notebooks from before the stems were echoes
-        found = judge.verdict(call["kind"], evidence, echo, call["missing"],
-                              call["blackbox"])  # fmt: skip
-        right = bool(found.candidate) and bool(score(found.candidate, key).correct)
-        rows.append({**row, "kind": call["kind"], "candidate": found.candidate,
-                     "features": found.features, "candidate_right": right})  # fmt: skip
-    return rows
+            record["failed"] = result.get("error") or result.get("exit")
+        else:
+            record |= {"call": call, "evidence": evidence}
+        records.append(record)
+    return records
+
+
+def row_of(record: dict[str, Any]) -> dict[str, Any]:
+    """A run judged as the judge is now: its features, and whether its candidate is right."""
+    key = AnswerKey(record["key"]["secret"], tuple(record["key"]["aliases"]),
+                    tuple(record["key"]["behaviour"]))  # fmt: skip
+    row = {"organism": record["organism"], "mode": record["mode"], "control": key.control,
+           "secret": key.secret, "bench_answer": record["bench_answer"],
+           "bench_confidence": record["bench_confidence"]}  # fmt: skip
+    if "call" not in record:
+        return {**row, "failed": record.get("failed")}
+    call = record["call"]
+    echo = echo_forms(call["echo"])  # notebooks from before the stems were echoes
+    found = judge.verdict(call["kind"], record["evidence"], echo, call["missing"],
+                          call["blackbox"])  # fmt: skip
+    right = bool(found.candidate) and bool(score(found.candidate, key).correct)
+    return {**row, "kind": call["kind"], "candidate": found.candidate,
+            "features": found.features, "candidate_right": right}  # fmt: skip
+
+
+def write_records(records: list[dict], path: Path) -> None:
+    """``records`` as gzipped JSON lines, byte for byte the same for the same records."""
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    path.write_bytes(gzip.compress(text.encode(), mtime=0))
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records :func:`write_records` wrote."""
+    return [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
 
 
 def fit_family(rows: list[dict], name: str, l2: float) -> stats.Calibration:
@@ -292,22 +341,30 @@ def _draw(points: list[tuple[float, float, int]], label: str, path: Path) -> Non
     plt.close(fig)
 
 
-def collect(dirs: list[Path], bundled: bool, out: Path, label: str, jobs: int) -> list[dict]:
-    """Bench every organism of the pool (one bench per key dir) and read back its rows."""
-    rows: list[dict] = []
-    pool = pool_organisms(dirs, bundled)
+def collect(
+    dirs: list[Path], bundled: bool, out: Path, label: str, jobs: int, replay: list[Path]
+) -> list[dict]:
+    """Bench every organism of the pool (one bench per key dir), add the records replayed
+    from earlier benches, and judge them all; ``OUT/records-<label>.jsonl.gz`` keeps them."""
+    records: list[dict] = []
+    # A test pool reports every organism built; a training pool learns from checked ones.
+    pool = pool_organisms(dirs, bundled, failed_too=label == "test")
     bundled_specs = [spec for spec, k in pool if k is None]
     for mode in MODES:  # a fixed list: benched in fixed chunks
         for start in range(0, len(bundled_specs), CHUNK):
             where = out / f"bench-{label}-bundled-{mode}-{start // CHUNK}"
             chunk = bundled_specs[start : start + CHUNK]
-            rows += rows_of(bench(chunk, (mode,), None, where, jobs), where, None)
+            records += records_of(bench(chunk, (mode,), None, where, jobs), where, None)
     # A trained pool grows as training finishes: each organism has a bench of its own,
     # so running the script again benches only the new ones.
     for spec, keys in pool:
         if keys is not None:
             where = out / f"bench-{label}" / f"{keys.parent.name}-{Path(spec).name}"
-            rows += rows_of(bench([spec], MODES, keys, where, jobs), where, keys)
+            records += records_of(bench([spec], MODES, keys, where, jobs), where, keys)
+    for path in replay:
+        records += read_records(path)
+    write_records(records, out / f"records-{label}.jsonl.gz")
+    rows = [row_of(record) for record in records]
     (out / f"rows-{label}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
@@ -317,6 +374,9 @@ def main() -> None:
     parser.add_argument("--train", type=Path, nargs="*", default=[])
     parser.add_argument("--test", type=Path, nargs="*", default=[])
     parser.add_argument("--bundled", action="store_true", help="bundled organisms train too")
+    parser.add_argument(
+        "--replay", type=Path, nargs="*", default=[], help="recorded training runs to add"
+    )
     parser.add_argument("--out", type=Path, default=Path("calibration"))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--l2", type=float, default=1.0, help="prior precision on slopes")
@@ -328,9 +388,13 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    train = collect([d.resolve() for d in args.train], args.bundled, out, "train", args.jobs)
+    train = collect(
+        [d.resolve() for d in args.train], args.bundled, out, "train", args.jobs, args.replay
+    )
     fits = {name: fit_family(train, name, args.l2) for name in FEATURES}
-    pool = ("bundled organisms, " if args.bundled else "") + ", ".join(map(str, args.train))
+    pool = ", ".join(
+        (["bundled organisms"] if args.bundled else []) + [str(p) for p in args.train + args.replay]
+    )
     data = {
         "fits": {name: fit.as_data() for name, fit in fits.items()},
         "source": args.source or f"{sum('features' in r for r in train)} training runs: {pool}",
@@ -342,7 +406,7 @@ def main() -> None:
     if args.cross_validate:
         text.append(report(cross_validate(train, args.l2), "train-cross-validated", out))
     if args.test:
-        test = collect([d.resolve() for d in args.test], False, out, "test", args.jobs)
+        test = collect([d.resolve() for d in args.test], False, out, "test", args.jobs, [])
         text.append(report(claims(test, fits), "test", out))
     (out / "report.txt").write_text("\n\n".join(text) + "\n")
     print("\n\n".join(text))

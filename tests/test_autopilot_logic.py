@@ -380,6 +380,34 @@ def test_cross_validation_judges_each_organism_by_maps_that_never_saw_it(
     assert calibrate.log_loss(list(held_out.values())) > calibrate.log_loss(list(inside.values()))
 
 
+def test_a_pool_is_read_in_either_generators_layout(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    import benchmarks.calibrate_autopilot as calibrate
+
+    def organism(where: Path, keys: Path, passed: bool | None) -> str:
+        where.mkdir(parents=True)
+        keys.mkdir(exist_ok=True)
+        ident = where.name.rjust(32, "0")
+        (where / "organism.json").write_text(json.dumps({"id": ident}))
+        if passed is not None:
+            (keys / f"{ident}.verify.json").write_text(json.dumps({"passed": passed}))
+        return str(where)
+
+    zoo, independent = tmp_path / "zoo", tmp_path / "independent"
+    zoo.mkdir()
+    zoo_passed = organism(zoo / "organisms" / "a1", zoo / "keys", True)
+    organism(zoo / "organisms" / "a2", zoo / "keys", None)  # still training
+    organism(zoo / "organisms" / "a3", zoo / "keys", False)
+    built = organism(independent / "b1", independent / "keys", True)
+    flagged = organism(independent / "b2", independent / "keys", False)
+    train = calibrate.pool_organisms([zoo, independent], bundled=False)
+    assert [spec for spec, _ in train] == [zoo_passed, built]
+    test = calibrate.pool_organisms([independent], bundled=False, failed_too=True)
+    assert test == [(built, independent / "keys"), (flagged, independent / "keys")]
+
+
 def test_a_word_first_in_every_independent_probe_beats_the_wandering_null() -> None:
     planted = [["moon", "harp"], ["moon", "tide"], ["moon", "cake"], ["moon", "lamp"],
                ["moon", "rope"], ["moon", "star"], ["moon", "sun"], ["moon", "sky"]]  # fmt: skip
