@@ -3,7 +3,7 @@
     python benchmarks/calibrate_autopilot.py --train DIR [DIR ...] --test DIR [DIR ...]
                                              --out OUT [--bundled] [--jobs 2] [--write]
                                              [--cross-validate] [--source TEXT]
-                                             [--replay RECORDS ...]
+                                             [--replay RECORDS ...] [--shipped]
 
 Each DIR is a ``benchmarks/zoo_acceptance.py --train-only`` output (``DIR/organisms``,
 ``DIR/keys``) or a ``python -m benchmarks.independent_zoo`` output (``DIR/<organism>``,
@@ -28,7 +28,8 @@ Each run's record (the judging cell's arguments, the evidence, the organism's ke
 without their organisms or notebooks. ``benchmarks/calibration-pool.jsonl.gz`` holds the
 records of the pool the package's maps were fitted on, so a change of the judge alone
 (not of the cells that gather the evidence) can be refitted and cross-validated in
-seconds: ``--replay benchmarks/calibration-pool.jsonl.gz --cross-validate``.
+seconds: ``--replay benchmarks/calibration-pool.jsonl.gz --cross-validate``. ``--shipped``
+reports both pools with the package's maps instead of the fit (leave one out still refits).
 """
 
 from __future__ import annotations
@@ -385,13 +386,22 @@ def main() -> None:
         "--cross-validate", action="store_true", help="also report leave-one-organism-out"
     )
     parser.add_argument("--source", help="how calibration.json describes the training pool")
+    parser.add_argument(
+        "--shipped", action="store_true", help="claim with the package's maps, not the fit"
+    )
     args = parser.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     train = collect(
         [d.resolve() for d in args.train], args.bundled, out, "train", args.jobs, args.replay
     )
-    fits = {name: fit_family(train, name, args.l2) for name in FEATURES}
+    if args.shipped and args.write:
+        parser.error("--shipped reports with the package's maps; there is no fit to --write")
+    fits = (
+        stats.load_calibration()
+        if args.shipped
+        else {name: fit_family(train, name, args.l2) for name in FEATURES}
+    )
     pool = ", ".join(
         (["bundled organisms"] if args.bundled else []) + [str(p) for p in args.train + args.replay]
     )
@@ -402,7 +412,7 @@ def main() -> None:
     print(json.dumps(data))
     if args.write:
         PACKAGE_FILE.write_text(json.dumps(data, indent=2) + "\n")
-    text = [report(claims(train, fits), "train", out)]
+    text = [report(claims(train, fits), "train", out)] if train else []
     if args.cross_validate:
         text.append(report(cross_validate(train, args.l2), "train-cross-validated", out))
     if args.test:

@@ -380,6 +380,31 @@ def test_cross_validation_judges_each_organism_by_maps_that_never_saw_it(
     assert calibrate.log_loss(list(held_out.values())) > calibrate.log_loss(list(inside.values()))
 
 
+def test_the_recorded_pool_replayed_gives_what_its_benches_gave(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 182 runs benched with the shipped maps, judged again from their records alone: a
+    # change of the judge or of the maps that moves any answer fails here, and the record
+    # is what a refit of a judge change reads (benchmarks/calibrate_autopilot.py --replay).
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(root))
+    import benchmarks.calibrate_autopilot as calibrate
+
+    records = calibrate.read_records(root / "benchmarks" / "calibration-pool.jsonl.gz")
+    assert len(records) == 182 and sum(r["key"]["secret"] is None for r in records) == 80
+    for record in records:
+        call = record["call"]
+        found = verdict(call["kind"], record["evidence"], echo_forms(call["echo"]),
+                        call["missing"], call["blackbox"])  # fmt: skip
+        benched = (record["bench_answer"], record["bench_confidence"])
+        assert (found.answer, found.confidence) == benched, (record["organism"], record["mode"])
+    # The figures the README gives for the shipped maps on this pool, scored by its keys.
+    judged = calibrate.claims([calibrate.row_of(r) for r in records], stats.load_calibration())
+    answered = [j for j in judged if j["claim"] != "unknown"]
+    assert (sum(j["right"] for j in answered), len(answered)) == (129, 152)
+    assert sum(j["control"] and j["claim"] == "named" for j in judged) == 2
+
+
 def test_a_pool_is_read_in_either_generators_layout(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
