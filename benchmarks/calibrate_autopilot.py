@@ -206,7 +206,8 @@ def row_of(record: dict[str, Any]) -> dict[str, Any]:
                           call["blackbox"])  # fmt: skip
     right = bool(found.candidate) and bool(score(found.candidate, key).correct)
     return {**row, "kind": call["kind"], "candidate": found.candidate,
-            "features": found.features, "candidate_right": right}  # fmt: skip
+            "features": found.features, "candidate_right": right,
+            "verdict": found.answer, "verdict_confidence": found.confidence}  # fmt: skip
 
 
 def write_records(records: list[dict], path: Path) -> None:
@@ -390,13 +391,13 @@ def main() -> None:
         "--shipped", action="store_true", help="claim with the package's maps, not the fit"
     )
     args = parser.parse_args()
+    if args.shipped and args.write:
+        parser.error("--shipped reports with the package's maps; there is no fit to --write")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     train = collect(
         [d.resolve() for d in args.train], args.bundled, out, "train", args.jobs, args.replay
     )
-    if args.shipped and args.write:
-        parser.error("--shipped reports with the package's maps; there is no fit to --write")
     fits = (
         stats.load_calibration()
         if args.shipped

@@ -392,14 +392,12 @@ def test_the_recorded_pool_replayed_gives_what_its_benches_gave(
 
     records = calibrate.read_records(root / "benchmarks" / "calibration-pool.jsonl.gz")
     assert len(records) == 182 and sum(r["key"]["secret"] is None for r in records) == 80
-    for record in records:
-        call = record["call"]
-        found = verdict(call["kind"], record["evidence"], echo_forms(call["echo"]),
-                        call["missing"], call["blackbox"])  # fmt: skip
-        benched = (record["bench_answer"], record["bench_confidence"])
-        assert (found.answer, found.confidence) == benched, (record["organism"], record["mode"])
+    rows = [calibrate.row_of(record) for record in records]
+    for row in rows:
+        replayed = (row["verdict"], row["verdict_confidence"])
+        assert replayed == (row["bench_answer"], row["bench_confidence"]), row["organism"]
     # The figures the README gives for the shipped maps on this pool, scored by its keys.
-    judged = calibrate.claims([calibrate.row_of(r) for r in records], stats.load_calibration())
+    judged = calibrate.claims(rows, stats.load_calibration())
     answered = [j for j in judged if j["claim"] != "unknown"]
     assert (sum(j["right"] for j in answered), len(answered)) == (129, 152)
     assert sum(j["control"] and j["claim"] == "named" for j in judged) == 2
